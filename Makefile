@@ -1,0 +1,53 @@
+# stackyard: every pipeline step is a target here and a 'stackyard' command.
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+STACKYARD := $(VENV)/bin/stackyard
+RELEASE ?= 2025.1
+PROJECT ?= keystone
+export PIP_CONFIG_FILE := /dev/null
+
+# Debian packages stackyard itself needs (build tools for wheels and debs come
+# from each release's bindep.txt via 'stackyard bindep --install').
+DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
+	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap
+
+.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint
+
+deps: $(VENV)/.deps-stamp
+	$(STACKYARD) bindep --install --release all
+
+$(VENV)/.deps-stamp: pyproject.toml
+	@if ! dpkg-query -W -f='$${db:Status-Status}\n' $(DEB_DEPS) 2>/dev/null | grep -qvx installed \
+	    && [ "$$(dpkg-query -W -f='$${db:Status-Status}\n' $(DEB_DEPS) 2>/dev/null | wc -l)" -eq "$(words $(DEB_DEPS))" ]; then \
+	  echo "Debian packages: already installed"; \
+	else \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_DEPS); \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q --upgrade 'pip>=25.1,<25.3'
+	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+demo: deps
+	$(STACKYARD) lock --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) wheels --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) wheels-deb --release $(RELEASE)
+
+test: deps
+	$(VENV)/bin/python -m pytest -ra tests/unit tests/integration tests/e2e
+
+test-unit: $(VENV)/.deps-stamp
+	$(VENV)/bin/python -m pytest -ra tests/unit
+
+test-integration: deps
+	$(VENV)/bin/python -m pytest -ra tests/integration
+
+test-e2e: deps
+	$(VENV)/bin/python -m pytest -ra tests/e2e
+
+bench: deps
+	bench/wheels
+
+clean:
+	rm -rf var

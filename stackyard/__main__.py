@@ -1,0 +1,3 @@
+from stackyard.cli import main
+
+raise SystemExit(main())

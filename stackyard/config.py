@@ -1,0 +1,266 @@
+"""stackyard.toml, parsed once into frozen dataclasses.
+
+Every validation error names the file and the dotted key at fault.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from stackyard.errors import ConfigError, InputError
+
+RELEASE_ID = re.compile(r"^\d{4}\.[12]$")
+PYTHON_VERSION = re.compile(r"^3\.\d+$")
+GLIBC_VERSION = re.compile(r"^2\.\d+$")
+NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+# Debian architecture -> the machine name used in wheel platform tags.
+WHEEL_MACHINE = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x"}
+
+
+@dataclass(frozen=True)
+class Codename:
+    name: str
+    python: str
+    glibc: str
+    mirror: str
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    series: str
+    codename: str
+    python: str
+    glibc: str
+    upstream: str
+
+    @property
+    def python_tag(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    @property
+    def interpreter(self) -> str:
+        return f"/usr/bin/python{self.python}"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    url: str
+    retries: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class WheelSettings:
+    download_jobs: int
+    build_jobs: int
+    allowed_failures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DebSettings:
+    prefix: str
+    maintainer: str
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+    output: Path
+    cache: Path
+    requirements: Path
+    recipes: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path
+    paths: Paths
+    index: IndexSettings
+    wheels: WheelSettings
+    deb: DebSettings
+    architecture: str
+    codenames: Mapping[str, Codename]
+    releases: Mapping[str, Release]
+
+    def release(self, name: str) -> Release:
+        """A release by id (``2025.1``) or series name (``epoxy``)."""
+        if name in self.releases:
+            return self.releases[name]
+        for release in self.releases.values():
+            if release.series == name:
+                return release
+        known = ", ".join(f"{r.id} ({r.series})" for r in self.releases.values())
+        raise InputError(
+            f"unknown release {name!r}",
+            hint=f"use one of {known}, or add [releases.\"{name}\"] to {self.file}",
+        )
+
+    @property
+    def wheel_machine(self) -> str:
+        return WHEEL_MACHINE[self.architecture]
+
+    def requirements_dir(self, release: Release) -> Path:
+        return self.paths.requirements / release.id
+
+    def wheelhouse_dir(self, release: Release) -> Path:
+        target = f"{release.codename}-{release.python_tag}-{self.architecture}"
+        return self.paths.output / "wheelhouse" / release.id / target
+
+    def logs_dir(self, step: str, release: Release) -> Path:
+        return self.paths.output / "logs" / release.id / step
+
+
+class _Table:
+    """A TOML table being validated: remembers its dotted key for messages."""
+
+    def __init__(self, file: Path, key: str, data: Any) -> None:
+        self.file, self.key = file, key
+        if not isinstance(data, dict):
+            raise self.error(f"must be a table, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+
+    def error(self, message: str, key: str | None = None) -> ConfigError:
+        where = ".".join(k for k in (self.key, key) if k)
+        return ConfigError(f"{self.file}: {where or '<top>'}: {message}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                raise self.error(f"unknown key; expected one of {', '.join(sorted(allowed))}", key)
+
+    def sub(self, key: str) -> "_Table":
+        return _Table(self.file, f"{self.key}.{key}" if self.key else key, self.data.get(key, {}))
+
+    def str(self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.error("is required", key)
+        if not isinstance(value, str) or not value:
+            raise self.error(f"must be a non-empty string, got {value!r}", key)
+        if pattern and not pattern.match(value):
+            raise self.error(f"{value!r} does not match {pattern.pattern}", key)
+        return value
+
+    def int(self, key: str, default: int, minimum: int = 0) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.error(f"must be an integer >= {minimum}, got {value!r}", key)
+        return value
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(f"must be a list of strings, got {value!r}", key)
+        return tuple(value)
+
+
+def host_architecture() -> str:
+    machine = platform.machine()
+    for arch, wheel_machine in WHEEL_MACHINE.items():
+        if wheel_machine == machine:
+            return arch
+    raise ConfigError(f"unsupported machine {machine!r}; supported: {', '.join(WHEEL_MACHINE.values())}")
+
+
+def load_config(file: Path) -> Config:
+    file = file.resolve()
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: not found", hint="run from the stackyard checkout or pass --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    return parse_config(data, file)
+
+
+def parse_config(data: dict[str, Any], file: Path) -> Config:
+    top = _Table(file, "", data)
+    top.check_keys({"paths", "index", "wheels", "deb", "codenames", "releases", "architecture"})
+    root = file.parent
+
+    paths_t = top.sub("paths")
+    paths_t.check_keys({"output", "cache", "requirements", "recipes"})
+    output = root / paths_t.str("output", "var")
+    paths = Paths(
+        root=root,
+        output=output,
+        cache=root / paths_t.str("cache", str(Path(paths_t.str("output", "var")) / "cache")),
+        requirements=root / paths_t.str("requirements", "requirements"),
+        recipes=root / paths_t.str("recipes", "recipes"),
+    )
+
+    index_t = top.sub("index")
+    index_t.check_keys({"url", "retries", "timeout"})
+    url = index_t.str("url", "https://pypi.org/simple")
+    if not re.match(r"^(https?|file)://", url):
+        raise index_t.error(f"{url!r} is not an http(s) or file URL", "url")
+    index = IndexSettings(url=url.rstrip("/"), retries=index_t.int("retries", 4), timeout=float(index_t.int("timeout", 60, 1)))
+
+    wheels_t = top.sub("wheels")
+    wheels_t.check_keys({"download_jobs", "build_jobs", "allowed_failures"})
+    wheels = WheelSettings(
+        download_jobs=wheels_t.int("download_jobs", 16, 1),
+        build_jobs=wheels_t.int("build_jobs", 0),
+        allowed_failures=wheels_t.str_list("allowed_failures"),
+    )
+
+    deb_t = top.sub("deb")
+    deb_t.check_keys({"prefix", "maintainer"})
+    deb = DebSettings(prefix=deb_t.str("prefix", "/opt/openstack"), maintainer=deb_t.str("maintainer", "stackyard <stackyard@localhost>"))
+
+    architecture = data.get("architecture") or host_architecture()
+    if architecture not in WHEEL_MACHINE:
+        raise top.error(f"{architecture!r} is not one of {', '.join(WHEEL_MACHINE)}", "architecture")
+
+    codenames: dict[str, Codename] = {}
+    codenames_t = top.sub("codenames")
+    for name in codenames_t.data:
+        t = codenames_t.sub(name)
+        t.check_keys({"python", "glibc", "mirror"})
+        if not NAME.match(name):
+            raise codenames_t.error("codename must be lower-case letters", name)
+        codenames[name] = Codename(
+            name=name,
+            python=t.str("python", pattern=PYTHON_VERSION),
+            glibc=t.str("glibc", pattern=GLIBC_VERSION),
+            mirror=t.str("mirror", "http://deb.debian.org/debian"),
+        )
+
+    releases: dict[str, Release] = {}
+    releases_t = top.sub("releases")
+    if not releases_t.data:
+        raise top.error("at least one [releases.\"<id>\"] table is required", "releases")
+    for rid in releases_t.data:
+        t = releases_t.sub(rid)
+        t.check_keys({"series", "codename", "upstream"})
+        if not RELEASE_ID.match(rid):
+            raise releases_t.error("release ids look like 2025.1", rid)
+        codename = t.str("codename")
+        if codename not in codenames:
+            raise t.error(f"unknown codename {codename!r}; define [codenames.{codename}]", "codename")
+        cn = codenames[codename]
+        releases[rid] = Release(
+            id=rid,
+            series=t.str("series", pattern=NAME),
+            codename=codename,
+            python=cn.python,
+            glibc=cn.glibc,
+            upstream=t.str("upstream"),
+        )
+    return Config(
+        file=file,
+        paths=paths,
+        index=index,
+        wheels=wheels,
+        deb=deb,
+        architecture=architecture,
+        codenames=codenames,
+        releases=releases,
+    )

@@ -1,0 +1,65 @@
+"""Events the core emits while it works; the CLI renders them.
+
+The library never prints: long steps call a ``Reporter`` with these events so
+that a terminal, Buildbot's log or a test can each show progress its own way.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+class Outcome(str, enum.Enum):
+    FETCHED = "fetched"
+    BUILT = "built"
+    CACHED = "cached"
+    FAILED = "failed"
+    ALLOWED_FAILURE = "allowed-failure"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.FETCHED, Outcome.BUILT, Outcome.CACHED)
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: str
+    total: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ItemFinished:
+    step: str
+    name: str
+    version: str
+    outcome: Outcome
+    seconds: float
+    index: int
+    total: int
+    log: Path | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    step: str
+    text: str
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: str
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+Event = StepStarted | ItemFinished | Note | StepFinished
+Reporter = Callable[[Event], None]
+
+
+def discard(_event: Event) -> None:
+    """A reporter that ignores everything (library use without a UI)."""

@@ -1,0 +1,233 @@
+"""Recipes: one YAML file per OpenStack project, schema-checked.
+
+Adding a project needs only ``recipes/<project>.yaml``; every stage reads the
+same frozen ``Recipe``. Errors name the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.utils import canonicalize_name
+
+from stackyard.config import RELEASE_ID
+from stackyard.errors import ConfigError, InputError
+
+PROJECT = re.compile(r"^[a-z][a-z0-9.-]*$")
+COMMAND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!-]*$")
+
+
+@dataclass(frozen=True)
+class Source:
+    pypi: str | None = None  # distribution name on the index
+    git: str | None = None  # repository URL (tags are the versions)
+
+    def requirement(self, version: str) -> str:
+        """The requirement line that installs this project at ``version``."""
+        if self.git:
+            return f"{self.distribution} @ git+{self.git}@{version}"
+        return f"{self.distribution}=={version}"
+
+    @property
+    def distribution(self) -> str:
+        if self.pypi:
+            return self.pypi
+        assert self.git
+        return self.git.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ConstraintOverrides:
+    drop: tuple[str, ...] = ()  # upper-constraints pins to ignore for this project
+    replace: tuple[tuple[str, str], ...] = ()  # (name, "path" | "git+URL@ref")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    file: Path
+    description: str
+    source: Source
+    versions: dict[str, str]
+    extras: tuple[str, ...]
+    console_scripts: tuple[str, ...]
+    services: tuple[Service, ...]
+    runtime_packages: tuple[str, ...]
+    smoke: tuple[str, ...]
+    constraints: ConstraintOverrides
+    image: dict[str, Any] = field(default_factory=dict)
+
+    def version(self, release_id: str) -> str:
+        try:
+            return self.versions[release_id]
+        except KeyError:
+            raise InputError(
+                f"{self.file}: versions: no version of {self.name} for release {release_id}",
+                hint=f"add '\"{release_id}\": <version>' under versions in {self.file}",
+            ) from None
+
+    @property
+    def package(self) -> str:
+        return f"venv-{self.name}"
+
+    @property
+    def distribution_key(self) -> str:
+        return canonicalize_name(self.source.distribution)
+
+
+class _Node:
+    def __init__(self, file: Path, key: str, value: Any) -> None:
+        self.file, self.key, self.value = file, key, value
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key or '<top>'}: {message}")
+
+    def child(self, key: str, default: Any = None) -> "_Node":
+        assert isinstance(self.value, dict)
+        return _Node(self.file, f"{self.key}.{key}" if self.key else key, self.value.get(key, default))
+
+    def mapping(self, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+        if not isinstance(self.value, dict):
+            raise self.error(f"must be a mapping, got {type(self.value).__name__}")
+        for key in self.value:
+            if key not in allowed:
+                raise self.child(str(key)).error(f"unknown key; expected one of {', '.join(sorted(allowed))}")
+        for key in required:
+            if key not in self.value:
+                raise self.child(key).error("is required")
+        return self.value
+
+    def string(self, pattern: re.Pattern[str] | None = None, optional: bool = False) -> str | None:
+        if self.value is None and optional:
+            return None
+        if not isinstance(self.value, str) or not self.value.strip():
+            raise self.error(f"must be a non-empty string, got {self.value!r}")
+        if pattern and not pattern.match(self.value):
+            raise self.error(f"{self.value!r} is not valid (expected {pattern.pattern})")
+        return self.value
+
+    def strings(self, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
+        if self.value is None:
+            return ()
+        if not isinstance(self.value, list):
+            raise self.error(f"must be a list, got {type(self.value).__name__}")
+        return tuple(_Node(self.file, f"{self.key}[{i}]", v).string(pattern) or "" for i, v in enumerate(self.value))
+
+
+TOP_KEYS = {
+    "name", "description", "source", "versions", "extras", "console_scripts", "services",
+    "runtime_packages", "smoke", "constraints", "image",
+}
+
+
+def parse_recipe(data: Any, file: Path) -> Recipe:
+    top = _Node(file, "", data)
+    top.mapping(TOP_KEYS, {"name", "source", "versions"})
+    name = top.child("name").string(PROJECT)
+    assert name
+    if file.stem != name:
+        raise top.child("name").error(f"{name!r} must match the file name {file.stem!r}")
+
+    src = top.child("source")
+    src.mapping({"pypi", "git"})
+    source = Source(pypi=src.child("pypi").string(optional=True), git=src.child("git").string(optional=True))
+    if bool(source.pypi) == bool(source.git):
+        raise src.error("give exactly one of 'pypi: <distribution>' or 'git: <url>'")
+
+    versions_n = top.child("versions")
+    versions: dict[str, str] = {}
+    for rid in versions_n.mapping(set(map(str, versions_n.value or {}))):
+        key = str(rid)
+        node = _Node(file, f"versions.{key}", versions_n.value[rid])
+        if not RELEASE_ID.match(key):
+            raise node.error("release ids look like \"2025.1\" (quote them in YAML)")
+        if isinstance(node.value, (int, float)):
+            raise node.error("quote the version so YAML keeps it a string")
+        versions[key] = node.string(VERSION) or ""
+
+    services: list[Service] = []
+    services_n = top.child("services", [])
+    if not isinstance(services_n.value, list):
+        raise services_n.error("must be a list of {name, command, description}")
+    for i, item in enumerate(services_n.value):
+        node = _Node(file, f"services[{i}]", item)
+        node.mapping({"name", "command", "description"}, {"name", "command"})
+        services.append(
+            Service(
+                name=node.child("name").string(COMMAND) or "",
+                command=node.child("command").string() or "",
+                description=node.child("description").string(optional=True) or "",
+            )
+        )
+
+    cons = top.child("constraints", {})
+    cons.mapping({"drop", "replace"})
+    replace_n = cons.child("replace", {})
+    replace_n.mapping(set(map(str, replace_n.value or {})))
+    replace = []
+    for lib, target in (replace_n.value or {}).items():
+        node = _Node(file, f"constraints.replace.{lib}", target)
+        value = node.string() or ""
+        if not (value.startswith(("git+", "/", "./", "../", "file://"))):
+            raise node.error("must be a local path or 'git+URL@ref'")
+        if not value.startswith(("git+", "file://")):
+            path = Path(value) if value.startswith("/") else (file.parent / value).resolve()
+            value = path.as_uri()
+        replace.append((str(lib), value))
+
+    image = top.child("image", {})
+    image.mapping({"wsgi", "packages", "chart_keys"})
+
+    return Recipe(
+        name=name,
+        file=file,
+        description=top.child("description").string(optional=True) or f"OpenStack {name}",
+        source=source,
+        versions=versions,
+        extras=top.child("extras").strings(re.compile(r"^[a-z0-9_-]+$")),
+        console_scripts=top.child("console_scripts").strings(COMMAND),
+        services=tuple(services),
+        runtime_packages=top.child("runtime_packages").strings(DEB_PACKAGE),
+        smoke=top.child("smoke").strings(),
+        constraints=ConstraintOverrides(drop=cons.child("drop").strings(), replace=tuple(sorted(replace))),
+        image=dict(image.value or {}),
+    )
+
+
+def load_recipe(file: Path) -> Recipe:
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+    return parse_recipe(data, file)
+
+
+def load_recipes(directory: Path) -> dict[str, Recipe]:
+    recipes = {}
+    for file in sorted(directory.glob("*.yaml")):
+        recipe = load_recipe(file)
+        recipes[recipe.name] = recipe
+    return recipes
+
+
+def select(recipes: dict[str, Recipe], names: list[str], directory: Path) -> list[Recipe]:
+    unknown = [n for n in names if n not in recipes]
+    if unknown:
+        raise InputError(
+            f"unknown project {', '.join(unknown)}",
+            hint=f"known projects: {', '.join(sorted(recipes))}; add {directory}/{unknown[0]}.yaml to define one",
+        )
+    return [recipes[n] for n in names] if names else list(recipes.values())

@@ -1,0 +1,39 @@
+"""Terminal rendering of core events and results (the only module that prints)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from stackyard.events import Event, ItemFinished, Note, Outcome, StepFinished, StepStarted
+
+
+class ConsoleReporter:
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        w = self.stream.write
+        if isinstance(event, StepStarted):
+            w(f"==> {event.step}: {event.total} items {event.detail}\n")
+        elif isinstance(event, ItemFinished):
+            width = len(str(event.total))
+            mark = "!!" if event.outcome == Outcome.FAILED else "  "
+            line = f"{mark}[{event.index:>{width}}/{event.total}] {event.outcome.value:<8} {event.name} {event.version}"
+            line += f"  ({event.seconds:.1f}s)"
+            if event.outcome in (Outcome.FAILED, Outcome.ALLOWED_FAILURE):
+                line += f"\n      {event.detail}\n      log: {event.log}"
+            w(line + "\n")
+        elif isinstance(event, Note):
+            w(f"    {event.step}: {event.text}\n")
+        elif isinstance(event, StepFinished):
+            w(f"==> {event.step} done in {event.seconds:.1f}s\n")
+        self.stream.flush()
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,134 @@
+"""Building wheels from sdists for a target, in a shared build environment.
+
+Most sdists need only setuptools/pbr/flit/hatch/poetry/Cython: they build in
+one prepared venv (``--no-build-isolation``), which saves pip creating an
+isolated environment per package. An sdist whose build requirements that venv
+does not satisfy gets pip's isolated build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import tomllib
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from stackyard.errors import ToolError
+from stackyard.pip import isolated_env
+from stackyard.target import Target
+
+
+def build_requirements(sdist: Path) -> list[str]:
+    """The ``[build-system] requires`` of an sdist (setuptools+wheel if it has none)."""
+    data: bytes | None = None
+    try:
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as zf:
+                names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
+                data = zf.read(names[0]) if names else None
+        else:
+            with tarfile.open(sdist) as tf:
+                for member in tf:
+                    if member.name.count("/") == 1 and member.name.endswith("/pyproject.toml"):
+                        f = tf.extractfile(member)
+                        data = f.read() if f else None
+                        break
+    except (tarfile.TarError, zipfile.BadZipFile, OSError):
+        return ["setuptools>=40.8.0", "wheel"]
+    if data is None:
+        return ["setuptools>=40.8.0", "wheel"]
+    try:
+        build_system = tomllib.loads(data.decode("utf-8", "replace")).get("build-system", {})
+    except tomllib.TOMLDecodeError:
+        return ["<unparseable pyproject.toml>"]
+    return list(build_system.get("requires", ["setuptools>=40.8.0", "wheel"]))
+
+
+class BuildEnv:
+    def __init__(self, cache_root: Path, interpreter: str, target: Target, index_url: str) -> None:
+        spec = resources.files("stackyard").joinpath("buildenv.txt").read_text()
+        self.requirements = [line for line in spec.splitlines() if line and not line.startswith("#")]
+        digest = hashlib.sha256(("\n".join(self.requirements) + interpreter).encode()).hexdigest()[:16]
+        self.path = cache_root / "buildenv" / f"{target.key}-{digest}"
+        self.interpreter = interpreter
+        self.target = target
+        self.index_url = index_url
+        self.pip_cache = cache_root / "pip"
+        self._installed: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    def ensure(self) -> None:
+        with self._lock:
+            if (self.path / ".ready").exists():
+                return
+            if not Path(self.interpreter).exists():
+                raise ToolError(f"{self.interpreter} not found", hint=f"apt-get install python{self.target.python}-venv python{self.target.python}-dev")
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            env = isolated_env()
+            steps = [
+                [self.interpreter, "-m", "venv", str(self.path)],
+                [str(self.python), "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "-q",
+                 "--index-url", self.index_url, "--cache-dir", str(self.pip_cache), *self.requirements],
+            ]
+            for cmd in steps:
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+                if r.returncode != 0:
+                    raise ToolError(f"cannot prepare the build environment {self.path}: {' '.join(cmd[:4])} failed:\n{r.stderr[-2000:]}")
+            (self.path / ".ready").write_text("")
+
+    def installed(self) -> dict[str, str]:
+        if self._installed is None:
+            code = "import json,importlib.metadata as m;print(json.dumps({d.metadata['Name']:d.version for d in m.distributions()}))"
+            r = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True, check=True)
+            self._installed = {canonicalize_name(k): v for k, v in json.loads(r.stdout).items()}
+        return self._installed
+
+    def satisfies(self, requirements: list[str]) -> bool:
+        installed = self.installed()
+        env = self.target.marker_environment()
+        for text in requirements:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                return False
+            if req.marker and not req.marker.evaluate(env):
+                continue
+            have = installed.get(canonicalize_name(req.name))
+            if have is None or not req.specifier.contains(have, prereleases=True):
+                return False
+        return True
+
+    def build(self, source: str, log: Path, *, isolated: bool) -> Path:
+        """Build one wheel from ``source`` (an sdist path or a URL); returns it."""
+        self.ensure()
+        out = Path(tempfile.mkdtemp(prefix="stackyard-wheel-"))
+        cmd = [str(self.python), "-m", "pip", "wheel", "--isolated", "--disable-pip-version-check",
+               "--no-deps", "--index-url", self.index_url, "--cache-dir", str(self.pip_cache), "-w", str(out)]
+        if not isolated:
+            cmd.append("--no-build-isolation")
+        cmd.append(source)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as handle:
+            handle.write("$ " + " ".join(cmd) + "\n")
+            handle.flush()
+            r = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=isolated_env(), check=False)
+        wheels = list(out.glob("*.whl"))
+        if r.returncode != 0 or len(wheels) != 1:
+            shutil.rmtree(out, ignore_errors=True)
+            raise ToolError(f"building a wheel from {Path(source).name} failed (exit {r.returncode})")
+        return wheels[0]

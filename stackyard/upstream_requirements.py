@@ -1,0 +1,117 @@
+"""Refreshing a release's upstream inputs (upper-constraints, global-requirements, bindep).
+
+Source is a local openstack/requirements checkout (a directory) or a base URL
+(``.../raw/branch/stable/2025.1``). Every file is validated before any is
+replaced, so a bad source leaves the previous inputs in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackyard import bindep
+from stackyard.config import Config, Release
+from stackyard.constraints import parse_constraints
+from stackyard.errors import FetchError, InputError
+from stackyard.http import Http
+from stackyard.target import Target
+
+FILES = ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
+
+
+@dataclass(frozen=True)
+class UpstreamSource:
+    origin: str
+    commit: str
+    date: str
+
+    def render(self) -> str:
+        return (
+            "repository: openstack/requirements\n"
+            f"commit: {self.commit}\n"
+            f"date: {self.date}\n"
+            f"from: {self.origin}\n"
+        )
+
+
+def read_source(directory: Path) -> UpstreamSource | None:
+    file = directory / "SOURCE"
+    if not file.exists():
+        return None
+    fields: dict[str, str] = {}
+    text = file.read_text()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if "commit" not in fields:  # upstream-style "sha date" one-liner
+        parts = text.split()
+        if len(parts) >= 2:
+            return UpstreamSource(origin=str(directory), commit=parts[0], date=parts[1])
+        return None
+    return UpstreamSource(fields.get("from", str(directory)), fields["commit"], fields.get("date", ""))
+
+
+def _from_directory(path: Path) -> tuple[dict[str, str], UpstreamSource]:
+    contents = {}
+    for name in FILES:
+        file = path / name
+        if not file.is_file():
+            raise InputError(f"{path}: has no {name}", hint="point --from at an openstack/requirements checkout")
+        contents[name] = file.read_text()
+    source = read_source(path)
+    if (path / ".git").exists():
+        git = ["git", "-C", str(path), "log", "-1", "--format=%H %cs"]
+        out = subprocess.run(git, capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            commit, date = out.stdout.split()
+            source = UpstreamSource(str(path), commit, date)
+    if source is None:
+        source = UpstreamSource(str(path), "unknown", dt.date.today().isoformat())
+    return contents, UpstreamSource(str(path), source.commit, source.date)
+
+
+def _from_url(base: str, http: Http) -> tuple[dict[str, str], UpstreamSource]:
+    contents = {name: http.get_text(f"{base.rstrip('/')}/{name}") for name in FILES}
+    commit = "unknown"
+    try:
+        remote = read_source_text(http.get_text(f"{base.rstrip('/')}/SOURCE"))
+        commit = remote or commit
+    except FetchError:
+        pass
+    return contents, UpstreamSource(base, commit, dt.date.today().isoformat())
+
+
+def read_source_text(text: str) -> str | None:
+    parts = text.split()
+    return parts[0] if parts else None
+
+
+def update_requirements(config: Config, release: Release, origin: str, http: Http) -> UpstreamSource:
+    if "://" in origin and not origin.startswith("file://"):
+        contents, source = _from_url(origin, http)
+    else:
+        path = Path(origin.removeprefix("file://")).resolve()
+        if not path.is_dir():
+            raise InputError(f"{origin}: not a directory or URL", hint="give an openstack/requirements checkout or its raw URL")
+        contents, source = _from_directory(path)
+
+    target = Target(release.python, release.glibc, config.wheel_machine, release.codename)
+    parse_constraints(contents["upper-constraints.txt"], Path(origin) / "upper-constraints.txt", target)
+    bindep.parse_bindep(contents["bindep.txt"], Path(origin) / "bindep.txt")
+
+    directory = config.requirements_dir(release)
+    directory.mkdir(parents=True, exist_ok=True)
+    contents["SOURCE"] = source.render()
+    for name, text in contents.items():
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / name)
+    return source
