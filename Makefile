@@ -29,25 +29,36 @@ $(VENV)/.deps-stamp: pyproject.toml
 	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test]'
 	touch $@
 
+# The main job on the embedded default: everything lands under ./var
 demo: deps
+	$(STACKYARD) check
 	$(STACKYARD) lock --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) wheels --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) wheels-deb --release $(RELEASE)
+	@echo
+	@echo "wheelhouse:  $$(readlink -f var/wheelhouse/$(RELEASE)/bookworm-*)"
+	@echo "its index:   file://$$(readlink -f var/wheelhouse/$(RELEASE)/bookworm-*)/simple"
+	@echo "wheels deb:  $$(ls var/debs/$(RELEASE)/openstack-wheels-*.deb)"
+	@echo "logs:        var/logs/$(RELEASE)/"
+
+# pytest exits 5 when it collected no test: that is a failure here.
+PYTEST = rc=0; $(VENV)/bin/python -m pytest -ra --durations=15 $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(1)" >&2; exit 1; fi; exit $$rc
 
 test: deps
-	$(VENV)/bin/python -m pytest -ra tests/unit tests/integration tests/e2e
+	$(call PYTEST,tests/unit tests/integration tests/e2e)
 
 test-unit: $(VENV)/.deps-stamp
-	$(VENV)/bin/python -m pytest -ra tests/unit
+	$(call PYTEST,tests/unit)
 
 test-integration: deps
-	$(VENV)/bin/python -m pytest -ra tests/integration
+	$(call PYTEST,tests/integration)
 
 test-e2e: deps
-	$(VENV)/bin/python -m pytest -ra tests/e2e
+	$(call PYTEST,tests/e2e)
 
 bench: deps
-	bench/wheels
+	$(VENV)/bin/python bench/wheels
 
 clean:
 	rm -rf var

@@ -16,10 +16,11 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # bump when build flags or the build environment change
 
 
 def sha256_file(path: Path) -> str:
@@ -80,10 +81,14 @@ class Cache:
         meta = d / "wheel.json"
         if not meta.exists():
             return None, False
-        built = BuiltWheel(**json.loads(meta.read_text()))
-        wheel = d / built.filename
-        if wheel.exists() and sha256_file(wheel) == built.sha256:
-            return (wheel, built), False
+        try:
+            built = BuiltWheel(**json.loads(meta.read_text()))
+        except (ValueError, TypeError):
+            built = None
+        if built is not None:
+            wheel = d / built.filename
+            if wheel.exists() and sha256_file(wheel) == built.sha256:
+                return (wheel, built), False
         shutil.rmtree(d, ignore_errors=True)
         return None, True
 
@@ -93,7 +98,7 @@ class Cache:
         dest = d / wheel.name
         shutil.move(str(wheel), dest)
         built = BuiltWheel(wheel.name, sha256_file(dest), round(seconds, 2))
-        tmp = d / "wheel.json.tmp"
+        tmp = d / f"wheel.json.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(asdict(built)))
         os.replace(tmp, d / "wheel.json")
         return dest, built
@@ -112,7 +117,7 @@ class Cache:
     def put_resolved(self, target_key: str, key: str, resolved: Resolved) -> None:
         path = self.resolved_path(target_key, key, resolved.version)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(asdict(resolved)))
         os.replace(tmp, path)
 
@@ -127,6 +132,6 @@ class Cache:
         merged = self.build_times() | times
         path = self.root / "build-times.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, sort_keys=True, indent=0))
         os.replace(tmp, path)

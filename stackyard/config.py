@@ -52,6 +52,7 @@ class Release:
 @dataclass(frozen=True)
 class IndexSettings:
     url: str
+    tools_url: str  # where the shared build environment's backends come from
     retries: int
     timeout: float
 
@@ -197,11 +198,13 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     )
 
     index_t = top.sub("index")
-    index_t.check_keys({"url", "retries", "timeout"})
+    index_t.check_keys({"url", "tools_url", "retries", "timeout"})
     url = index_t.str("url", "https://pypi.org/simple")
-    if not re.match(r"^(https?|file)://", url):
-        raise index_t.error(f"{url!r} is not an http(s) or file URL", "url")
-    index = IndexSettings(url=url.rstrip("/"), retries=index_t.int("retries", 4), timeout=float(index_t.int("timeout", 60, 1)))
+    tools_url = index_t.str("tools_url", url)
+    for key, value in (("url", url), ("tools_url", tools_url)):
+        if not re.match(r"^(https?|file)://", value):
+            raise index_t.error(f"{value!r} is not an http(s) or file URL", key)
+    index = IndexSettings(url=url.rstrip("/"), tools_url=tools_url.rstrip("/"), retries=index_t.int("retries", 4), timeout=float(index_t.int("timeout", 60, 1)))
 
     wheels_t = top.sub("wheels")
     wheels_t.check_keys({"download_jobs", "build_jobs", "allowed_failures"})

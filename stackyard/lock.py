@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from stackyard.config import Config, Release
 from stackyard.constraints import Constraints, load_constraints
 from stackyard.errors import ResolutionError, ToolError
@@ -96,15 +98,17 @@ def explain_conflict(output: str, constraints: Constraints, uc_file: Path) -> st
     caused = output.split("The conflict is caused by:", 1)
     if len(caused) == 2:
         block = caused[1].split("\n\n", 1)[0]
-        wants = re.findall(r"^\s*(\S+ \S+) depends on (\S+?)((?:[<>=!~]=?|===)\S+)\s*$", block, re.M)
+        # "keystone 27.0.2 depends on oslo.config[extra]!=9.1.0 and >=9.7.0; python_version >= '3.8'"
+        wants = re.findall(r"^\s*(\S+ \S+) depends on ([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*([^;\n]*)", block, re.M)
         requested = re.findall(r"The user requested \(constraint\) (\S+?)==(\S+)", block)
         for dependent, dep, spec in wants:
+            spec = spec.strip()
             for name, pinned in requested:
-                if name.lower().replace("_", "-").replace(".", "-") == dep.lower().replace("_", "-").replace(".", "-"):
+                if canonicalize_name(name) == canonicalize_name(dep):
                     pin = constraints.get(name)
                     where = f"{uc_file}:{pin.line}" if pin else str(uc_file)
                     return (
-                        f"{dependent} requires {dep}{spec}, but upper-constraints pins "
+                        f"{dependent} requires {dep}{spec or ' (any version)'}, but upper-constraints pins "
                         f"{name}==={pinned} ({where})"
                     )
         if block.strip():

@@ -149,10 +149,10 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
 
     versions_n = top.child("versions")
     versions: dict[str, str] = {}
-    for rid in versions_n.mapping(set(map(str, versions_n.value or {}))):
+    for rid in versions_n.mapping(set(versions_n.value or {})):
         key = str(rid)
         node = _Node(file, f"versions.{key}", versions_n.value[rid])
-        if not RELEASE_ID.match(key):
+        if not isinstance(rid, str) or not RELEASE_ID.match(key):
             raise node.error("release ids look like \"2025.1\" (quote them in YAML)")
         if isinstance(node.value, (int, float)):
             raise node.error("quote the version so YAML keeps it a string")

@@ -73,6 +73,8 @@ class ItemResult:
     filename: str | None = None
     sha256: str | None = None
     origin: str = ""  # "fetched" or "built" (how the wheel was first obtained)
+    source_sha256: str | None = None  # the sdist a built wheel came from (the hash a lock names)
+    url: str | None = None  # the direct reference it was built from
     log: Path | None = None
     error: str = ""
 
@@ -135,8 +137,11 @@ def collect_wanted(
         sources.add(UPPER_CONSTRAINTS)
     for entry in previous or []:
         kept = frozenset(entry["sources"]) - sources
-        if kept and not entry.get("url"):
-            items.append(Wanted(entry["name"], entry["version"], frozenset({entry["sha256"]}) if entry.get("origin") == "fetched" else frozenset(), kept))
+        if kept and entry.get("url"):
+            items.append(Wanted(entry["name"], "", sources=kept, url=entry["url"]))
+        elif kept:
+            digest = entry["sha256"] if entry.get("origin") == "fetched" else entry.get("source_sha256")
+            items.append(Wanted(entry["name"], entry["version"], frozenset({digest} if digest else ()), kept))
     return merge_wanted(items)
 
 
@@ -168,7 +173,7 @@ class _Run:
         self.cache = Cache(config.paths.cache)
         self.http = http
         self.index = PackageIndex(config.index.url, http)
-        self.buildenv = BuildEnv(config.paths.cache, release.interpreter, self.target, config.index.url)
+        self.buildenv = BuildEnv(config.paths.cache, release.interpreter, self.target, config.index.url, config.index.tools_url)
         self.logs = config.logs_dir(STEP, release)
         self.allowed = {canonicalize_name(a) for a in allowed}
         self.results: list[ItemResult] = []
@@ -181,7 +186,7 @@ class _Run:
         if outcome == Outcome.FAILED and w.key in self.allowed:
             outcome = Outcome.ALLOWED_FAILURE
         path = kw.pop("path", None)
-        item = ItemResult(w.name, w.version, outcome, round(time.monotonic() - started, 2), w.sources, **kw)  # type: ignore[arg-type]
+        item = ItemResult(w.name, w.version, outcome, round(time.monotonic() - started, 2), w.sources, url=w.url, **kw)  # type: ignore[arg-type]
         with self._lock:
             self.results.append(item)
             if path is not None and item.filename:
@@ -273,7 +278,8 @@ class _Run:
             self.reporter(Note(STEP, f"{w.label}: cached build did not match its recorded sha256; rebuilding"))
         if hit:
             wheel, built = hit
-            self.finish(w, Outcome.CACHED, started, filename=built.filename, sha256=built.sha256, origin="built", path=wheel)
+            self.finish(w, Outcome.CACHED, started, filename=built.filename, sha256=built.sha256, origin="built",
+                        source_sha256=digest, path=wheel)
             return None
         return w, r, path, digest
 
@@ -302,7 +308,8 @@ class _Run:
         except Exception as exc:  # noqa: BLE001
             self.fail(w, started, exc, log if log.exists() else None)
             return None
-        self.finish(w, Outcome.BUILT, started, filename=built.filename, sha256=built.sha256, origin="built", log=log, path=dest)
+        self.finish(w, Outcome.BUILT, started, filename=built.filename, sha256=built.sha256, origin="built",
+                    source_sha256=digest, log=log, path=dest)
         return w.key, time.monotonic() - started
 
     def run(self, wanted: list[Wanted]) -> None:
@@ -371,7 +378,7 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
         "wheels": [
             {
                 "name": i.name, "version": i.version, "filename": i.filename, "sha256": i.sha256,
-                "origin": i.origin, "outcome": i.outcome.value, "seconds": i.seconds, "sources": sorted(i.sources),
+                "origin": i.origin, "source_sha256": i.source_sha256, "url": i.url, "outcome": i.outcome.value, "seconds": i.seconds, "sources": sorted(i.sources),
             }
             for i in ok
         ],

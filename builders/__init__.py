@@ -1,0 +1,1 @@
+"""Buildbot factories, schedulers and change sources (Buildbot stage)."""

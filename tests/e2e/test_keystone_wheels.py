@@ -1,0 +1,52 @@
+"""keystone 2025.1 from PyPI: lock and wheelhouse, the real thing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Workspace
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The project's own config, recipes and requirements, with output in a temp dir."""
+    root = tmp_path_factory.mktemp("e2e")
+    shutil.copy(ROOT / "stackyard.toml", root / "stackyard.toml")
+    shutil.copytree(ROOT / "recipes", root / "recipes")
+    shutil.copytree(ROOT / "requirements", root / "requirements")
+    return Workspace(root)
+
+
+def test_keystone_lock_is_reproducible_from_pypi(ws: Workspace) -> None:
+    committed = (ROOT / "requirements" / "2025.1" / "locks" / "keystone.txt").read_text()
+    ws.run("lock", "--release", "2025.1", "--force", "keystone")
+    text = (ws.root / "requirements" / "2025.1" / "locks" / "keystone.txt").read_text()
+    assert "keystone==27.0.2" in text and "oslo-config==9.7.2" in text
+    assert text == committed, "re-locking keystone 2025.1 from PyPI changed the committed lock"
+
+
+def test_keystone_wheelhouse_installs_keystone_offline(ws: Workspace, tmp_path: Path) -> None:
+    ws.run("wheels", "--release", "2025.1", "keystone")
+    wh = ws.wheelhouse()
+    wheels = json.loads((wh / "manifest.json").read_text())["wheels"]
+    names = {w["name"].lower() for w in wheels}
+    assert {"keystone", "python-ldap", "cryptography", "sqlalchemy"} <= names
+    ldap = next(w for w in wheels if w["name"].lower() == "python-ldap")
+    assert ldap["origin"] == "built" and ldap["filename"].endswith("-cp311-cp311-linux_x86_64.whl")
+
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    lock = ws.root / "requirements" / "2025.1" / "locks" / "keystone.txt"
+    subprocess.run([str(venv / "bin/pip"), "install", "--isolated", "-q", "--no-index", "--require-hashes",
+                    "--find-links", str(wh), "-r", str(lock)], check=True, env=env)
+    out = subprocess.run([str(venv / "bin/keystone-manage"), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "27.0.2"
