@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackyard.config import Config, Release
 from stackyard.constraints import Constraints, load_constraints
@@ -93,6 +94,19 @@ def recorded_digest(file: Path) -> str | None:
     return None
 
 
+def _candidate(text: str) -> str:
+    """'name version' of a pip candidate repr (a URL to a wheel or sdist, or 'name==version')."""
+    filename = text.split("#", 1)[0].split(" ", 1)[0].rsplit("/", 1)[-1]
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+        return f"{name} {version}"
+    except ValueError:
+        return text.replace("==", " ")
+
+
 def explain_conflict(output: str, constraints: Constraints, uc_file: Path) -> str | None:
     """Turn pip's ResolutionImpossible into 'P needs X<spec>, upper-constraints pins X===V (file:line)'."""
     caused = output.split("The conflict is caused by:", 1)
@@ -113,6 +127,22 @@ def explain_conflict(output: str, constraints: Constraints, uc_file: Path) -> st
                     )
         if block.strip():
             return "conflicting requirements:\n" + block.strip("\n")
+    # pip-tools --quiet: only the exception's repr, e.g.
+    # ResolutionImpossible: [RequirementInformation(requirement=SpecifierRequirement('tinyext>=2.0'),
+    #                        parent=LinkCandidate('http://.../tinyapp-1.1.tar.gz#sha256=... (from ...)'))]
+    for req_text, parent in re.findall(r"SpecifierRequirement\('([^']+)'\), parent=\w+\('([^']*)'", output):
+        try:
+            req = Requirement(req_text)
+        except InvalidRequirement:
+            continue
+        pin = constraints.get(req.name)
+        if pin is None or req.specifier.contains(pin.version, prereleases=True):
+            continue
+        dependent = _candidate(parent)
+        return (
+            f"{dependent} requires {req}, but upper-constraints pins "
+            f"{pin.name}==={pin.version} ({uc_file}:{pin.line})"
+        )
     missing = re.search(r"No matching distribution found for (\S+)", output)
     if missing:
         req = missing.group(1)

@@ -58,7 +58,7 @@ def test_wheelhouse_builds_the_c_extension_and_installs_offline(workspace: Works
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
-    subprocess.run([str(venv / "bin/pip"), "install", "--isolated", "-q", "--no-index", "--index-url",
+    subprocess.run([str(venv / "bin/pip"), "install", "--isolated", "-q", "--index-url",
                     (wh / "simple").as_uri(), "tinyapp"], check=True, env=env)
     out = subprocess.run([str(venv / "bin/tinyapp")], capture_output=True, text=True, check=True).stdout
     assert "2+3 = 5" in out
@@ -91,7 +91,7 @@ def test_upper_constraints_all_and_a_truncated_download_keeps_the_previous_wheel
     finally:
         index.truncate.clear()
     assert r.returncode == 5, r.stderr
-    assert "connection closed after" in r.stderr and "3 attempts" in r.stderr
+    assert "download failed after 3 attempts" in r.stderr, r.stderr
     assert sum(1 for p in index.requests if p.endswith("tinypure-1.1-py3-none-any.whl")) == 3
     assert "previous wheelhouse was left in place" in r.stderr
     assert (workspace.wheelhouse().resolve(), (workspace.wheelhouse() / "manifest.json").read_text()) == before
@@ -114,7 +114,7 @@ def test_a_lock_conflicting_with_upper_constraints_names_both(workspace: Workspa
     recipe.write_text(recipe.read_text().replace('"2025.1": "1.0"', '"2025.1": "1.1"'))
     r = workspace.run("lock", "--release", "2025.1", "tinyapp", check=False)
     assert r.returncode == 3, r.stderr
-    assert "tinyapp 1.1 requires tinyext>=2.0" in r.stderr
+    assert "tinyapp 1.1 requires tinyext>=2.0" in r.stderr, r.stderr
     assert "tinyext===1.0" in r.stderr and "upper-constraints.txt:1" in r.stderr
 
 
