@@ -355,6 +355,24 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
+def write_install_requirements(wheelhouse: Path, items: list[ItemResult]) -> None:
+    """Per locked project, ``install/<project>.txt``: the lock's pins with the
+    sha256 of the wheels in this wheelhouse (a built wheel's hash differs from
+    the sdist hash the lock names; the chain was verified while building), for
+    ``pip install --no-index --require-hashes --find-links <wheelhouse> -r ...``."""
+    projects: dict[str, list[ItemResult]] = {}
+    for item in items:
+        for source in item.sources:
+            if source.startswith("lock:"):
+                projects.setdefault(source.removeprefix("lock:"), []).append(item)
+    (wheelhouse / "install").mkdir()
+    for project, entries in projects.items():
+        lines = [f"# {project}: install from this wheelhouse with --no-index --require-hashes\n"]
+        for i in sorted(entries, key=lambda i: canonicalize_name(i.name)):
+            lines.append(f"{canonicalize_name(i.name)}=={i.version} --hash=sha256:{i.sha256}\n")
+        (wheelhouse / "install" / f"{project}.txt").write_text("".join(lines))
+
+
 def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items: list[ItemResult], paths: dict[str, Path]) -> Path:
     """Assemble wheels + index + manifest as a new generation; swap the symlink atomically."""
     ok = sorted((i for i in items if i.outcome.ok and i.filename), key=lambda i: (canonicalize_name(i.name), i.filename or ""))
@@ -384,6 +402,7 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
         ],
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_install_requirements(tmp, ok)
     if gen.exists():
         shutil.rmtree(gen)
     os.replace(tmp, gen)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT, Workspace
 
@@ -46,7 +47,12 @@ def test_keystone_wheelhouse_installs_keystone_offline(ws: Workspace, tmp_path: 
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
     lock = ws.root / "requirements" / "2025.1" / "locks" / "keystone.txt"
+    install = (wh / "install" / "keystone.txt").read_text()
+    for line in lock.read_text().splitlines():  # every lock pin is in the install requirements
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split(" ")[0].split("==")
+            assert f"\n{canonicalize_name(name)}=={version} --hash=sha256:" in install
     subprocess.run([str(venv / "bin/pip"), "install", "--isolated", "-q", "--no-index", "--require-hashes",
-                    "--find-links", str(wh), "-r", str(lock)], check=True, env=env)
+                    "--find-links", str(wh), "-r", str(wh / "install" / "keystone.txt")], check=True, env=env)
     out = subprocess.run([str(venv / "bin/keystone-manage"), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "27.0.2"
