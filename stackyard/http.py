@@ -54,23 +54,30 @@ class Http:
                 raise NotFound(f"{url}: not found")
             return path.read_bytes(), "text/html"
         last: str = ""
-        for attempt in self._attempts(url):
-            try:
-                resp = self.session.get(url, headers=headers, timeout=self.timeout)
-            except requests.exceptions.SSLError as exc:
-                raise FetchError(f"{url}: TLS verification failed: {exc}", hint=f"install the index's CA into {SYSTEM_CA_BUNDLE}") from None
-            except TRANSIENT as exc:
-                last = f"{type(exc).__name__}: {exc}"
+        for _ in self._attempts(url):
+            resp = self._open(url, headers)
+            if isinstance(resp, str):
+                last = resp
                 continue
-            if resp.status_code == 404:
-                raise NotFound(f"{url}: 404 Not Found")
-            if resp.status_code in RETRY_STATUS:
-                last = f"HTTP {resp.status_code}"
-                continue
-            if resp.status_code >= 400:
-                raise FetchError(f"{url}: HTTP {resp.status_code}")
             return resp.content, resp.headers.get("Content-Type", "")
         raise FetchError(f"{url}: failed after {self.retries + 1} attempts ({last})", hint="check the network or the index URL in stackyard.toml")
+
+    def _open(self, url: str, headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response | str:
+        """The response, or why the request is worth retrying; raises when retrying cannot help."""
+        try:
+            resp = self.session.get(url, headers=headers, timeout=self.timeout, stream=stream)
+        except requests.exceptions.SSLError as exc:
+            raise FetchError(f"{url}: TLS verification failed: {exc}", hint=f"install the index's CA into {SYSTEM_CA_BUNDLE}") from None
+        except TRANSIENT as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if resp.status_code < 400:
+            return resp
+        resp.close()
+        if resp.status_code == 404:
+            raise NotFound(f"{url}: 404 Not Found")
+        if resp.status_code in RETRY_STATUS:
+            return f"HTTP {resp.status_code}"
+        raise FetchError(f"{url}: HTTP {resp.status_code}")
 
     def get_text(self, url: str) -> str:
         return self.get(url)[0].decode()
@@ -88,14 +95,11 @@ class Http:
                     tmp.write_bytes(data)
                     digest.update(data)
                 else:
-                    with self.session.get(url, stream=True, timeout=self.timeout) as resp:
-                        if resp.status_code == 404:
-                            raise NotFound(f"{url}: 404 Not Found")
-                        if resp.status_code in RETRY_STATUS:
-                            last = f"HTTP {resp.status_code}"
-                            continue
-                        if resp.status_code >= 400:
-                            raise FetchError(f"{url}: HTTP {resp.status_code}")
+                    opened = self._open(url, stream=True)
+                    if isinstance(opened, str):
+                        last = opened
+                        continue
+                    with opened as resp:
                         expected = resp.headers.get("Content-Length")
                         size = 0
                         with tmp.open("wb") as out:

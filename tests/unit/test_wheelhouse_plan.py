@@ -305,7 +305,10 @@ def test_build_wheelhouse_from_a_file_index(
     assert result.path == wheelhouse
     assert wheelhouse.is_symlink()
     files = sorted(p.name for p in wheelhouse.iterdir())
-    assert files == sorted([DEMO, NUMPY_311, SIX, "SHA256SUMS", "manifest.json", "simple"])
+    assert files == sorted([DEMO, NUMPY_311, SIX, "SHA256SUMS", "install", "manifest.json", "simple"])
+    install = (wheelhouse / "install" / "demo.txt").read_text().splitlines()[1:]
+    assert install == sorted(f"{n}=={v} --hash=sha256:{shas[f]}" for n, v, f in
+                             (("demo-dist", "1.2.3", DEMO), ("numpy", "2.2.3", NUMPY_311), ("six", "1.17.0", SIX)))
     for name in (DEMO, NUMPY_311, SIX):
         assert hashlib.sha256((wheelhouse / name).read_bytes()).hexdigest() == shas[name]
     sums = (wheelhouse / "SHA256SUMS").read_text().splitlines()
