@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import queue
 import shutil
 import threading
 import time
@@ -23,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -313,39 +315,89 @@ class _Run:
         return w.key, time.monotonic() - started
 
     def run(self, wanted: list[Wanted]) -> None:
+        """Resolve, fetch and build everything, as a pipeline.
+
+        Each pin goes on as soon as it resolves: wheels to the download pool,
+        sdists to a small pool of their own (so they are not queued behind
+        hundreds of wheels), then to the build queue, longest build first
+        (known durations, else bigger sdists first). The build environment is
+        prepared while the index is still being read.
+        """
         self.total = len(wanted)
-        jobs = self.config.wheels.download_jobs
-        build_jobs = self.config.wheels.build_jobs or os.cpu_count() or 2
         history = self.cache.build_times()
-        with ThreadPoolExecutor(jobs, thread_name_prefix="fetch") as fetch_pool, ThreadPoolExecutor(
-            build_jobs, thread_name_prefix="build"
-        ) as build_pool:
-            started = time.monotonic()
-            resolving: dict[Future[Resolved], Wanted] = {
-                fetch_pool.submit(self.resolve, w): w for w in wanted if not w.url
-            }
-            builds: list[Future[tuple[str, float] | None]] = [
-                build_pool.submit(self.build, w, None, None) for w in wanted if w.url
-            ]
-            resolved: list[tuple[Wanted, Resolved]] = []
+        builds = _PriorityWorkers(self.config.wheels.build_jobs or os.cpu_count() or 2)
+        prepare = threading.Event()
+
+        def prepare_buildenv_once() -> None:  # as soon as anything needs building
+            if not prepare.is_set():
+                prepare.set()
+                builds.submit(float("-inf"), self._prepare_buildenv)
+
+        for w in wanted:
+            if w.url:
+                prepare_buildenv_once()
+                builds.submit(-1000.0, self.build, w, None, None)
+
+        def queue_build(fut: Future[tuple[Wanted, Resolved, Path, str] | None]) -> None:
+            ready = fut.result()
+            if ready is not None:
+                w, _, path, digest = ready
+                builds.submit(-history.get(w.key, 5 + path.stat().st_size / 200_000), self.build, w, path, digest)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.config.wheels.download_jobs, thread_name_prefix="fetch") as fetch_pool, \
+                ThreadPoolExecutor(4, thread_name_prefix="sdist") as sdist_pool:
+            resolving = {fetch_pool.submit(self.resolve, w): w for w in wanted if not w.url}
             for fut in as_completed(resolving):
                 w = resolving[fut]
                 try:
-                    resolved.append((w, fut.result()))
-                except Exception as exc:  # noqa: BLE001
+                    r = fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported per item, the run goes on
                     self.fail(w, started, exc)
-            sdists = [fetch_pool.submit(self.get_sdist, w, r) for w, r in resolved if not r.is_wheel]
-            wheels = [fetch_pool.submit(self.get_wheel, w, r) for w, r in resolved if r.is_wheel]
-            ready = [f.result() for f in sdists]
-            todo = [x for x in ready if x is not None]
-            # longest builds first: known durations, else bigger sdists first
-            todo.sort(key=lambda x: -history.get(x[0].key, 5 + x[2].stat().st_size / 200_000))
-            builds += [build_pool.submit(self.build, w, path, digest) for w, _, path, digest in todo]
-            for f in wheels:
-                f.result()
-            times = dict(r for f in builds if (r := f.result()))
+                    continue
+                if r.is_wheel:
+                    fetch_pool.submit(self.get_wheel, w, r)
+                else:
+                    prepare_buildenv_once()
+                    sdist_pool.submit(self.get_sdist, w, r).add_done_callback(queue_build)
+        times = dict(r for r in builds.join() if r)
         if times:
             self.cache.record_build_times(times)
+
+    def _prepare_buildenv(self) -> None:
+        try:
+            self.buildenv.ensure()
+        except StackyardError:
+            pass  # each build calls ensure() again and reports the error as its own
+
+
+class _PriorityWorkers:
+    """Threads taking the lowest-priority-number task first; join() returns results."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.PriorityQueue[tuple[float, int, Callable[..., Any] | None, tuple[Any, ...]]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._results: list[Any] = []
+        self._threads = [threading.Thread(target=self._work, name=f"build-{i}", daemon=True) for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, priority: float, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.put((priority, next(self._seq), fn, args))
+
+    def _work(self) -> None:
+        while True:
+            _, _, fn, args = self._queue.get()
+            if fn is None:
+                return
+            self._results.append(fn(*args))
+
+    def join(self) -> list[Any]:
+        for _ in self._threads:
+            self._queue.put((float("inf"), next(self._seq), None, ()))
+        for t in self._threads:
+            t.join()
+        return self._results
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
