@@ -36,8 +36,8 @@ demo: deps
 	$(STACKYARD) wheels --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) wheels-deb --release $(RELEASE)
 	@echo
-	@echo "wheelhouse:  $$(readlink -f var/wheelhouse/$(RELEASE)/bookworm-*)"
-	@echo "its index:   file://$$(readlink -f var/wheelhouse/$(RELEASE)/bookworm-*)/simple"
+	@echo "wheelhouse:  $$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)"
+	@echo "its index:   file://$$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)/simple"
 	@echo "wheels deb:  $$(ls var/debs/$(RELEASE)/openstack-wheels-*.deb)"
 	@echo "logs:        var/logs/$(RELEASE)/"
 
