@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
-from stackyard.errors import BuildError, StackyardError
+from stackyard.errors import BuildError, InputError, StackyardError
 from stackyard.events import Outcome
 from stackyard.recipes import load_recipes, select
 from stackyard.render import ConsoleReporter, table
@@ -120,6 +120,111 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deb(args: argparse.Namespace) -> int:
+    from stackyard.deb_build import build_deb
+    from stackyard.smoke import smoke_test
+
+    config = _config(args)
+    release = config.release(args.release)
+    recipes = select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes)
+    rows = []
+    for recipe in recipes:
+        print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
+        result = build_deb(config, release, recipe)
+        print(f"    built {result.file.name} in {result.seconds:.1f}s"
+              + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
+              file=sys.stderr, flush=True)
+        tags: dict[str, int] = {}
+        for warning in result.lintian_warnings:
+            tag = warning.split()[2] if len(warning.split()) > 2 else warning
+            tags[tag] = tags.get(tag, 0) + 1
+        for tag, count in sorted(tags.items()):
+            print(f"      W: {tag} ({count}x)", file=sys.stderr)
+        smoke = "skipped"
+        if not args.no_smoke:
+            print(f"==> deb {recipe.package}: smoke test in a clean {release.codename} root", file=sys.stderr, flush=True)
+            tested = smoke_test(config, release, recipe, result.file)
+            smoke = f"passed ({len(tested.checks)} checks)"
+        rows.append([result.package, result.version, "new" if result.new_entry else "same", str(len(result.lintian_warnings)),
+                     smoke, f"{result.seconds:.1f}", str(result.file)])
+    print(table(["package", "version", "changelog", "lintian W", "smoke", "seconds", "file"], rows))
+    return 0
+
+
+def _release_debs(config: Config, release: Release, projects: list[str]) -> list[Path]:
+    from stackyard.deb_build import changelog_path, debs_dir
+    from stackyard.smoke import passed
+
+    recipes = select(load_recipes(config.paths.recipes), projects, config.paths.recipes)
+    debs = []
+    for recipe in recipes:
+        cl = changelog_path(config, release, recipe.package)
+        if not cl.exists():
+            if projects:
+                raise InputError(f"{recipe.package} was never built for {release.id}",
+                                 hint=f"stackyard deb --release {release.id} {recipe.name}")
+            continue
+        from debian.changelog import Changelog
+
+        version = str(Changelog(cl.read_text()).version)
+        found = sorted(debs_dir(config, release).glob(f"{recipe.package}_{version}_*.deb"))
+        if not found or not passed(found[0]):
+            raise InputError(f"{recipe.package} {version} has not passed its smoke test; it is not published",
+                             hint=f"stackyard deb --release {release.id} {recipe.name}")
+        debs.append(found[0])
+    wheels = sorted(debs_dir(config, release).glob(f"openstack-wheels-{release.id}_*.deb"))
+    if wheels and not projects:
+        debs.append(wheels[-1])
+    return debs
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from stackyard.apt_repo import AptRepository, staging
+
+    config = _config(args)
+    release = config.release(args.release)
+    debs = [Path(p) for p in args.deb] or _release_debs(config, release, args.projects)
+    if not debs:
+        raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
+    listed = AptRepository(config).publish(release, debs)
+    print(table(["distribution", "package", "version", "arch"], [[p.distribution, p.name, p.version, p.architecture] for p in listed]))
+    print(f"published {len(debs)} packages to {staging(release)} in {config.repo.path}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from stackyard.apt_repo import AptRepository, final
+
+    config = _config(args)
+    release = config.release(args.release)
+    packages = [p if p.startswith(("venv-", "openstack-wheels-")) else f"venv-{p}" for p in args.projects]
+    listed, snapshot = AptRepository(config).promote(release, packages)
+    print(table(["distribution", "package", "version", "arch"], [[p.distribution, p.name, p.version, p.architecture] for p in listed]))
+    print(f"promoted to {final(release)}; snapshot {snapshot}")
+    return 0
+
+
+def cmd_apt_config(args: argparse.Namespace) -> int:
+    from stackyard.operator_data import apt_config
+
+    config = _config(args)
+    print(apt_config(config, config.release(args.release), staging=args.staging), end="")
+    return 0
+
+
+def cmd_puppet_data(args: argparse.Namespace) -> int:
+    from stackyard.operator_data import puppet_data
+
+    config = _config(args)
+    release = config.release(args.release)
+    out = Path(args.output) if args.output else config.paths.output / "puppet" / f"{release.id}.yaml"
+    text = puppet_data(config, release)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"{out}: {text.count(chr(10)) - 3} packages")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stackyard", description=__doc__)
     p.add_argument("--version", action="version", version=f"stackyard {__version__}")
@@ -157,6 +262,33 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("wheels-deb", help="package the wheelhouse as openstack-wheels-<release>")
     s.add_argument("--release", required=True)
     s.set_defaults(func=cmd_wheels_deb)
+
+    s = sub.add_parser("deb", help="build, lint and smoke-test venv-<project> packages")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s.add_argument("--no-smoke", action="store_true", help="build only (the package cannot be published)")
+    s.set_defaults(func=cmd_deb)
+
+    s = sub.add_parser("publish", help="put tested packages into <codename>-<release>-staging")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s.add_argument("--deb", action="append", default=[], help="a .deb file to publish (instead of projects)")
+    s.set_defaults(func=cmd_publish)
+
+    s = sub.add_parser("promote", help="copy packages from staging to <codename>-<release> and snapshot")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("apt-config", help="print the sources entry and apt pin for a release")
+    s.add_argument("--release", required=True)
+    s.add_argument("--staging", action="store_true")
+    s.set_defaults(func=cmd_apt_config)
+
+    s = sub.add_parser("puppet-data", help="write hiera YAML: package -> published version")
+    s.add_argument("--release", required=True)
+    s.add_argument("--output")
+    s.set_defaults(func=cmd_puppet_data)
     return p
 
 

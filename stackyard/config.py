@@ -71,6 +71,17 @@ class DebSettings:
 
 
 @dataclass(frozen=True)
+class RepoSettings:
+    path: Path  # reprepro base directory (one for every release)
+    url: str  # what clients put in their sources (default: file:// of path)
+    origin: str
+    label: str
+    component: str
+    gnupg_home: Path  # keyring the embedded default creates its signing key in
+    signing_key: str  # fingerprint of a configured key; "" = create one on first use
+
+
+@dataclass(frozen=True)
 class Paths:
     root: Path
     output: Path
@@ -86,6 +97,7 @@ class Config:
     index: IndexSettings
     wheels: WheelSettings
     deb: DebSettings
+    repo: RepoSettings
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
@@ -183,7 +195,7 @@ def load_config(file: Path) -> Config:
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "wheels", "deb", "codenames", "releases", "architecture"})
+    top.check_keys({"paths", "index", "wheels", "deb", "repo", "codenames", "releases", "architecture"})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -216,7 +228,23 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
 
     deb_t = top.sub("deb")
     deb_t.check_keys({"prefix", "maintainer"})
-    deb = DebSettings(prefix=deb_t.str("prefix", "/opt/openstack"), maintainer=deb_t.str("maintainer", "stackyard <stackyard@localhost>"))
+    deb = DebSettings(prefix=deb_t.str("prefix", "/opt/openstack"), maintainer=deb_t.str("maintainer", "stackyard <packaging@stackyard.example.org>"))
+
+    repo_t = top.sub("repo")
+    repo_t.check_keys({"path", "url", "origin", "label", "component", "gnupg_home", "signing_key"})
+    repo_path = root / repo_t.str("path", "var/repo")
+    signing_key = repo_t.data.get("signing_key", "")
+    if not isinstance(signing_key, str) or (signing_key and not re.match(r"^[0-9A-Fa-f]{16,40}$", signing_key)):
+        raise repo_t.error(f"must be a key fingerprint (hex), got {signing_key!r}", "signing_key")
+    repo = RepoSettings(
+        path=repo_path,
+        url=repo_t.str("url", repo_path.as_uri()),
+        origin=repo_t.str("origin", "stackyard"),
+        label=repo_t.str("label", "stackyard"),
+        component=repo_t.str("component", "main", pattern=NAME),
+        gnupg_home=root / repo_t.str("gnupg_home", "var/gnupg"),
+        signing_key=signing_key.upper(),
+    )
 
     architecture = data.get("architecture") or host_architecture()
     if architecture not in WHEEL_MACHINE:
@@ -263,6 +291,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         index=index,
         wheels=wheels,
         deb=deb,
+        repo=repo,
         architecture=architecture,
         codenames=codenames,
         releases=releases,

@@ -1,0 +1,157 @@
+"""The signed apt repository: one reprepro base, two distributions per release.
+
+``<codename>-<release>-staging`` receives what ``stackyard publish`` puts in;
+``stackyard promote`` copies from staging into ``<codename>-<release>`` and
+records a dated snapshot. Writers are serialized with a lock and a failed
+write restores the indexes exactly as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from stackyard.config import Config, Release
+from stackyard.errors import InputError, ToolError
+from stackyard.signing import SigningKey, ensure_signing_key
+
+
+@dataclass(frozen=True)
+class PublishedPackage:
+    distribution: str
+    architecture: str
+    name: str
+    version: str
+
+
+def staging(release: Release) -> str:
+    return f"{release.codename}-{release.id}-staging"
+
+
+def final(release: Release) -> str:
+    return f"{release.codename}-{release.id}"
+
+
+def render_distributions(config: Config, fingerprint: str) -> str:
+    blocks = []
+    for release in config.releases.values():
+        for dist, what in ((staging(release), "staging"), (final(release), "promoted")):
+            blocks.append(
+                f"Origin: {config.repo.origin}\n"
+                f"Label: {config.repo.label}\n"
+                f"Codename: {dist}\n"
+                f"Suite: {dist}\n"
+                f"Architectures: {config.architecture}\n"
+                f"Components: {config.repo.component}\n"
+                f"Description: OpenStack {release.id} ({release.series}) for Debian {release.codename}, {what}\n"
+                f"SignWith: {fingerprint}\n"
+            )
+    return "\n".join(blocks)
+
+
+class AptRepository:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.base = config.repo.path
+        self._key: SigningKey | None = None
+
+    @property
+    def key(self) -> SigningKey:
+        if self._key is None:
+            self._key = ensure_signing_key(self.config.repo)
+        return self._key
+
+    def reprepro(self, *args: str) -> str:
+        env = dict(os.environ, GNUPGHOME=str(self.key.gnupg_home))
+        try:
+            r = subprocess.run(["reprepro", "--basedir", str(self.base), "--silent", *args],
+                               capture_output=True, text=True, env=env, check=False)
+        except FileNotFoundError:
+            raise ToolError("reprepro is not installed", hint="apt-get install reprepro (make deps does)") from None
+        if r.returncode != 0:
+            raise ToolError(f"reprepro {' '.join(args[:2])} failed: {(r.stderr or r.stdout).strip()[-2000:]}")
+        return r.stdout
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Serialize writers; restore conf, db and dists if the body fails."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with (self.base / ".stackyard.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent publishes wait here
+            stale = self.base / "db" / "lockfile"
+            if stale.exists():
+                raise ToolError(
+                    f"the reprepro database is locked ({stale}) but no stackyard publish is running: "
+                    "a publish was killed",
+                    hint=f"check that no reprepro process runs (pgrep reprepro), then rm {stale}",
+                )
+            backup = Path(tempfile.mkdtemp(prefix=".backup-", dir=self.base))
+            saved = [d for d in ("conf", "db", "dists") if (self.base / d).exists()]
+            for d in saved:
+                shutil.copytree(self.base / d, backup / d, symlinks=True)
+            try:
+                yield
+            except BaseException:
+                for d in ("conf", "db", "dists"):
+                    shutil.rmtree(self.base / d, ignore_errors=True)
+                for d in saved:
+                    shutil.copytree(backup / d, self.base / d, symlinks=True)
+                raise
+            finally:
+                shutil.rmtree(backup, ignore_errors=True)
+
+    def _configure(self) -> None:
+        conf = self.base / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        text = render_distributions(self.config, self.key.fingerprint)
+        target = conf / "distributions"
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+            (conf / "options").write_text("verbose\n")
+            self.reprepro("export")
+
+    def publish(self, release: Release, debs: list[Path]) -> list[PublishedPackage]:
+        missing = [d for d in debs if not d.exists()]
+        if missing:
+            raise InputError(f"no such package: {', '.join(map(str, missing))}")
+        with self._writing():
+            self._configure()
+            for deb in debs:
+                self.reprepro("includedeb", staging(release), str(deb))
+        return self.list(staging(release))
+
+    def promote(self, release: Release, packages: list[str]) -> tuple[list[PublishedPackage], str]:
+        with self._writing():
+            self._configure()
+            available = {p.name for p in self.list(staging(release))}
+            names = packages or sorted(available)
+            unknown = [n for n in names if n not in available]
+            if unknown:
+                raise InputError(
+                    f"not in {staging(release)}: {', '.join(unknown)}",
+                    hint=f"publish first: stackyard publish --release {release.id} ...",
+                )
+            if names:
+                self.reprepro("copy", final(release), staging(release), *names)
+            snapshot = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            self.reprepro("gensnapshot", final(release), snapshot)
+        return self.list(final(release)), snapshot
+
+    def list(self, distribution: str) -> list[PublishedPackage]:
+        if not (self.base / "db").exists():
+            return []
+        out = []
+        for line in self.reprepro("list", distribution).splitlines():
+            where, _, rest = line.partition(": ")
+            dist, _, arch = where.split("|")
+            name, version = rest.split()
+            out.append(PublishedPackage(dist, arch, name, version))
+        return out

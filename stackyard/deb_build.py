@@ -1,0 +1,248 @@
+"""venv-<project> packages: debian/ rendered from the recipe, built with
+dpkg-buildpackage and dh-virtualenv, offline from the release's wheelhouse.
+
+Before building, every pin of the project's lock is matched to a wheel of the
+wheelhouse and the hash chain is checked (a fetched wheel's sha256 is one the
+lock allows; a built wheel came from an sdist the lock allows; the file on
+disk has the sha256 the manifest records). After building, the package must
+provide every console script and service command the recipe names, and
+lintian must report no error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from debian.changelog import Changelog
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from packaging.utils import canonicalize_name
+
+from stackyard.cache import sha256_file
+from stackyard.config import Config, Release
+from stackyard.constraints import load_lock
+from stackyard.deb_version import LOCK_LINE, debian_upstream, decide
+from stackyard.errors import ConfigError, InputError, IntegrityError, ToolError
+from stackyard.lock import lock_path
+from stackyard.recipes import Recipe
+from stackyard.upstream_requirements import read_source
+from stackyard.wheelhouse import read_manifest
+
+
+@dataclass(frozen=True)
+class DebResult:
+    project: str
+    package: str
+    version: str
+    file: Path
+    seconds: float
+    new_entry: bool
+    lintian_warnings: tuple[str, ...]
+    log: Path
+
+
+def debs_dir(config: Config, release: Release) -> Path:
+    return config.paths.output / "debs" / release.id
+
+
+def changelog_path(config: Config, release: Release, package: str) -> Path:
+    """The package's changelog, kept between builds: it is the revision history."""
+    return debs_dir(config, release) / "changelogs" / f"{package}.changelog"
+
+
+def _lock_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def verify_wheelhouse(config: Config, release: Release, recipe: Recipe) -> Path:
+    """Check the lock -> wheelhouse hash chain; returns the install requirements file."""
+    wheelhouse = config.wheelhouse_dir(release)
+    lock_file = lock_path(config, release, recipe.name)
+    lock = load_lock(lock_file)
+    manifest = read_manifest(wheelhouse)
+    if manifest is None:
+        raise InputError(f"{wheelhouse}: no wheelhouse", hint=f"run 'stackyard wheels --release {release.id} {recipe.name}'")
+    wheels = {(canonicalize_name(w["name"]), w["version"]): w for w in manifest["wheels"]}
+    by_url = {w.get("url"): w for w in manifest["wheels"] if w.get("url")}
+    for entry in lock:
+        wheel = by_url.get(entry.url) if entry.url else wheels.get((entry.key, entry.version))
+        where = f"{lock_file}:{entry.line}"
+        if wheel is None:
+            raise InputError(
+                f"{entry.name}=={entry.version or entry.url} ({where}) has no wheel in {wheelhouse}",
+                hint=f"run 'stackyard wheels --release {release.id} {recipe.name}'",
+            )
+        allowed = {h.split(":", 1)[1] for h in entry.hashes}
+        source_hash = wheel["sha256"] if wheel["origin"] == "fetched" else wheel.get("source_sha256")
+        if allowed and source_hash not in allowed:
+            raise IntegrityError(
+                f"{wheel['filename']}: sha256 {source_hash} is not one {where} allows",
+                hint=f"rebuild the wheelhouse: stackyard wheels --release {release.id} {recipe.name}",
+            )
+        path = wheelhouse / wheel["filename"]
+        if not path.exists() or sha256_file(path) != wheel["sha256"]:
+            raise IntegrityError(
+                f"{path}: missing or its sha256 differs from the wheelhouse manifest",
+                hint=f"rebuild the wheelhouse: stackyard wheels --release {release.id} {recipe.name}",
+            )
+    install = wheelhouse / "install" / f"{recipe.name}.txt"
+    if not install.exists():
+        raise InputError(f"{install}: missing", hint=f"run 'stackyard wheels --release {release.id} {recipe.name}'")
+    return install
+
+
+def _templates(config: Config) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(config.paths.recipes / "debian"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _epoch(config: Config, release: Release) -> int:
+    """A date from the inputs (the upstream requirements' commit date), never the clock."""
+    source = read_source(config.requirements_dir(release))
+    day = source.date if source and source.date else "1970-01-01"
+    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
+
+
+def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str) -> tuple[Changelog, bool]:
+    file = changelog_path(config, release, recipe.package)
+    changelog = Changelog(file.read_text()) if file.exists() else Changelog()
+    previous_version = str(changelog.version) if file.exists() else None
+    previous_lock = None
+    if file.exists():
+        m = LOCK_LINE.search("\n".join(changelog[0].changes()))
+        previous_lock = m.group(1) if m else None
+    digest = _lock_digest(lock_text)
+    upstream = recipe.version(release.id)
+    decision = decide(previous_version, previous_lock, upstream, release.id, digest)
+    if decision.changed:
+        changelog.new_block(
+            package=recipe.package, version=decision.version, distributions=f"{release.codename}-{release.id}",
+            urgency="medium", author=config.deb.maintainer,
+            date=format_datetime(datetime.fromtimestamp(_epoch(config, release), timezone.utc)),
+            changes=["", f"  * {decision.reason}", "  * lock sha256:", f"    {digest}", ""],
+        )
+    return changelog, decision.changed
+
+
+def render_debian(config: Config, release: Release, recipe: Recipe, src: Path, changelog: Changelog) -> None:
+    env = _templates(config)
+    venv = f"{config.deb.prefix}/{recipe.name}"
+    context = {
+        "recipe": recipe, "release": release, "package": recipe.package, "prefix": config.deb.prefix, "venv": venv,
+        "python": f"python{release.python}", "maintainer": config.deb.maintainer, "user": recipe.name,
+        "services": recipe.services, "console_scripts": recipe.console_scripts,
+        "runtime_packages": recipe.runtime_packages, "wheelhouse": str(config.wheelhouse_dir(release)),
+        "upstream_version": recipe.version(release.id),
+    }
+    debian = src / "debian"
+    debian.mkdir(parents=True)
+
+    def render(template: str, dest: Path, **extra: object) -> None:
+        try:
+            text = env.get_template(template).render(context | extra)
+        except TemplateError as exc:
+            where = getattr(exc, "lineno", None)
+            raise ConfigError(f"{config.paths.recipes / 'debian' / template}{':' + str(where) if where else ''}: {exc}") from None
+        dest.write_text(text)
+
+    pkg = recipe.package
+    render("control.j2", debian / "control")
+    render("rules.j2", debian / "rules")
+    (debian / "rules").chmod(0o755)
+    render("links.j2", debian / f"{pkg}.links")
+    render("tmpfiles.j2", debian / f"{pkg}.tmpfiles")
+    render("logrotate.j2", debian / f"{pkg}.logrotate")
+    for script in ("postinst", "prerm", "postrm"):
+        render(f"{script}.j2", debian / f"{pkg}.{script}")
+    for service in recipe.services:
+        render("service.j2", debian / f"{pkg}.{service.name}.service", service=service)
+    (src / "etc" / recipe.name).mkdir(parents=True)
+    render("conf.j2", src / "etc" / recipe.name / f"{recipe.name}.conf")
+    (debian / f"{pkg}.install").write_text(f"etc/{recipe.name}/{recipe.name}.conf etc/{recipe.name}/\n")
+    shutil.copy(config.paths.recipes / "debian" / "copyright", debian / "copyright")
+    lintian_overrides = config.paths.recipes / "debian" / "lintian-overrides"
+    (debian / f"{pkg}.lintian-overrides").write_text(
+        lintian_overrides.read_text().replace("@PACKAGE@", pkg).replace("@VENV@", venv.lstrip("/"))
+    )
+    shutil.copy(Path(__file__).with_name("venv_fixup.py"), debian / "venv-fixup.py")
+    (debian / "changelog").write_text(str(changelog))
+
+
+def check_contents(deb: Path, recipe: Recipe, venv: str) -> None:
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    paths = {line.split()[5].removeprefix(".") for line in listing.splitlines() if len(line.split()) >= 6}
+    missing = [s for s in recipe.console_scripts if f"{venv}/bin/{s}" not in paths]
+    missing += [
+        f"{svc.command.split()[0]} (service {svc.name})" for svc in recipe.services
+        if f"{venv}/bin/{svc.command.split()[0]}" not in paths
+    ]
+    if missing:
+        raise InputError(
+            f"{recipe.file}: {recipe.package} does not provide {', '.join(missing)} in {venv}/bin",
+            hint="fix console_scripts / services in the recipe to name commands the project installs",
+        )
+
+
+def run_lintian(deb: Path, log: Path) -> tuple[str, ...]:
+    r = subprocess.run(["lintian", "--no-tag-display-limit", "--fail-on", "error", str(deb)],
+                       capture_output=True, text=True, check=False)
+    with log.open("a") as handle:
+        handle.write("\n$ lintian " + str(deb) + "\n" + r.stdout + r.stderr)
+    errors = [line for line in r.stdout.splitlines() if line.startswith("E: ")]
+    if r.returncode != 0 or errors:
+        raise ToolError(f"lintian found errors in {deb.name}:\n" + "\n".join(errors or [r.stderr.strip()]), hint=f"see {log}")
+    return tuple(line for line in r.stdout.splitlines() if line.startswith("W: "))
+
+
+def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
+    started = time.monotonic()
+    install = verify_wheelhouse(config, release, recipe)
+    lock_text = lock_path(config, release, recipe.name).read_text()
+    changelog, new_entry = next_changelog(config, release, recipe, lock_text)
+    version = str(changelog.version)
+    build_root = config.paths.output / "build" / release.id
+    src = build_root / recipe.package
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    render_debian(config, release, recipe, src, changelog)
+    shutil.copy(install, src / "requirements.txt")
+
+    log = config.logs_dir("deb", release) / f"{recipe.package}_{version}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    epoch = int(parsedate_to_datetime(changelog.date).timestamp()) if changelog.date else _epoch(config, release)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(SOURCE_DATE_EPOCH=str(epoch), DEB_BUILD_OPTIONS="nocheck", LC_ALL="C.UTF-8", TZ="UTC")
+    for stale in build_root.glob(f"{recipe.package}_*"):
+        stale.unlink()
+    with log.open("w") as handle:
+        r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, stdout=handle,
+                           stderr=subprocess.STDOUT, env=env, check=False)
+    if r.returncode != 0:
+        raise ToolError(f"dpkg-buildpackage failed for {recipe.package} {version}", hint=f"see {log}")
+    built = list(build_root.glob(f"{recipe.package}_{version}_*.deb"))
+    if len(built) != 1:
+        raise ToolError(f"dpkg-buildpackage made no {recipe.package}_{version}_*.deb", hint=f"see {log}")
+    check_contents(built[0], recipe, f"{config.deb.prefix}/{recipe.name}")
+    warnings = run_lintian(built[0], log)
+
+    out = debs_dir(config, release)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / built[0].name
+    os.replace(built[0], dest)
+    cl = changelog_path(config, release, recipe.package)
+    cl.parent.mkdir(parents=True, exist_ok=True)
+    cl.write_text(str(changelog))
+    (dest.parent / f"{dest.name}.json").write_text(json.dumps(
+        {"package": recipe.package, "version": version, "sha256": sha256_file(dest), "smoke": None}, indent=1))
+    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log)

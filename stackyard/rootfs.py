@@ -1,0 +1,92 @@
+"""Clean Debian roots for testing packages, made with mmdebstrap and cached.
+
+The tarball is keyed by codename, mirror and package set, and reused for a
+week; each test unpacks a fresh copy and runs commands in it with chroot
+(/proc, /dev and /sys mounted, the host's resolv.conf for the mirror).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from stackyard.config import Codename
+from stackyard.errors import ToolError
+
+# what every test root has before the package under test arrives
+BASE_PACKAGES = ("ca-certificates", "adduser", "systemd", "python3")
+MAX_AGE = 7 * 24 * 3600
+
+
+def rootfs_tarball(cache: Path, codename: Codename, log: Path) -> Path:
+    key = hashlib.sha256(f"{codename.name}\0{codename.mirror}\0{','.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
+    tarball = cache / "rootfs" / f"{codename.name}-minbase-{key}.tar"
+    if tarball.exists() and time.time() - tarball.stat().st_mtime < MAX_AGE:
+        return tarball
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tarball.with_suffix(f".{os.getpid()}.tmp")
+    cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", "--format=tar",
+           codename.name, str(tmp), codename.mirror]
+    with log.open("a") as handle:
+        handle.write("$ " + " ".join(cmd) + "\n")
+        handle.flush()
+        try:
+            r = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        except FileNotFoundError:
+            raise ToolError("mmdebstrap is not installed", hint="apt-get install mmdebstrap (make deps does)") from None
+    if r.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise ToolError(f"mmdebstrap could not make a {codename.name} root from {codename.mirror}", hint=f"see {log}")
+    os.replace(tmp, tarball)
+    return tarball
+
+
+class Root:
+    """An unpacked root with commands run in it by chroot."""
+
+    def __init__(self, path: Path, log: Path) -> None:
+        self.path, self.log = path, log
+
+    def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+               "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+        r = subprocess.run(["chroot", str(self.path), "/bin/sh", "-c", command], capture_output=True, text=True,
+                           env=env, check=False)
+        with self.log.open("a") as handle:
+            handle.write(f"# {command}\n{r.stdout}{r.stderr}[exit {r.returncode}]\n")
+        if check and r.returncode != 0:
+            raise ToolError(f"in the test root: {command!r} exited {r.returncode}:\n{(r.stdout + r.stderr).strip()[-3000:]}",
+                            hint=f"see {self.log}")
+        return r
+
+
+@contextmanager
+def fresh_root(tarball: Path, log: Path) -> Iterator[Root]:
+    base = Path(tempfile.mkdtemp(prefix="stackyard-root-"))
+    mounts: list[Path] = []
+    try:
+        with tarfile.open(tarball) as tf:
+            tf.extractall(base, numeric_owner=True)  # our own mmdebstrap output
+        shutil.copy("/etc/resolv.conf", base / "etc" / "resolv.conf")
+        for fs, target, opts in (("proc", "proc", ["-t", "proc"]), ("sysfs", "sys", ["-t", "sysfs"]),
+                                 ("/dev", "dev", ["--bind"])):
+            dest = base / target
+            dest.mkdir(exist_ok=True)
+            subprocess.run(["mount", *opts, fs, str(dest)], check=True, capture_output=True)
+            mounts.append(dest)
+        yield Root(base, log)
+    finally:
+        for dest in reversed(mounts):
+            subprocess.run(["umount", str(dest)], check=False, capture_output=True)
+        still = [d for d in mounts if os.path.ismount(d)]
+        if still:  # never delete through a bind mount of the host's /dev
+            raise ToolError(f"could not unmount {', '.join(map(str, still))}", hint="umount them, then remove " + str(base))
+        shutil.rmtree(base, ignore_errors=True)

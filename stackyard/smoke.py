@@ -1,0 +1,131 @@
+"""Testing a venv package before it may be published.
+
+In a fresh Debian root: apt installs the package from a signed local
+repository (its Depends from Debian), the recipe's smoke commands run (a
+``--version`` command must print the upstream version), the /usr/bin links,
+the service user and the unit files (``systemd-analyze verify``) are
+checked, and a purge must leave no file behind. The verdict is recorded next
+to the .deb; ``stackyard publish`` accepts only packages that passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackyard.cache import sha256_file
+from stackyard.config import Config, Release
+from stackyard.errors import BuildError
+from stackyard.recipes import Recipe
+from stackyard.rootfs import Root, fresh_root, rootfs_tarball
+from stackyard.signing import SigningKey, ensure_signing_key, gpg
+
+# paths whose changes are apt's, dpkg's or the system's business, not the package's
+IGNORED = ("proc", "sys", "dev", "run", "tmp", "var/lib/apt", "var/lib/dpkg", "var/cache", "var/log",
+           "var/lib/systemd", "etc/ld.so.cache", "srv/stackyard-test", "var/lib/ucf")
+
+
+class SmokeTestError(BuildError):
+    """The package did not pass its smoke test; it is not published."""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    package: str
+    version: str
+    checks: tuple[str, ...]
+    log: Path
+
+
+def _files(root: Path) -> set[str]:
+    out: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if rel != "." and rel.startswith(IGNORED):
+            dirnames[:] = []
+            continue
+        for name in dirnames + filenames:
+            path = os.path.normpath(os.path.join(rel, name))
+            if not path.startswith(IGNORED):
+                out.add(path)
+    return out
+
+
+def signed_flat_repo(debs: list[Path], key: SigningKey, into: Path) -> None:
+    into.mkdir(parents=True)
+    for deb in debs:
+        shutil.copy(deb, into / deb.name)
+    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=into, capture_output=True,
+                              text=True, check=True).stdout
+    (into / "Packages").write_text(packages)
+    release = subprocess.run(["apt-ftparchive", "release", "."], cwd=into, capture_output=True, text=True, check=True).stdout
+    (into / "Release").write_text(release)
+    gpg(key.gnupg_home, "--yes", "--local-user", key.fingerprint, "--clearsign", "--output", str(into / "InRelease"),
+        str(into / "Release"))
+
+
+def _check(root: Root, checks: list[str], what: str, command: str) -> str:
+    r = root.run(command, check=False)
+    if r.returncode != 0:
+        raise SmokeTestError(f"{what}: {command!r} exited {r.returncode}:\n{(r.stdout + r.stderr).strip()[-3000:]}",
+                             hint=f"see {root.log}")
+    checks.append(what)
+    return r.stdout
+
+
+def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path) -> SmokeResult:
+    log = config.logs_dir("smoke", release) / f"{deb.stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    key = ensure_signing_key(config.repo)
+    tarball = rootfs_tarball(config.paths.cache, config.codenames[release.codename], log)
+    venv = f"{config.deb.prefix}/{recipe.name}"
+    upstream = recipe.version(release.id)
+    checks: list[str] = []
+    with fresh_root(tarball, log) as root:
+        repo = root.path / "srv" / "stackyard-test"
+        signed_flat_repo([deb], key, repo)
+        shutil.copy(key.keyring, root.path / "usr/share/keyrings/stackyard-test.gpg")
+        (root.path / "etc/apt/sources.list.d/stackyard-test.list").write_text(
+            "deb [signed-by=/usr/share/keyrings/stackyard-test.gpg] file:/srv/stackyard-test ./\n")
+        before = _files(root.path)
+        root.run("apt-get update -q")
+        _check(root, checks, "apt installs it", f"apt-get install -y -q --no-install-recommends {recipe.package}")
+        for command in recipe.smoke:
+            out = _check(root, checks, f"smoke: {command}", f"cd / && runuser -u {recipe.name} -- {command}")
+            if "--version" in command.split() and upstream not in out:
+                raise SmokeTestError(f"smoke: {command!r} printed {out.strip()!r}, not the upstream version {upstream}",
+                                     hint=f"see {log}")
+        for script in recipe.console_scripts:
+            _check(root, checks, f"/usr/bin/{script} -> {venv}/bin/{script}",
+                   f"test \"$(readlink -f /usr/bin/{script})\" = \"$(readlink -f {venv}/bin/{script})\" && test -x /usr/bin/{script}")
+        _check(root, checks, f"system user {recipe.name}", f"getent passwd {recipe.name} && test -d /var/lib/{recipe.name}")
+        for service in recipe.services:
+            unit = f"/lib/systemd/system/{service.name}.service"
+            _check(root, checks, f"unit {service.name}.service", f"test -f {unit} && systemd-analyze verify {unit}")
+        _check(root, checks, "purge", f"apt-get purge -y -q --autoremove {recipe.package}")
+        left = sorted(_files(root.path) - before)
+        if left:
+            raise SmokeTestError(f"purging {recipe.package} left {len(left)} paths behind: {', '.join('/' + p for p in left[:15])}",
+                                 hint=f"see {log}")
+        checks.append("purge leaves nothing behind")
+    record = deb.parent / f"{deb.name}.json"
+    data = json.loads(record.read_text()) if record.exists() else {}
+    data.update(smoke={"passed": True, "sha256": sha256_file(deb), "checks": checks})
+    record.write_text(json.dumps(data, indent=1))
+    return SmokeResult(recipe.package, data.get("version", ""), tuple(checks), log)
+
+
+def passed(deb: Path) -> bool:
+    record = deb.parent / f"{deb.name}.json"
+    try:
+        smoke = json.loads(record.read_text()).get("smoke") or {}
+    except (FileNotFoundError, ValueError):
+        return False
+    return bool(smoke.get("passed")) and smoke.get("sha256") == sha256_file(deb)
+
+
