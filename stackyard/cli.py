@@ -218,10 +218,10 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     out = Path(args.output) if args.output else config.paths.output / "puppet" / f"{release.id}.yaml"
-    text = puppet_data(config, release)
+    text, count = puppet_data(config, release)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"{out}: {text.count(chr(10)) - 3} packages")
+    print(f"{out}: {count} packages of {release.id}")
     return 0
 
 

@@ -126,10 +126,14 @@ def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: 
     upstream = recipe.version(release.id)
     decision = decide(previous_version, previous_lock, upstream, release.id, digest)
     if decision.changed:
+        # a date from the inputs, never the clock; each entry newer than the last
+        epoch = _epoch(config, release)
+        if file.exists() and changelog.date:
+            epoch = max(epoch, int(parsedate_to_datetime(changelog.date).timestamp()) + 1)
         changelog.new_block(
             package=recipe.package, version=decision.version, distributions=f"{release.codename}-{release.id}",
             urgency="medium", author=config.deb.maintainer,
-            date=format_datetime(datetime.fromtimestamp(_epoch(config, release), timezone.utc)),
+            date=format_datetime(datetime.fromtimestamp(epoch, timezone.utc)),
             changes=["", f"  * {decision.reason}", "  * lock sha256:", f"    {digest}", ""],
         )
     return changelog, decision.changed
@@ -243,6 +247,11 @@ def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
     cl = changelog_path(config, release, recipe.package)
     cl.parent.mkdir(parents=True, exist_ok=True)
     cl.write_text(str(changelog))
-    (dest.parent / f"{dest.name}.json").write_text(json.dumps(
-        {"package": recipe.package, "version": version, "sha256": sha256_file(dest), "smoke": None}, indent=1))
+    record = dest.parent / f"{dest.name}.json"
+    digest = sha256_file(dest)
+    smoke = None
+    if record.exists():  # an identical rebuild keeps its smoke-test verdict
+        previous = json.loads(record.read_text()).get("smoke") or {}
+        smoke = previous if previous.get("sha256") == digest else None
+    record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest, "smoke": smoke}, indent=1))
     return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log)

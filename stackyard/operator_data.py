@@ -29,8 +29,8 @@ def apt_config(config: Config, release: Release, *, staging: bool = False) -> st
     )
 
 
-def puppet_data(config: Config, release: Release) -> str:
-    """Hiera: every published package of the release at its exact version."""
+def puppet_data(config: Config, release: Release) -> tuple[str, int]:
+    """Hiera: every published package of the release at its exact version (and how many)."""
     published = AptRepository(config).list(final(release))
     packages = {p.name: p.version for p in sorted(published, key=lambda p: p.name)}
     data = {
@@ -38,5 +38,5 @@ def puppet_data(config: Config, release: Release) -> str:
         "stackyard::apt_distribution": final(release),
         "stackyard::packages": packages,
     }
-    return "---\n" + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+    return "---\n" + yaml.safe_dump(data, sort_keys=True, default_flow_style=False), len(packages)
 

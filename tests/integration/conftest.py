@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import ROOT, Workspace
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer
 
@@ -26,9 +27,10 @@ def index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     projects.tinypure(files, "1.1")
     projects.tinyapp(files)
     projects.tinyapp(files, "1.1", requires="tinyext>=2.0")
+    projects.tinyapp(files, "1.2")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:", "-q",
+        [sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:", "-q",
          "-d", str(files), *BUILD_TOOLS],
         check=True, env=env,
     )
@@ -44,8 +46,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_workspace(root: Path, index_url: str, cache: Path) -> Workspace:
     (root / "recipes").mkdir(parents=True)
+    shutil.copytree(ROOT / "recipes" / "debian", root / "recipes" / "debian")  # the project's debian/ templates
     req = root / "requirements" / "2025.1"
-    req.mkdir(parents=True)
     (root / "stackyard.toml").write_text(textwrap.dedent(f"""\
         [paths]
         output = "var"
@@ -62,11 +64,21 @@ def make_workspace(root: Path, index_url: str, cache: Path) -> Workspace:
         series = "epoxy"
         codename = "bookworm"
         upstream = "{req}"
+        [releases."2025.2"]
+        series = "flamingo"
+        codename = "bookworm"
+        upstream = "{req}"
+        [repo]
+        path = "var/repo"
+        gnupg_home = "{cache}/gnupg"
         """))
-    (req / "upper-constraints.txt").write_text("tinyext===1.0\ntinypure===1.0\n")
-    (req / "global-requirements.txt").write_text("tinyext\ntinypure\n")
-    (req / "bindep.txt").write_text("gcc [platform:dpkg]\nlibc6-dev [platform:dpkg]\nnot-a-package [platform:rpm]\n")
-    (req / "SOURCE").write_text("0123456789abcdef0123456789abcdef01234567 2026-08-13\n")
+    for rid in ("2025.1", "2025.2"):
+        d = root / "requirements" / rid
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "upper-constraints.txt").write_text("tinyext===1.0\ntinypure===1.0\n")
+        (d / "global-requirements.txt").write_text("tinyext\ntinypure\n")
+        (d / "bindep.txt").write_text("gcc [platform:dpkg]\nlibc6-dev [platform:dpkg]\nnot-a-package [platform:rpm]\n")
+        (d / "SOURCE").write_text("0123456789abcdef0123456789abcdef01234567 2026-08-13\n")
     (root / "recipes" / "tinyapp.yaml").write_text(textwrap.dedent("""\
         name: tinyapp
         description: a tiny fixture project
@@ -74,6 +86,7 @@ def make_workspace(root: Path, index_url: str, cache: Path) -> Workspace:
           pypi: tinyapp
         versions:
           "2025.1": "1.0"
+          "2025.2": "1.2"
         console_scripts: [tinyapp]
         services:
           - name: tinyapp-service

@@ -1,0 +1,222 @@
+"""venv debs of the tiny fixture project through the whole second stage:
+dh-virtualenv, lintian, smoke test in a clean root, reprepro staging and
+promotion with a real GPG key, and apt installing from the signed repository."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stackyard.config import load_config
+from stackyard.rootfs import fresh_root, rootfs_tarball
+from tests.conftest import Workspace
+from tests.fixtures.index_server import IndexServer
+from tests.integration.conftest import make_workspace
+
+pytestmark = pytest.mark.integration
+
+
+def prepare(ws: Workspace, release: str = "2025.1") -> None:
+    ws.run("lock", "--release", release, "tinyapp")
+    ws.run("wheels", "--release", release, "tinyapp")
+
+
+def deb_file(ws: Workspace, version: str, release: str = "2025.1") -> Path:
+    return ws.root / "var" / "debs" / release / f"venv-tinyapp_{version}_amd64.deb"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("debs") / "ws", index.url, shared_cache)
+    prepare(ws)
+    r = ws.run("deb", "--release", "2025.1", "tinyapp")
+    assert "passed (" in r.stdout, r.stdout + r.stderr
+    return ws
+
+
+@pytest.fixture
+def ws(built: Workspace, tmp_path: Path) -> Workspace:
+    """A private copy of the built workspace for tests that change things."""
+    root = tmp_path / "ws"
+    shutil.copytree(built.root, root, symlinks=True)
+    return Workspace(root)
+
+
+def dpkg_deb(*args: str) -> str:
+    return subprocess.run(["dpkg-deb", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_package_layout(built: Workspace) -> None:
+    deb = deb_file(built, "1.0-2025.1.1")
+    listing = dpkg_deb("-c", str(deb))
+    for path in ("./opt/openstack/tinyapp/bin/tinyapp", "./opt/openstack/tinyapp/bin/python",
+                 "./lib/systemd/system/tinyapp-service.service", "./etc/tinyapp/tinyapp.conf",
+                 "./usr/lib/tmpfiles.d/venv-tinyapp.conf", "./etc/logrotate.d/venv-tinyapp"):
+        assert path in listing, path
+    assert re.search(r"\./usr/bin/tinyapp -> /opt/openstack/tinyapp/bin/tinyapp", listing)
+    assert "tinyext/_speed.cpython-311-x86_64-linux-gnu.so" in listing
+    assert ".pyc" not in listing  # byte-code is compiled in postinst
+    fields = dpkg_deb("-f", str(deb), "Package", "Version", "Depends")
+    assert "Version: 1.0-2025.1.1" in fields
+    assert "Depends: python3.11, adduser" in fields  # the extension links nothing but the interpreter
+    control = Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip())
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
+    assert (control / "conffiles").read_text().split() == ["/etc/logrotate.d/venv-tinyapp", "/etc/tinyapp/tinyapp.conf"]
+    shutil.rmtree(control)
+
+
+def test_rebuilding_the_same_inputs_gives_the_same_file(ws: Workspace, tmp_path: Path) -> None:
+    first = deb_file(ws, "1.0-2025.1.1")
+    kept = tmp_path / first.name
+    shutil.copy(first, kept)
+    shutil.rmtree(ws.root / "var" / "build")
+    r = ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp")
+    assert "same" in r.stdout  # no new changelog entry
+    assert first.read_bytes() == kept.read_bytes()
+
+
+def test_a_changed_lock_bumps_the_revision_with_a_changelog_entry(ws: Workspace) -> None:
+    ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")
+    prepare(ws)
+    ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp")
+    deb = deb_file(ws, "1.0-2025.1.2")
+    changelog = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/share/doc/venv-tinyapp/changelog.Debian.gz | zcat",
+                               shell=True, capture_output=True, text=True, check=True).stdout
+    assert changelog.startswith("venv-tinyapp (1.0-2025.1.2) bookworm-2025.1;")
+    assert "Rebuild of 1.0 against a changed lock." in changelog and "(1.0-2025.1.1)" in changelog
+    subprocess.run(["dpkg", "--compare-versions", "1.0-2025.1.2", "gt", "1.0-2025.1.1"], check=True)
+
+
+def client_install(ws: Workspace, tmp_path: Path, script: str) -> str:
+    """Run ``script`` in a clean bookworm root that sees the published repo at file:/srv/repo."""
+    config = load_config(ws.config)
+    log = tmp_path / "client.log"
+    tarball = rootfs_tarball(config.paths.cache, config.codenames["bookworm"], log)
+    with fresh_root(tarball, log) as root:
+        shutil.copytree(ws.root / "var" / "repo", root.path / "srv" / "repo", symlinks=True)
+        shutil.copy(ws.root / "var" / "repo" / "stackyard-archive-keyring.gpg",
+                    root.path / "usr/share/keyrings/stackyard-archive-keyring.gpg")
+        return root.run(script).stdout
+
+
+def pin(ws: Workspace, release: str) -> str:
+    """The operator's sources and pin, as 'stackyard apt-config' prints them, written by a shell."""
+    text = ws.run("apt-config", "--release", release).stdout.replace(f"file://{ws.root}/var/repo", "file:/srv/repo")
+    sources, _, prefs = text.partition("\n\n")
+    return (f"rm -f /etc/apt/sources.list.d/stackyard-*.sources /etc/apt/preferences.d/stackyard-*\n"
+            f"cat > /etc/apt/sources.list.d/stackyard-{release}.sources <<'EOF'\n{sources}\nEOF\n"
+            f"cat > /etc/apt/preferences.d/stackyard-{release} <<'EOF'\n{prefs}EOF\n")
+
+
+def test_publish_promote_and_install_from_the_signed_repository_then_upgrade_to_the_next_release(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    out = ws.run("publish", "--release", "2025.1", "tinyapp").stdout
+    assert re.search(r"bookworm-2025\.1-staging\s+venv-tinyapp\s+1\.0-2025\.1\.1", out)
+    inrelease = ws.root / "var/repo/dists/bookworm-2025.1-staging/InRelease"
+    assert "BEGIN PGP SIGNED MESSAGE" in inrelease.read_text()
+    assert not ws.run("puppet-data", "--release", "2025.1").stdout.startswith(str(ws.root / "var/puppet/2025.1.yaml: 1"))
+    ws.run("promote", "--release", "2025.1")
+    assert re.search(r"bookworm-2025\.1/snapshots/\d{8}T\d{6}Z", "\n".join(
+        str(p) for p in (ws.root / "var/repo/dists").glob("bookworm-2025.1/snapshots/*")))
+    ws.run("puppet-data", "--release", "2025.1")
+    assert "venv-tinyapp: 1.0-2025.1.1" in (ws.root / "var/puppet/2025.1.yaml").read_text()
+
+    prepare(ws, "2025.2")
+    ws.run("deb", "--release", "2025.2", "tinyapp")
+    ws.run("publish", "--release", "2025.2", "tinyapp")
+    ws.run("promote", "--release", "2025.2", "tinyapp")
+
+    script = pin(ws, "2025.1") + textwrap.dedent("""\
+        apt-get update -q
+        apt-get install -y -q venv-tinyapp
+        dpkg-query -W -f='installed ${Version}\\n' venv-tinyapp
+        tinyapp
+        """) + pin(ws, "2025.2") + textwrap.dedent("""\
+        apt-get update -q
+        apt-get install -y -q --only-upgrade venv-tinyapp
+        dpkg-query -W -f='upgraded ${Version}\\n' venv-tinyapp
+        tinyapp --version
+        """)
+    out = client_install(ws, tmp_path, script)
+    assert "installed 1.0-2025.1.1" in out and "2+3 = 5" in out
+    assert "upgraded 1.2-2025.2.1" in out and "tinyapp 1.2" in out
+
+
+def test_a_recipe_naming_a_missing_console_script_fails_and_publishes_nothing(ws: Workspace) -> None:
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace("console_scripts: [tinyapp]", "console_scripts: [tinyapp, tinyctl]"))
+    shutil.rmtree(ws.root / "var" / "debs" / "2025.1" / "changelogs")
+    before = sorted(p.name for p in (ws.root / "var" / "debs" / "2025.1").glob("*.deb"))
+    r = ws.run("deb", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 2, r.stderr
+    assert "does not provide tinyctl in /opt/openstack/tinyapp/bin" in r.stderr
+    assert sorted(p.name for p in (ws.root / "var" / "debs" / "2025.1").glob("*.deb")) == before
+
+
+def test_a_failing_smoke_test_shows_its_output_and_blocks_publication(ws: Workspace) -> None:
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace("  - tinyapp --version", "  - tinyapp --version\n  - sh -c 'echo kaboom; exit 3'"))
+    ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")  # a new build, so no earlier verdict applies
+    prepare(ws)
+    r = ws.run("deb", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 5, r.stderr
+    assert "kaboom" in r.stderr and "exited 3" in r.stderr
+    p = ws.run("publish", "--release", "2025.1", "tinyapp", check=False)
+    assert p.returncode == 2 and "has not passed its smoke test" in p.stderr
+    assert not (ws.root / "var" / "repo" / "db").exists()
+
+
+def test_a_wheel_missing_from_the_wheelhouse_is_named_with_its_lock_line(ws: Workspace) -> None:
+    wheelhouse = ws.wheelhouse().resolve()
+    manifest = wheelhouse / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["wheels"] = [w for w in data["wheels"] if w["name"] != "tinypure"]
+    manifest.write_text(json.dumps(data))
+    r = ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp", check=False)
+    assert r.returncode == 2, r.stderr
+    lock = ws.root / "requirements/2025.1/locks/tinyapp.txt"
+    line = next(i for i, text in enumerate(lock.read_text().splitlines(), 1) if text.startswith("tinypure=="))
+    assert f"tinypure==1.0 ({lock}:{line}) has no wheel in" in r.stderr
+
+
+def test_a_wheel_whose_hash_changed_is_refused(ws: Workspace) -> None:
+    wheel = next(ws.wheelhouse().resolve().glob("tinypure-*.whl"))
+    wheel.unlink()
+    wheel.write_bytes(b"tampered")
+    r = ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp", check=False)
+    assert r.returncode == 4 and "sha256 differs from the wheelhouse manifest" in r.stderr
+
+
+def test_no_signing_key_and_a_stale_reprepro_lock_leave_the_repository_as_it_was(ws: Workspace) -> None:
+    ws.run("publish", "--release", "2025.1", "tinyapp")
+    inrelease = ws.root / "var/repo/dists/bookworm-2025.1-staging/InRelease"
+    before = inrelease.read_bytes()
+
+    config = ws.config.read_text()
+    ws.config.write_text(config.replace('path = "var/repo"', 'path = "var/repo"\nsigning_key = "0123456789ABCDEF"'))
+    r = ws.run("publish", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 6 and "signing key 0123456789ABCDEF has no secret key" in r.stderr
+    ws.config.write_text(config)
+
+    (ws.root / "var/repo/db/lockfile").write_text("")
+    r = ws.run("publish", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 6 and f"rm {ws.root / 'var/repo/db/lockfile'}" in r.stderr
+    assert inrelease.read_bytes() == before
+
+
+def test_concurrent_publishes_wait_for_each_other(ws: Workspace) -> None:
+    import sys
+
+    cmd = [sys.executable, "-m", "stackyard", "--config", str(ws.config), "publish", "--release", "2025.1", "tinyapp"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate() + (p.returncode,) for p in procs]
+    assert [rc for _, _, rc in results] == [0, 0, 0], results
+    listed = ws.run("publish", "--release", "2025.1", "tinyapp").stdout
+    assert listed.count("venv-tinyapp") == 1
