@@ -35,10 +35,17 @@ demo: deps
 	$(STACKYARD) lock --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) wheels --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) wheels-deb --release $(RELEASE)
+	$(STACKYARD) deb --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) publish --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) promote --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) puppet-data --release $(RELEASE)
+	$(STACKYARD) apt-config --release $(RELEASE)
 	@echo
 	@echo "wheelhouse:  $$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)"
 	@echo "its index:   file://$$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)/simple"
 	@echo "wheels deb:  $$(ls var/debs/$(RELEASE)/openstack-wheels-*.deb)"
+	@echo "venv debs:   $$(ls var/debs/$(RELEASE)/venv-*.deb)"
+	@echo "apt repo:    $(CURDIR)/var/repo (key: var/repo/stackyard-archive-keyring.gpg)"
 	@echo "logs:        var/logs/$(RELEASE)/"
 
 # pytest exits 5 when it collected no test: that is a failure here.
@@ -59,6 +66,7 @@ test-e2e: deps
 
 bench: deps
 	$(VENV)/bin/python bench/wheels
+	$(VENV)/bin/python bench/deb
 
 clean:
 	rm -rf var

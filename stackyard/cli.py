@@ -131,7 +131,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
     for recipe in recipes:
         print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
         result = build_deb(config, release, recipe)
-        print(f"    built {result.file.name} in {result.seconds:.1f}s"
+        print(f"    built {result.file.name} in {result.build_seconds:.1f}s (lintian {result.lintian_seconds:.1f}s)"
               + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
               file=sys.stderr, flush=True)
         tags: dict[str, int] = {}

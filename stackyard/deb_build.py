@@ -47,6 +47,8 @@ class DebResult:
     new_entry: bool
     lintian_warnings: tuple[str, ...]
     log: Path
+    build_seconds: float  # dpkg-buildpackage alone
+    lintian_seconds: float
 
 
 def debs_dir(config: Config, release: Release) -> Path:
@@ -229,16 +231,20 @@ def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
     env.update(SOURCE_DATE_EPOCH=str(epoch), DEB_BUILD_OPTIONS="nocheck", LC_ALL="C.UTF-8", TZ="UTC")
     for stale in build_root.glob(f"{recipe.package}_*"):
         stale.unlink()
+    build_started = time.monotonic()
     with log.open("w") as handle:
         r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, stdout=handle,
                            stderr=subprocess.STDOUT, env=env, check=False)
+    build_seconds = time.monotonic() - build_started
     if r.returncode != 0:
         raise ToolError(f"dpkg-buildpackage failed for {recipe.package} {version}", hint=f"see {log}")
     built = list(build_root.glob(f"{recipe.package}_{version}_*.deb"))
     if len(built) != 1:
         raise ToolError(f"dpkg-buildpackage made no {recipe.package}_{version}_*.deb", hint=f"see {log}")
     check_contents(built[0], recipe, f"{config.deb.prefix}/{recipe.name}")
+    lintian_started = time.monotonic()
     warnings = run_lintian(built[0], log)
+    lintian_seconds = time.monotonic() - lintian_started
 
     out = debs_dir(config, release)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,4 +260,5 @@ def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
         previous = json.loads(record.read_text()).get("smoke") or {}
         smoke = previous if previous.get("sha256") == digest else None
     record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest, "smoke": smoke}, indent=1))
-    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log)
+    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log,
+                     build_seconds, lintian_seconds)

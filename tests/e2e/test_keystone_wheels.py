@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,16 +13,6 @@ from packaging.utils import canonicalize_name
 from tests.conftest import ROOT, Workspace
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The project's own config, recipes and requirements, with output in a temp dir."""
-    root = tmp_path_factory.mktemp("e2e")
-    shutil.copy(ROOT / "stackyard.toml", root / "stackyard.toml")
-    shutil.copytree(ROOT / "recipes", root / "recipes")
-    shutil.copytree(ROOT / "requirements", root / "requirements")
-    return Workspace(root)
 
 
 def test_keystone_lock_is_reproducible_from_pypi(ws: Workspace) -> None:
