@@ -68,5 +68,8 @@ bench: deps
 	$(VENV)/bin/python bench/wheels
 	$(VENV)/bin/python bench/deb
 
+lint: $(VENV)/.deps-stamp
+	$(VENV)/bin/ruff check stackyard tests bench/wheels bench/deb
+
 clean:
 	rm -rf var

@@ -13,7 +13,6 @@ from pathlib import Path
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
 from stackyard.errors import BuildError, InputError, StackyardError
-from stackyard.events import Outcome
 from stackyard.recipes import load_recipes, select
 from stackyard.render import ConsoleReporter, table
 
@@ -178,6 +177,10 @@ def _release_debs(config: Config, release: Release, projects: list[str]) -> list
     return debs
 
 
+def _print_packages(listed: list) -> None:  # list[PublishedPackage]
+    print(table(["distribution", "package", "version", "arch"], [[p.distribution, p.name, p.version, p.architecture] for p in listed]))
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from stackyard.apt_repo import AptRepository, staging
 
@@ -186,8 +189,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     debs = [Path(p) for p in args.deb] or _release_debs(config, release, args.projects)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
-    listed = AptRepository(config).publish(release, debs)
-    print(table(["distribution", "package", "version", "arch"], [[p.distribution, p.name, p.version, p.architecture] for p in listed]))
+    _print_packages(AptRepository(config).publish(release, debs))
     print(f"published {len(debs)} packages to {staging(release)} in {config.repo.path}")
     return 0
 
@@ -199,7 +201,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     release = config.release(args.release)
     packages = [p if p.startswith(("venv-", "openstack-wheels-")) else f"venv-{p}" for p in args.projects]
     listed, snapshot = AptRepository(config).promote(release, packages)
-    print(table(["distribution", "package", "version", "arch"], [[p.distribution, p.name, p.version, p.architecture] for p in listed]))
+    _print_packages(listed)
     print(f"promoted to {final(release)}; snapshot {snapshot}")
     return 0
 

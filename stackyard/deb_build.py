@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.constraints import load_lock
-from stackyard.deb_version import LOCK_LINE, debian_upstream, decide
+from stackyard.deb_version import LOCK_LINE, decide
 from stackyard.errors import ConfigError, InputError, IntegrityError, ToolError
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe

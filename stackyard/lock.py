@@ -146,7 +146,7 @@ def explain_conflict(output: str, constraints: Constraints, uc_file: Path) -> st
     missing = re.search(r"No matching distribution found for (\S+)", output)
     if missing:
         req = missing.group(1)
-        name = re.split(r"[<>=!~\[ ]", req, 1)[0]
+        name = re.split(r"[<>=!~\[ ]", req, maxsplit=1)[0]
         pin = constraints.get(name)
         where = f" (pinned at {uc_file}:{pin.line})" if pin else ""
         return f"no distribution on the index satisfies {req}{where}"

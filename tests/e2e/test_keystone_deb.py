@@ -45,5 +45,5 @@ def test_keystone_glance_placement_install_from_the_published_repository(ws: Wor
         (root.path / "etc/apt/preferences.d/stackyard-2025.1").write_text(prefs)
         root.run("apt-get update -q")
         root.run("apt-get install -y -q " + " ".join(f"venv-{p}" for p in PROJECTS))
-        for project, (command, version) in PROJECTS.items():
+        for command, version in PROJECTS.values():
             assert root.run(f"{command} --version").stdout.strip().endswith(version)

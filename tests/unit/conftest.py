@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from stackyard.config import Config, load_config
+from stackyard.config import Config, Release, load_config
 from stackyard.target import Target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +76,13 @@ def make_recipe(tmp_path: Path) -> Callable[..., Path]:
         return file
 
     return make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def release(config: Config) -> Release:
+    return config.release("2025.1")

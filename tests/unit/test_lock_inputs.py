@@ -42,16 +42,6 @@ constraints:
 
 
 @pytest.fixture
-def config(make_config: Callable[..., Config]) -> Config:
-    return make_config()
-
-
-@pytest.fixture
-def release(config: Config) -> Release:
-    return config.release("2025.1")
-
-
-@pytest.fixture
 def constraints(bookworm: Target) -> Constraints:
     return parse_constraints(UC_TEXT, UC, bookworm)
 

@@ -95,16 +95,6 @@ mylib @ file:///src/mylib
 
 
 @pytest.fixture
-def config(make_config: Callable[..., Config]) -> Config:
-    return make_config()
-
-
-@pytest.fixture
-def release(config: Config) -> Release:
-    return config.release("2025.1")
-
-
-@pytest.fixture
 def demo(make_recipe: Callable[..., Path]) -> Recipe:
     return load_recipe(make_recipe("demo", 'name: demo\nsource: {pypi: demo-dist}\nversions: {"2025.1": "1.2.3"}\n'))
 
