@@ -29,7 +29,8 @@ from packaging.utils import canonicalize_name
 from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.constraints import load_lock
-from stackyard.deb_version import LOCK_LINE, decide
+from stackyard import __version__
+from stackyard.deb_version import decide, input_lines, recorded_inputs
 from stackyard.errors import ConfigError, InputError, IntegrityError, ToolError
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe
@@ -116,17 +117,23 @@ def _epoch(config: Config, release: Release) -> int:
     return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
 
 
+def packaging_digest(config: Config, recipe: Recipe) -> str:
+    """Everything besides the lock that shapes the package: recipe, templates, settings."""
+    h = hashlib.sha256(f"{__version__}\0{config.deb.prefix}\0{config.deb.maintainer}\0".encode())
+    files = [recipe.file, Path(__file__).with_name("venv_fixup.py"), *sorted((config.paths.recipes / "debian").iterdir())]
+    for file in files:
+        h.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str) -> tuple[Changelog, bool]:
     file = changelog_path(config, release, recipe.package)
     changelog = Changelog(file.read_text()) if file.exists() else Changelog()
     previous_version = str(changelog.version) if file.exists() else None
-    previous_lock = None
-    if file.exists():
-        m = LOCK_LINE.search("\n".join(changelog[0].changes()))
-        previous_lock = m.group(1) if m else None
-    digest = _lock_digest(lock_text)
+    previous_inputs = recorded_inputs(changelog[0].changes()) if file.exists() else {}
+    inputs = {"lock": _lock_digest(lock_text), "packaging": packaging_digest(config, recipe)}
     upstream = recipe.version(release.id)
-    decision = decide(previous_version, previous_lock, upstream, release.id, digest)
+    decision = decide(previous_version, previous_inputs, upstream, release.id, inputs)
     if decision.changed:
         # a date from the inputs, never the clock; each entry newer than the last
         epoch = _epoch(config, release)
@@ -136,7 +143,7 @@ def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: 
             package=recipe.package, version=decision.version, distributions=f"{release.codename}-{release.id}",
             urgency="medium", author=config.deb.maintainer,
             date=format_datetime(datetime.fromtimestamp(epoch, timezone.utc)),
-            changes=["", f"  * {decision.reason}", "  * lock sha256:", f"    {digest}", ""],
+            changes=["", f"  * {decision.reason}", *input_lines(inputs), ""],
         )
     return changelog, decision.changed
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-LOCK_LINE = re.compile(r"lock sha256:\s+([0-9a-f]{64})")
+INPUT_LINE = re.compile(r"(\w+) sha256:\s+([0-9a-f]{64})")
 
 
 def debian_upstream(pep440: str) -> str:
@@ -43,12 +43,28 @@ class VersionDecision:
     reason: str
 
 
-def decide(previous_version: str | None, previous_lock: str | None, upstream: str, release_id: str, lock_digest: str) -> VersionDecision:
-    """The version to build, given the newest entry of the package's changelog."""
+def decide(previous_version: str | None, previous_inputs: dict[str, str], upstream: str, release_id: str,
+           inputs: dict[str, str]) -> VersionDecision:
+    """The version to build, given the newest changelog entry and the digests of
+    the inputs (``lock``: the project's lock; ``packaging``: recipe and templates)."""
     base = f"{debian_upstream(upstream)}-{release_id}."
     if previous_version is None or not previous_version.startswith(base):
         return VersionDecision(base + "1", True, f"New upstream release {upstream} for OpenStack {release_id}.")
     n = int(previous_version[len(base):])
-    if previous_lock == lock_digest:
+    changed = sorted(k for k in inputs if previous_inputs.get(k) != inputs[k])
+    if not changed:
         return VersionDecision(previous_version, False, "")
-    return VersionDecision(f"{base}{n + 1}", True, f"Rebuild of {upstream} against a changed lock.")
+    what = " and ".join({"lock": "a changed lock", "packaging": "changed packaging"}.get(k, k) for k in changed)
+    return VersionDecision(f"{base}{n + 1}", True, f"Rebuild of {upstream} with {what}.")
+
+
+def recorded_inputs(changes: list[str]) -> dict[str, str]:
+    """The input digests a changelog entry records."""
+    return dict(INPUT_LINE.findall("\n".join(changes)))
+
+
+def input_lines(inputs: dict[str, str]) -> list[str]:
+    lines = []
+    for name in sorted(inputs):
+        lines += [f"  * {name} sha256:", f"    {inputs[name]}"]
+    return lines

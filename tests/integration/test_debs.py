@@ -89,7 +89,7 @@ def test_a_changed_lock_bumps_the_revision_with_a_changelog_entry(ws: Workspace)
     changelog = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/share/doc/venv-tinyapp/changelog.Debian.gz | zcat",
                                shell=True, capture_output=True, text=True, check=True).stdout
     assert changelog.startswith("venv-tinyapp (1.0-2025.1.2) bookworm-2025.1;")
-    assert "Rebuild of 1.0 against a changed lock." in changelog and "(1.0-2025.1.1)" in changelog
+    assert "Rebuild of 1.0 with a changed lock." in changelog and "(1.0-2025.1.1)" in changelog
     subprocess.run(["dpkg", "--compare-versions", "1.0-2025.1.2", "gt", "1.0-2025.1.1"], check=True)
 
 
@@ -220,3 +220,30 @@ def test_concurrent_publishes_wait_for_each_other(ws: Workspace) -> None:
     assert [rc for _, _, rc in results] == [0, 0, 0], results
     listed = ws.run("publish", "--release", "2025.1", "tinyapp").stdout
     assert listed.count("venv-tinyapp") == 1
+
+
+def test_changed_packaging_bumps_the_revision(ws: Workspace) -> None:
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace("description: a tiny fixture project", "description: a tiny fixture app"))
+    r = ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp")
+    assert "1.0-2025.1.2" in r.stdout and "new" in r.stdout
+    assert "Rebuild of 1.0 with changed packaging." in (ws.root / "var/debs/2025.1/changelogs/venv-tinyapp.changelog").read_text()
+
+
+def test_publish_takes_the_wheels_deb_along_and_a_failure_part_way_restores_the_indexes(ws: Workspace) -> None:
+    ws.run("wheels-deb", "--release", "2025.1")
+    out = ws.run("publish", "--release", "2025.1").stdout
+    assert "openstack-wheels-2025.1" in out and "venv-tinyapp" in out
+    inrelease = ws.root / "var/repo/dists/bookworm-2025.1-staging/InRelease"
+    before = inrelease.read_bytes()
+
+    ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")  # a new, tested venv-tinyapp ...
+    prepare(ws)
+    ws.run("deb", "--release", "2025.1", "tinyapp")
+    wheels_deb = next((ws.root / "var/debs/2025.1").glob("openstack-wheels-2025.1_*.deb"))
+    wheels_deb.write_bytes(wheels_deb.read_bytes()[:4096])  # ... and a damaged wheels deb after it
+    r = ws.run("publish", "--release", "2025.1", check=False)
+    assert r.returncode == 6, r.stderr
+    assert inrelease.read_bytes() == before
+    listing = ws.run("promote", "--release", "2025.1", "tinyapp").stdout  # staging still has the old one
+    assert re.search(r"venv-tinyapp\s+1\.0-2025\.1\.1\s", listing), listing
