@@ -186,7 +186,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    debs = [Path(p) for p in args.deb] or _release_debs(config, release, args.projects)
+    debs = _release_debs(config, release, args.projects)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
     _print_packages(AptRepository(config).publish(release, debs))
@@ -274,7 +274,6 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("publish", help="put tested packages into <codename>-<release>-staging")
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="*", metavar="PROJECT")
-    s.add_argument("--deb", action="append", default=[], help="a .deb file to publish (instead of projects)")
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("promote", help="copy packages from staging to <codename>-<release> and snapshot")
