@@ -228,3 +228,17 @@ def test_explain_missing_distribution(constraints: Constraints) -> None:
 
 def test_explain_unrelated_output(constraints: Constraints) -> None:
     assert explain_conflict("ERROR: network unreachable\n", constraints, UC) is None
+
+
+def test_every_committed_lock_is_up_to_date_with_its_inputs(repo: Path) -> None:
+    """A changed upper-constraints or recipe must come with re-run 'stackyard lock'."""
+    config = load_config(repo / "stackyard.toml")
+    recipes = load_recipes(config.paths.recipes)
+    locks = sorted(config.paths.requirements.glob("*/locks/*.txt"))
+    assert locks, "no committed locks"
+    for lock in locks:
+        release = config.release(lock.parent.parent.name)
+        recipe = recipes[lock.stem]
+        target = Target(release.python, release.glibc, "x86_64", release.codename)
+        constraints = load_constraints(config.requirements_dir(release) / "upper-constraints.txt", target)
+        assert recorded_digest(lock) == lock_inputs(recipe, release, constraints).digest, f"{lock} is stale"
