@@ -11,6 +11,8 @@ lintian must report no error.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.constraints import load_lock
 from stackyard import __version__
-from stackyard.deb_version import decide, input_lines, recorded_inputs
+from stackyard.deb_version import debian_upstream, decide, input_lines, recorded_inputs
 from stackyard.errors import ConfigError, InputError, IntegrityError, ToolError
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe
@@ -126,14 +128,33 @@ def packaging_digest(config: Config, recipe: Recipe) -> str:
     return h.hexdigest()
 
 
+def newest_published(config: Config, release: Release, package: str) -> str | None:
+    """The highest version of ``package`` in the release's distributions, if any."""
+    from debian.debian_support import version_compare
+
+    from stackyard.apt_repo import AptRepository, final, staging
+
+    if not (config.repo.path / "db").exists():
+        return None
+    repo = AptRepository(config)
+    versions = [p.version for dist in (staging(release), final(release)) for p in repo.list(dist) if p.name == package]
+    return max(versions, key=functools.cmp_to_key(version_compare)) if versions else None
+
+
 def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str) -> tuple[Changelog, bool]:
     file = changelog_path(config, release, recipe.package)
     changelog = Changelog(file.read_text()) if file.exists() else Changelog()
     previous_version = str(changelog.version) if file.exists() else None
     previous_inputs = recorded_inputs(changelog[0].changes()) if file.exists() else {}
+    seeded = None
+    if previous_version is None:  # no changelog kept here: never reuse a published version
+        previous_version = seeded = newest_published(config, release, recipe.package)
     inputs = {"lock": _lock_digest(lock_text), "packaging": packaging_digest(config, recipe)}
     upstream = recipe.version(release.id)
     decision = decide(previous_version, previous_inputs, upstream, release.id, inputs)
+    if seeded and decision.version != f"{debian_upstream(upstream)}-{release.id}.1":
+        decision = dataclasses.replace(
+            decision, reason=f"Rebuild of {upstream} after the published {seeded} (its changelog was not kept here).")
     if decision.changed:
         # a date from the inputs, never the clock; each entry newer than the last
         epoch = _epoch(config, release)

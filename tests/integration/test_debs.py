@@ -247,3 +247,12 @@ def test_publish_takes_the_wheels_deb_along_and_a_failure_part_way_restores_the_
     assert inrelease.read_bytes() == before
     listing = ws.run("promote", "--release", "2025.1", "tinyapp").stdout  # staging still has the old one
     assert re.search(r"venv-tinyapp\s+1\.0-2025\.1\.1\s", listing), listing
+
+
+def test_a_machine_without_the_changelog_continues_after_the_published_version(ws: Workspace) -> None:
+    ws.run("publish", "--release", "2025.1", "tinyapp")
+    shutil.rmtree(ws.root / "var" / "debs" / "2025.1" / "changelogs")  # a fresh build machine
+    r = ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp")
+    assert "1.0-2025.1.2" in r.stdout
+    changelog = (ws.root / "var/debs/2025.1/changelogs/venv-tinyapp.changelog").read_text()
+    assert "after the published 1.0-2025.1.1" in changelog
