@@ -22,6 +22,7 @@ from pathlib import Path
 from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import InputError, ToolError
 from stackyard.lock import target_for
@@ -63,10 +64,7 @@ def build_wheels_deb(config: Config, release: Release) -> WheelsDeb:
     if manifest is None:
         raise InputError(f"{wheelhouse}: no wheelhouse", hint=f"run 'stackyard wheels --release {release.id}' first")
     wheels = manifest["wheels"]
-    digest = (wheelhouse / "SHA256SUMS").read_text()
-    import hashlib
-
-    digest = hashlib.sha256(digest.encode()).hexdigest()
+    digest = sha256_file(wheelhouse / "SHA256SUMS")
     source = read_source(config.requirements_dir(release))
     date = (source.date if source and source.date else "1970-01-01").replace("-", "")
     epoch = int(datetime.strptime(date, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp())
