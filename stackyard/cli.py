@@ -227,6 +227,15 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_services(args: argparse.Namespace) -> int:
+    from stackyard import local_services
+
+    config = _config(args)
+    statuses = local_services.up(config) if args.action == "up" else local_services.down(config)
+    print(table(["service", "state", "where"], [[s.name, s.state, s.detail] for s in statuses]))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stackyard", description=__doc__)
     p.add_argument("--version", action="version", version=f"stackyard {__version__}")
@@ -290,6 +299,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--release", required=True)
     s.add_argument("--output")
     s.set_defaults(func=cmd_puppet_data)
+
+    s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
+    s.add_argument("action", choices=["up", "down"])
+    s.set_defaults(func=cmd_services)
     return p
 
 

@@ -82,6 +82,25 @@ class RepoSettings:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    registry: str  # host[:port] images are pushed to
+    namespace: str  # <registry>/<namespace>/<image>:<tag>
+    engine: str  # Docker Engine API address (unix:///path or tcp://host:port)
+    username: str  # registry login
+    password_file: Path  # holds the password; STACKYARD_REGISTRY_PASSWORD overrides it
+    ca_cert: Path | None  # CA of the registry's TLS certificate (None: the system's trust store)
+    uid: int  # uid and gid of the service user in every image (openstack-helm: 42424)
+    retries: int  # bounded retries (exponential backoff) for registry requests
+
+    @property
+    def engine_socket(self) -> Path | None:
+        return Path(self.engine.removeprefix("unix://")) if self.engine.startswith("unix://") else None
+
+    def repository(self, image: str) -> str:
+        return f"{self.registry}/{self.namespace}/{image}"
+
+
+@dataclass(frozen=True)
 class Paths:
     root: Path
     output: Path
@@ -98,6 +117,7 @@ class Config:
     wheels: WheelSettings
     deb: DebSettings
     repo: RepoSettings
+    images: ImageSettings
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
@@ -182,6 +202,32 @@ def host_architecture() -> str:
     raise ConfigError(f"unsupported machine {machine!r}; supported: {', '.join(WHEEL_MACHINE.values())}")
 
 
+REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
+IMAGE_PATH = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+
+
+def _image_settings(t: _Table, root: Path) -> ImageSettings:
+    t.check_keys({"registry", "namespace", "engine", "username", "password_file", "ca_cert", "uid", "retries"})
+    engine = t.str("engine", "unix://var/run/docker.sock")
+    if engine.startswith("unix://"):
+        engine = "unix://" + str(root / engine.removeprefix("unix://"))  # relative to stackyard.toml
+    elif not engine.startswith(("tcp://", "ssh://")):
+        raise t.error(f"{engine!r} is not a unix://, tcp:// or ssh:// address", "engine")
+    ca = t.data.get("ca_cert", "var/registry/ca.crt")
+    if not isinstance(ca, str):
+        raise t.error(f"must be a path or \"\" (system trust store), got {ca!r}", "ca_cert")
+    return ImageSettings(
+        registry=t.str("registry", "127.0.0.1:5443", pattern=REGISTRY),
+        namespace=t.str("namespace", "stackyard", pattern=IMAGE_PATH),
+        engine=engine,
+        username=t.str("username", "stackyard"),
+        password_file=root / t.str("password_file", "var/registry/password"),
+        ca_cert=(root / ca) if ca else None,
+        uid=t.int("uid", 42424, 1),
+        retries=t.int("retries", 4),
+    )
+
+
 def load_config(file: Path) -> Config:
     file = file.resolve()
     try:
@@ -195,7 +241,7 @@ def load_config(file: Path) -> Config:
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "wheels", "deb", "repo", "codenames", "releases", "architecture"})
+    top.check_keys({"paths", "index", "wheels", "deb", "repo", "images", "codenames", "releases", "architecture"})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -246,6 +292,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         signing_key=signing_key.upper(),
     )
 
+    images = _image_settings(top.sub("images"), root)
+
     architecture = data.get("architecture") or host_architecture()
     if architecture not in WHEEL_MACHINE:
         raise top.error(f"{architecture!r} is not one of {', '.join(WHEEL_MACHINE)}", "architecture")
@@ -292,6 +340,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         wheels=wheels,
         deb=deb,
         repo=repo,
+        images=images,
         architecture=architecture,
         codenames=codenames,
         releases=releases,

@@ -67,7 +67,7 @@ def lock_inputs(recipe: Recipe, release: Release, constraints: Constraints) -> L
     source = recipe.source.requirement(version)
     name, _, rest = source.partition("==") if "==" in source else source.partition(" @ ")
     req = f"{name}{extras}=={version}" if "==" in source else f"{name}{extras} @ {rest}"
-    lines = [req] + [f"{lib} @ {target}" for lib, target in recipe.constraints.replace]
+    lines = [req, *recipe.requirements] + [f"{lib} @ {target}" for lib, target in recipe.constraints.replace]
     cons = [effective.pins[k].as_constraint() for k in sorted(effective.pins)]
     return LockInputs("\n".join(lines) + "\n", "\n".join(cons) + "\n")
 

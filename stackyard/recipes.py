@@ -7,7 +7,7 @@ same frozen ``Recipe``. Errors name the file and the dotted key.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ PROJECT = re.compile(r"^[a-z][a-z0-9.-]*$")
 COMMAND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
 VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!-]*$")
+REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z0-9,_-]+\])?$")  # a bare name: upper-constraints pins it
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,21 @@ class ConstraintOverrides:
     replace: tuple[tuple[str, str], ...] = ()  # (name, "path" | "git+URL@ref")
 
 
+WSGI_SERVERS = ("apache", "uwsgi", "none")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How the project's image is made and which openstack-helm chart keys run it."""
+
+    name: str  # the image's name in the registry (default: the project's)
+    wsgi: str  # "apache" (mod_wsgi), "uwsgi" or "none"
+    packages: tuple[str, ...]  # Debian packages the image adds beyond the deb's Depends
+    chart: str | None  # the openstack-helm chart whose values name this project's image
+    chart_keys: tuple[str, ...]  # images.tags keys of that chart that run this image
+    client_keys: tuple[str, ...]  # images.tags keys of that chart that run the openstack-client image
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -68,7 +84,8 @@ class Recipe:
     runtime_packages: tuple[str, ...]
     smoke: tuple[str, ...]
     constraints: ConstraintOverrides
-    image: dict[str, Any] = field(default_factory=dict)
+    image: ImageSpec
+    requirements: tuple[str, ...] = ()  # more distributions in the venv, pinned by upper-constraints
 
     def version(self, release_id: str) -> str:
         try:
@@ -129,7 +146,7 @@ class _Node:
 
 TOP_KEYS = {
     "name", "description", "source", "versions", "extras", "console_scripts", "services",
-    "runtime_packages", "smoke", "constraints", "image",
+    "runtime_packages", "smoke", "constraints", "image", "requirements",
 }
 
 
@@ -188,8 +205,22 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
             value = path.as_uri()
         replace.append((str(lib), value))
 
-    image = top.child("image", {})
-    image.mapping({"wsgi", "packages", "chart_keys"})
+    image_n = top.child("image", {})
+    image_n.mapping({"name", "wsgi", "packages", "chart", "chart_keys", "client_keys"})
+    wsgi = image_n.child("wsgi").string(optional=True) or "none"
+    if wsgi not in WSGI_SERVERS:
+        raise image_n.child("wsgi").error(f"{wsgi!r} is not one of {', '.join(WSGI_SERVERS)}")
+    chart_key = re.compile(r"^[a-z][a-z0-9_]*$")
+    image = ImageSpec(
+        name=image_n.child("name").string(PROJECT, optional=True) or name,
+        wsgi=wsgi,
+        packages=image_n.child("packages").strings(DEB_PACKAGE),
+        chart=image_n.child("chart").string(PROJECT, optional=True),
+        chart_keys=image_n.child("chart_keys").strings(chart_key),
+        client_keys=image_n.child("client_keys").strings(chart_key),
+    )
+    if (image.chart_keys or image.client_keys) and not image.chart:
+        raise image_n.child("chart").error("chart_keys and client_keys need the chart they belong to (e.g. chart: keystone)")
 
     return Recipe(
         name=name,
@@ -203,7 +234,8 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
         runtime_packages=top.child("runtime_packages").strings(DEB_PACKAGE),
         smoke=top.child("smoke").strings(),
         constraints=ConstraintOverrides(drop=cons.child("drop").strings(), replace=tuple(sorted(replace))),
-        image=dict(image.value or {}),
+        image=image,
+        requirements=top.child("requirements").strings(REQUIREMENT),
     )
 
 

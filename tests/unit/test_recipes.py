@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 from stackyard.errors import ConfigError, InputError
-from stackyard.recipes import Source, load_recipe, load_recipes, select
+from stackyard.recipes import ImageSpec, Source, load_recipe, load_recipes, select
 
 GOOD = """\
 name: demo
@@ -72,7 +72,7 @@ def test_good_recipe(make_recipe: MakeRecipe, tmp_path: Path) -> None:
     assert recipe.services[0].name == "demo-api"
     assert recipe.services[0].description == ""
     assert recipe.constraints.drop == ("oslo.config",)
-    assert recipe.image == {"wsgi": "uwsgi"}
+    assert recipe.image.wsgi == "uwsgi" and recipe.image.name == "demo" and recipe.image.chart is None
     replace = dict(recipe.constraints.replace)
     assert list(replace) == sorted(replace)
     # a relative path is resolved against the recipe's directory and becomes a file:// URI
@@ -87,7 +87,8 @@ def test_defaults(make_recipe: MakeRecipe) -> None:
     assert recipe.description == "OpenStack mini"
     assert recipe.extras == () and recipe.services == () and recipe.smoke == ()
     assert recipe.constraints.drop == () and recipe.constraints.replace == ()
-    assert recipe.image == {}
+    assert recipe.image == ImageSpec(name="mini", wsgi="none", packages=(), chart=None, chart_keys=(), client_keys=())
+    assert recipe.requirements == ()
 
 
 def test_version_for_unknown_release(make_recipe: MakeRecipe) -> None:
@@ -215,3 +216,23 @@ def test_select(make_recipe: MakeRecipe, tmp_path: Path) -> None:
     assert "unknown project glance, heat" in text
     assert "known projects: demo, mini" in text
     assert str(tmp_path / "recipes" / "glance.yaml") in text
+
+
+def test_image_spec_and_extra_requirements(make_recipe: MakeRecipe) -> None:
+    recipe = load_recipe(make_recipe("cli", 'name: cli\nsource: {pypi: cli}\nversions: {"2025.1": "1.0"}\n'
+                                     'requirements: [SQLAlchemy, PyMySQL]\n'
+                                     'image: {name: openstack-client, packages: [mariadb-client]}\n'))
+    assert recipe.requirements == ("SQLAlchemy", "PyMySQL")
+    assert recipe.image.name == "openstack-client" and recipe.image.packages == ("mariadb-client",)
+
+
+@pytest.mark.parametrize("image, key, message", [
+    ("{wsgi: gunicorn}", "image.wsgi", "not one of apache, uwsgi, none"),
+    ("{chart_keys: [keystone_api]}", "image.chart", "need the chart they belong to"),
+    ("{chart: keystone, chart_keys: [Keystone-API]}", "image.chart_keys[0]", "is not valid"),
+    ("{registry: quay.io}", "image", "registry"),
+])
+def test_bad_image_spec_names_the_key(make_recipe: MakeRecipe, image: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_recipe(make_recipe("bad", f'name: bad\nsource: {{pypi: bad}}\nversions: {{"2025.1": "1.0"}}\nimage: {image}\n'))
+    assert f"bad.yaml: {key}" in str(info.value) and message in str(info.value)
