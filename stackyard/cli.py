@@ -227,6 +227,58 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    from stackyard import docker_engine
+    from stackyard.apt_repo import final, staging
+    from stackyard.images import build_image, push_image
+    from stackyard.local_services import registry_password
+    from stackyard.registry_client import Registry
+
+    config = _config(args)
+    release = config.release(args.release)
+    recipes = select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes)
+    distribution = final(release) if args.promoted else staging(release)
+    client = docker_engine.connect(config.images)
+    registry = password = None
+    if args.push:  # a wrong login or an unreachable registry fails here, before anything is built
+        password = registry_password(config.images)
+        registry = Registry(config.images, password)
+        registry.check_login()
+    reporter = ConsoleReporter()
+    rows = []
+    for recipe in recipes:
+        print(f"==> image {recipe.image.name} ({release.id}) from {recipe.package} in {distribution}", file=sys.stderr, flush=True)
+        result = build_image(config, release, recipe, client, distribution=distribution, report=reporter)
+        if registry is not None and password is not None:
+            result = push_image(config, release, result, client, password, registry, reporter)
+        r = result.record
+        layers = f"{sum(p.pushed_layers for p in result.push)} sent" if result.push else ("already there" if args.push else "-")
+        rows.append([r.image, r.version, "built" if result.built else "unchanged", f"{r.size / 1e6:.0f} MB",
+                     f"{result.seconds:.1f}", layers, f"{r.repository}:{r.dated_tag}"])
+    print(table(["image", "deb version", "build", "size", "seconds", "push", "reference"], rows))
+    return 0
+
+
+def cmd_helm_values(args: argparse.Namespace) -> int:
+    from stackyard.helm_values import chart_values, dump
+    from stackyard.local_services import registry_password
+
+    config = _config(args)
+    release = config.release(args.release)
+    out = Path(args.output) if args.output else config.paths.output / "helm" / release.id
+    values = chart_values(config, release, load_recipes(config.paths.recipes), registry_password(config.images))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for chart, data in values.items():
+        file = out / f"{chart}.yaml"
+        file.touch(mode=0o600)
+        file.chmod(0o600)
+        file.write_text(dump(data, release, chart))
+        rows.append([chart, str(len(data["images"]["tags"])), str(file)])
+    print(table(["chart", "image keys", "values file"], rows))
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from stackyard import local_services
 
@@ -299,6 +351,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--release", required=True)
     s.add_argument("--output")
     s.set_defaults(func=cmd_puppet_data)
+
+    s = sub.add_parser("image", help="build openstack-helm images from the published debs (and push them)")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s.add_argument("--push", action="store_true", help="push to [images] registry: the dated tag, then the release tag")
+    s.add_argument("--promoted", action="store_true", help="install from <codename>-<release> instead of its staging")
+    s.set_defaults(func=cmd_image)
+
+    s = sub.add_parser("helm-values", help="write openstack-helm values overrides (images.tags, registry login)")
+    s.add_argument("--release", required=True)
+    s.add_argument("--output", help="directory (default: <output>/helm/<release>)")
+    s.set_defaults(func=cmd_helm_values)
 
     s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
     s.add_argument("action", choices=["up", "down"])

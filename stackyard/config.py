@@ -107,6 +107,7 @@ class Paths:
     cache: Path
     requirements: Path
     recipes: Path
+    images: Path  # Jinja2 Dockerfile templates
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     root = file.parent
 
     paths_t = top.sub("paths")
-    paths_t.check_keys({"output", "cache", "requirements", "recipes"})
+    paths_t.check_keys({"output", "cache", "requirements", "recipes", "images"})
     output = root / paths_t.str("output", "var")
     paths = Paths(
         root=root,
@@ -253,6 +254,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         cache=root / paths_t.str("cache", str(Path(paths_t.str("output", "var")) / "cache")),
         requirements=root / paths_t.str("requirements", "requirements"),
         recipes=root / paths_t.str("recipes", "recipes"),
+        images=root / paths_t.str("images", "images"),
     )
 
     index_t = top.sub("index")

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
+import yaml
 from debian.changelog import Changelog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
@@ -122,7 +123,10 @@ def _epoch(config: Config, release: Release) -> int:
 def packaging_digest(config: Config, recipe: Recipe) -> str:
     """Everything besides the lock that shapes the package: recipe, templates, settings."""
     h = hashlib.sha256(f"{__version__}\0{config.deb.prefix}\0{config.deb.maintainer}\0".encode())
-    files = [recipe.file, Path(__file__).with_name("venv_fixup.py"), *sorted((config.paths.recipes / "debian").iterdir())]
+    # the recipe as data, without its image section: an image change rebuilds images, not debs
+    data = {k: v for k, v in (yaml.safe_load(recipe.file.read_text()) or {}).items() if k != "image"}
+    h.update(json.dumps(data, sort_keys=True).encode() + b"\0")
+    files = [Path(__file__).with_name("venv_fixup.py"), *sorted((config.paths.recipes / "debian").iterdir())]
     for file in files:
         h.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     return h.hexdigest()

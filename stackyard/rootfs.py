@@ -26,14 +26,16 @@ BASE_PACKAGES = ("ca-certificates", "adduser", "systemd", "python3")
 MAX_AGE = 7 * 24 * 3600
 
 
-def rootfs_tarball(cache: Path, codename: Codename, log: Path) -> Path:
-    key = hashlib.sha256(f"{codename.name}\0{codename.mirror}\0{','.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
-    tarball = cache / "rootfs" / f"{codename.name}-minbase-{key}.tar"
+def rootfs_tarball(cache: Path, codename: Codename, log: Path, packages: tuple[str, ...] = BASE_PACKAGES,
+                   options: tuple[str, ...] = (), flavour: str = "minbase") -> Path:
+    """A cached mmdebstrap tarball of ``codename`` with ``packages``; remade once it is a week old."""
+    key = hashlib.sha256("\0".join([codename.name, codename.mirror, ",".join(packages), *options]).encode()).hexdigest()[:12]
+    tarball = cache / "rootfs" / f"{codename.name}-{flavour}-{key}.tar"
     if tarball.exists() and time.time() - tarball.stat().st_mtime < MAX_AGE:
         return tarball
     tarball.parent.mkdir(parents=True, exist_ok=True)
     tmp = tarball.with_suffix(f".{os.getpid()}.tmp")
-    cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", "--format=tar",
+    cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}", *options, "--format=tar",
            codename.name, str(tmp), codename.mirror]
     with log.open("a") as handle:
         handle.write("$ " + " ".join(cmd) + "\n")

@@ -9,8 +9,10 @@ usage: venv-fixup.py <venv dir in debian/pkg> <final install dir>
    that pip writes for a short path.
  - RECORD: re-hash bin/ entries whose content changed after pip
    (dh_virtualenv's shebang rewrite, the step above)
+ - pip itself goes: the venv was installed by the build, and nothing at run
+   time installs into it (no PyPI on production hosts)
 """
-import base64, csv, hashlib, io, os, re, sys
+import base64, csv, glob, hashlib, io, os, re, shutil, sys
 
 venv, final = sys.argv[1], sys.argv[2]
 cfg = os.path.join(venv, "pyvenv.cfg")
@@ -32,6 +34,10 @@ for name in sorted(os.listdir(bindir)):
         open(path, "wb").write(b"#!" + m.group(1) + b"\n" + data[m.end():])
 
 site = os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+for path in glob.glob(os.path.join(site, "pip")) + glob.glob(os.path.join(site, "pip-*.dist-info")):
+    shutil.rmtree(path)
+for path in glob.glob(os.path.join(bindir, "pip")) + glob.glob(os.path.join(bindir, "pip3*")):
+    os.unlink(path)
 for dist in sorted(os.listdir(site)):
     record = os.path.join(site, dist, "RECORD")
     if not dist.endswith(".dist-info") or not os.path.exists(record):

@@ -1,0 +1,293 @@
+"""Images for openstack-helm, built from the very debs that were published.
+
+A project image is the shared base (a Debian rootfs made locally by
+mmdebstrap) plus three layers: the Debian packages it needs (the deb's
+Depends, the WSGI server, the recipe's own: cached while they do not change),
+the project's user (uid/gid 42424) and the published ``venv-<project>``
+installed by apt from the release's distribution. The install checks the
+downloaded file against the sha256 of the file in the repository's pool, so
+image and deb carry identical bits.
+
+Tags: ``<registry>/<namespace>/<image>:<release>-debian_<codename>`` (moves
+with each build) and ``...-<YYYYMMDDTHHMMSSZ>`` (never moves). A push sends
+the dated tag first and moves the release tag last, so a failed push moves
+nothing. Each build is recorded in ``<output>/images/<release>/<image>.json``;
+a build whose inputs (Dockerfile, base, deb) did not change is not redone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+from debian.debfile import DebFile
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+
+from stackyard import docker_engine
+from stackyard.apt_repo import AptRepository, staging
+from stackyard.cache import sha256_file
+from stackyard.config import Config, Release
+from stackyard.docker_engine import PushResult
+from stackyard.errors import ConfigError, InputError
+from stackyard.events import Note, Reporter, discard
+from stackyard.lock import lock_path
+from stackyard.recipes import Recipe
+from stackyard.registry_client import Registry
+from stackyard.rootfs import rootfs_tarball
+
+# what every image has before its project arrives
+BASE_PACKAGES = ("ca-certificates", "adduser", "python3", "sudo", "netbase")
+# keep images small: no documentation but the copyright files, no man pages, no translations
+BASE_OPTIONS = (
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",  # merged /usr without the usrmerge package (and its perl)
+    "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+    "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+    "--aptopt=APT::Install-Recommends \"false\"",
+)
+WSGI_PACKAGES = {"apache": ("apache2", "libapache2-mod-wsgi-py3"), "uwsgi": ("uwsgi-core", "uwsgi-plugin-python3"), "none": ()}
+KEYRING = "stackyard-archive-keyring.gpg"
+
+
+@dataclass(frozen=True)
+class PublishedDeb:
+    package: str
+    version: str
+    distribution: str
+    file: Path  # in the repository's pool
+    sha256: str
+    depends: tuple[str, ...]  # package names, first of each alternative
+    revision: str  # upstream source revision (pbr's git sha) or ""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image: str
+    repository: str
+    release_tag: str
+    dated_tag: str
+    image_id: str
+    inputs: str
+    version: str
+    size: int
+    digest: str = ""  # the registry manifest both tags point at, once pushed
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    record: ImageRecord
+    built: bool  # False: the inputs were unchanged and the previous image stands
+    seconds: float
+    push: tuple[PushResult, ...] = ()
+
+
+def _record_path(config: Config, release: Release, image: str) -> Path:
+    return config.paths.output / "images" / release.id / f"{image}.json"
+
+
+def read_record(config: Config, release: Release, image: str) -> ImageRecord | None:
+    path = _record_path(config, release, image)
+    return ImageRecord(**json.loads(path.read_text())) if path.exists() else None
+
+
+def _write_record(config: Config, release: Release, record: ImageRecord) -> None:
+    path = _record_path(config, release, record.image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def release_tag(release: Release) -> str:
+    return f"{release.id}-debian_{release.codename}"
+
+
+def depends_names(field: str) -> tuple[str, ...]:
+    """Package names of a Depends field: the first of each alternative, without versions or arch qualifiers."""
+    names = []
+    for clause in field.split(","):
+        first = clause.split("|")[0].strip()
+        if first:
+            names.append(first.split()[0].split(":")[0].split("(")[0])
+    return tuple(dict.fromkeys(names))
+
+
+def _upstream_revision(deb: DebFile, recipe: Recipe, version: str) -> str:
+    """The upstream commit pbr recorded in the project's dist-info, if it did."""
+    from packaging.utils import canonicalize_name
+
+    want = canonicalize_name(recipe.source.distribution).replace("-", "_")
+    for member in deb.data.tgz().getmembers():
+        parts = Path(member.name).parts
+        if len(parts) >= 2 and parts[-1] == "pbr.json" and parts[-2].endswith(".dist-info"):
+            dist = parts[-2].removesuffix(".dist-info").rsplit("-", 1)[0]
+            if canonicalize_name(dist).replace("-", "_") == want:
+                handle = deb.data.tgz().extractfile(member)
+                if handle:
+                    return str(json.load(handle).get("git_version", ""))
+    return ""
+
+
+def published_deb(config: Config, release: Release, recipe: Recipe, distribution: str) -> PublishedDeb:
+    listed = {p.name: p for p in AptRepository(config).list(distribution)}
+    found = listed.get(recipe.package)
+    if found is None:
+        raise InputError(f"{recipe.package} is not published in {distribution}",
+                         hint=f"stackyard deb --release {release.id} {recipe.name} && "
+                              f"stackyard publish --release {release.id} {recipe.name}")
+    pool = sorted(config.repo.path.glob(f"pool/*/*/*/{recipe.package}_{found.version}_{found.architecture}.deb"))
+    if not pool:
+        raise InputError(f"{recipe.package} {found.version} is listed in {distribution} but not in {config.repo.path}/pool",
+                         hint="the repository is damaged: reprepro check")
+    deb = DebFile(str(pool[0]))
+    control = deb.debcontrol()
+    return PublishedDeb(
+        package=recipe.package, version=found.version, distribution=distribution, file=pool[0],
+        sha256=sha256_file(pool[0]), depends=depends_names(control.get("Depends", "")),
+        revision=_upstream_revision(deb, recipe, recipe.version(release.id)),
+    )
+
+
+def _quoted(value: object) -> str:
+    """A Dockerfile double-quoted string."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _templates(config: Config) -> Environment:
+    env = Environment(loader=FileSystemLoader(config.paths.images), undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["quoted"] = _quoted
+    return env
+
+
+def render(config: Config, template: str, **context: object) -> str:
+    try:
+        return _templates(config).get_template(template).render(**context)
+    except TemplateSyntaxError as exc:
+        raise ConfigError(f"{config.paths.images / (exc.name or template)}:{exc.lineno}: {exc.message}",
+                          hint="fix the template") from None
+    except TemplateError as exc:
+        raise ConfigError(f"{config.paths.images / template}: {exc}", hint="fix the template") from None
+
+
+def project_template(config: Config, recipe: Recipe) -> str:
+    own = f"{recipe.name}.Dockerfile.j2"
+    return own if (config.paths.images / own).exists() else "project.Dockerfile.j2"
+
+
+def ensure_base(config: Config, release: Release, client: docker.DockerClient, log: Path, report: Reporter) -> str:
+    """The base image for the release's codename: made from a local rootfs when its inputs change."""
+    codename = config.codenames[release.codename]
+    tarball = rootfs_tarball(config.paths.cache, codename, log, BASE_PACKAGES, BASE_OPTIONS, flavour="image")
+    dockerfile = render(config, "base.Dockerfile.j2", codename=codename.name)
+    key = hashlib.sha256(dockerfile.encode() + b"\0" + sha256_file(tarball).encode()).hexdigest()[:12]
+    tag = f"stackyard-base:{codename.name}-{key}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    report(Note("image", f"base {tag}: importing {tarball.name}"))
+    with tempfile.TemporaryDirectory(prefix="stackyard-base-") as tmp:
+        context = Path(tmp)
+        (context / "Dockerfile").write_text(dockerfile)
+        shutil.copy(tarball, context / "rootfs.tar")
+        docker_engine.build(client, context, tag, log)
+    return tag
+
+
+def build_image(config: Config, release: Release, recipe: Recipe, client: docker.DockerClient, *,
+                distribution: str | None = None, report: Reporter = discard) -> ImageResult:
+    started = time.monotonic()
+    spec = recipe.image
+    log = config.logs_dir("image", release) / f"{spec.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    deb = published_deb(config, release, recipe, distribution or staging(release))
+    base = ensure_base(config, release, client, log, report)
+    keyring = config.repo.path / KEYRING
+    if not keyring.exists():
+        raise InputError(f"{keyring}: missing", hint=f"publish first: stackyard publish --release {release.id}")
+    packages = sorted({*deb.depends, *WSGI_PACKAGES[spec.wsgi], *spec.packages} - {recipe.package})
+    template = project_template(config, recipe)
+    context = dict(
+        base=base, project=recipe.name, user=recipe.name, uid=config.images.uid, packages=packages, wsgi=spec.wsgi,
+        package=deb.package, version=deb.version, deb_file=deb.file.name, sha256=deb.sha256,
+        distribution=deb.distribution, component=config.repo.component, venv=f"{config.deb.prefix}/{recipe.name}",
+    )
+    # what the image is made of: the template files, their variables, the base, the keyring
+    h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
+    for file in sorted(config.paths.images.rglob("*.j2")):
+        h.update(file.name.encode() + b"\0" + file.read_bytes())
+    h.update(f"{sha256_file(keyring)}\0{client.images.get(base).id}\0{template}".encode())
+    inputs = h.hexdigest()
+    repository = config.images.repository(spec.name)
+    previous = read_record(config, release, spec.name)
+    if previous and previous.inputs == inputs and previous.repository == repository:
+        try:
+            client.images.get(previous.image_id)
+            report(Note("image", f"{spec.name}: inputs unchanged, {repository}:{previous.dated_tag} stands"))
+            return ImageResult(previous, built=False, seconds=time.monotonic() - started)
+        except docker.errors.ImageNotFound:
+            pass
+
+    now = dt.datetime.now(dt.timezone.utc)
+    dated = f"{release_tag(release)}-{now:%Y%m%dT%H%M%SZ}"
+    lock = lock_path(config, release, recipe.name)
+    labels = {
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.description": recipe.description,
+        "org.opencontainers.image.version": deb.version,
+        "org.opencontainers.image.revision": deb.revision,
+        "org.opencontainers.image.created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.source": recipe.source.git or f"{config.index.url}/{recipe.source.distribution}/",
+        "org.opencontainers.image.base.name": base,
+        "org.openstack.release": release.id,
+        "org.stackyard.package": f"{deb.package}={deb.version}",
+        "org.stackyard.deb-sha256": deb.sha256,
+        "org.stackyard.lock-sha256": sha256_file(lock) if lock.exists() else "",
+        "org.stackyard.inputs": inputs,
+    }
+    dockerfile = render(config, template, labels=labels, **context)
+    from stackyard.repo_server import RepoServer
+
+    with tempfile.TemporaryDirectory(prefix="stackyard-image-") as tmp, RepoServer(config.repo.path) as repo:
+        build_dir = Path(tmp)
+        (build_dir / "Dockerfile").write_text(dockerfile)
+        shutil.copy(keyring, build_dir / KEYRING)
+        image_id = docker_engine.build(
+            client, build_dir, f"{repository}:{dated}", log, buildargs={"STACKYARD_REPO": repo.url},
+            on_step=lambda i, n, text: report(Note("image", f"{spec.name} [{i}/{n}] {text}")),
+        )
+    client.api.tag(image_id, repository, release_tag(release))
+    record = ImageRecord(image=spec.name, repository=repository, release_tag=release_tag(release), dated_tag=dated,
+                         image_id=image_id, inputs=inputs, version=deb.version, size=int(client.images.get(image_id).attrs["Size"]))
+    _write_record(config, release, record)
+    return ImageResult(record, built=True, seconds=time.monotonic() - started)
+
+
+def push_image(config: Config, release: Release, result: ImageResult, client: docker.DockerClient, password: str,
+               registry: Registry, report: Reporter = discard) -> ImageResult:
+    """Push the dated tag, then move the release tag; nothing is pushed when the registry already has it."""
+    record = result.record
+    log = config.logs_dir("image", release) / f"{record.image}.log"
+    if record.digest and registry.digest(record.image, record.release_tag) == record.digest \
+            and registry.digest(record.image, record.dated_tag) == record.digest:
+        report(Note("image", f"{record.image}: {record.repository}:{record.dated_tag} is already in the registry"))
+        return result
+    pushes = []
+    for tag in (record.dated_tag, record.release_tag):
+        client.api.tag(record.image_id, record.repository, tag)
+        pushes.append(docker_engine.push(client, record.repository, tag, config.images, password, log))
+        report(Note("image", f"pushed {record.repository}:{tag} ({pushes[-1].pushed_layers} layers sent, "
+                             f"{pushes[-1].existing_layers} already there)"))
+    record = ImageRecord(**{**asdict(record), "digest": pushes[-1].digest})
+    _write_record(config, release, record)
+    return ImageResult(record, result.built, result.seconds, tuple(pushes))
