@@ -81,37 +81,44 @@ def build(client: docker.DockerClient, context: Path, tag: str, log: Path, *, bu
     return image_id[-1]
 
 
+def _push_once(client: docker.DockerClient, repository: str, tag: str, auth: dict[str, str],
+               log: Path) -> tuple[dict[str, str], str, str]:
+    """One push: each layer's final status, the manifest digest, the last error."""
+    layers: dict[str, str] = {}
+    digest, error = "", ""
+
+    def on_line(event: dict[str, Any]) -> None:
+        nonlocal digest, error
+        status = event.get("status", "")
+        if event.get("id") and status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
+            layers[event["id"]] = status
+        m = re.search(r"digest: (sha256:[0-9a-f]{64})", status)
+        if m:
+            digest = m.group(1)
+        if "error" in event:
+            error = event["error"].strip()
+
+    try:
+        _follow(client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True), log, on_line)
+    except docker.errors.APIError as exc:
+        error = str(exc.explanation or exc)
+    return layers, digest, error
+
+
 def push(client: docker.DockerClient, repository: str, tag: str, images: ImageSettings, password: str, log: Path,
          *, backoff: float = 1.0) -> PushResult:
     """Push ``repository:tag`` with the registry login; bounded retries with backoff."""
     auth = {"username": images.username, "password": password}
-    last = ""
+    error = ""
     for attempt in range(images.retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
-        layers: dict[str, str] = {}
-        digest: list[str] = []
-        errors: list[str] = []
-
-        def on_line(event: dict[str, Any]) -> None:
-            status = event.get("status", "")
-            if event.get("id") and status in ("Pushed", "Layer already exists", "Mounted from"):
-                layers[event["id"]] = status
-            m = re.search(r"digest: (sha256:[0-9a-f]{64})", status)
-            if m:
-                digest.append(m.group(1))
-            if "error" in event:
-                errors.append(event["error"].strip())
-
-        try:
-            _follow(client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True), log, on_line)
-        except docker.errors.APIError as exc:
-            errors.append(str(exc.explanation or exc))
-        if not errors and digest:
+        layers, digest, error = _push_once(client, repository, tag, auth, log)
+        if not error and digest:
             pushed = sum(1 for s in layers.values() if s == "Pushed")
-            return PushResult(f"{repository}:{tag}", digest[-1], pushed, len(layers) - pushed)
-        last = errors[-1] if errors else "no digest reported"
-        if "unauthorized" in last.lower() or "authentication required" in last.lower():
-            raise InputError(f"registry {images.registry} refused the push of {repository}:{tag}: {last}",
+            return PushResult(f"{repository}:{tag}", digest, pushed, len(layers) - pushed)
+        error = error or "no digest reported"
+        if re.search(r"unauthorized|authentication required|no basic auth", error, re.I):
+            raise InputError(f"registry {images.registry} refused the push of {repository}:{tag}: {error}",
                              hint="fix [images] username and the password (password_file or STACKYARD_REGISTRY_PASSWORD)")
-    raise FetchError(f"pushing {repository}:{tag} failed after {images.retries + 1} attempts: {last}", hint=f"see {log}")
+    raise FetchError(f"pushing {repository}:{tag} failed after {images.retries + 1} attempts: {error}", hint=f"see {log}")

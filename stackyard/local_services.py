@@ -179,6 +179,20 @@ def registry_is_local(config: Config) -> bool:
     return _registry_address(config.images)[0] in LOOPBACK
 
 
+def start_dockerd(sock: Path, state: Path) -> None:
+    """dockerd on the unix socket ``sock``, its data, exec root and log under ``state``."""
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    _start("dockerd", ["dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                       "--host", f"unix://{sock}", "--data-root", str(state / "data"),
+                       "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid")],
+           state, lambda: _connects(path=sock))
+
+
+def stop_dockerd(state: Path) -> bool:
+    return _stop("dockerd", state)
+
+
 def start_engine(config: Config) -> ServiceStatus:
     sock = config.images.engine_socket
     if not engine_is_local(config) or sock is None:
@@ -186,12 +200,7 @@ def start_engine(config: Config) -> ServiceStatus:
     state = services_dir(config) / "docker"
     if _pid(state / "dockerd.pid") and _connects(path=sock):
         return ServiceStatus("dockerd", "running", config.images.engine)
-    sock.parent.mkdir(parents=True, exist_ok=True)
-    sock.unlink(missing_ok=True)
-    _start("dockerd", ["dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                       "--host", config.images.engine, "--data-root", str(state / "data"),
-                       "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid")],
-           state, lambda: _connects(path=sock))
+    start_dockerd(sock, state)
     return ServiceStatus("dockerd", "started", config.images.engine)
 
 
@@ -238,7 +247,7 @@ def down(config: Config) -> list[ServiceStatus]:
         if not local:
             out.append(ServiceStatus(name, "external", ""))
             continue
-        stopped = _stop(name, services_dir(config) / sub)
+        stopped = _stop(name, services_dir(config) / sub)  # dockerd's images stay in its data root
         out.append(ServiceStatus(name, "stopped" if stopped else "not running", ""))
     if registry_is_local(config):
         trusted = CERTS_D / config.images.registry / "ca.crt"

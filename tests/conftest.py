@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -41,3 +42,35 @@ class Workspace:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[str]:
+    """One real dockerd for the session (images and containers of every test), stopped afterwards."""
+    import shutil
+    import tempfile
+
+    from stackyard.local_services import start_dockerd, stop_dockerd
+
+    state = Path(tempfile.mkdtemp(prefix="sy-docker-", dir="/tmp"))  # short: containerd's socket paths are limited
+    sock = state / "docker.sock"
+    start_dockerd(sock, state)
+    try:
+        yield f"unix://{sock}"
+    finally:
+        stop_dockerd(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def images_toml(engine: str) -> str:
+    """An [images] table for a test workspace: the session's engine, a registry of its own on a free port."""
+    return (f'[images]\nregistry = "127.0.0.1:{free_port()}"\nnamespace = "stackyard"\nengine = "{engine}"\n'
+            'retries = 1\n')

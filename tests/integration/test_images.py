@@ -1,0 +1,227 @@
+"""Images of the tiny fixture project through the third stage: a real dockerd
+builds them from the deb published in the signed repository, a real registry
+(TLS, htpasswd with bcrypt) takes the push, skopeo and the engine pull them
+back with credentials, and containers run from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import pytest
+
+from stackyard.config import load_config
+from stackyard.images import read_record
+from stackyard.local_services import registry_password
+from stackyard.registry_client import Registry
+from tests.conftest import ROOT, Workspace, free_port, images_toml
+from tests.fixtures.index_server import IndexServer
+from tests.integration.conftest import make_workspace
+from tests.integration.test_debs import deb_file, prepare
+
+pytestmark = pytest.mark.integration
+
+REPO = "stackyard/tinyapp"
+RELEASE_TAG = "2025.1-debian_bookworm"
+
+
+def image_workspace(root: Path, index_url: str, cache: Path, engine: str) -> Workspace:
+    ws = make_workspace(root, index_url, cache)
+    shutil.copytree(ROOT / "images", ws.root / "images")
+    with ws.config.open("a") as handle:
+        handle.write(images_toml(engine))
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text() + "image:\n  chart: tinyapp\n  chart_keys: [tinyapp_api, tinyapp_db_sync]\n")
+    return ws
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path,
+              docker_engine: str) -> Iterator[Workspace]:
+    ws = image_workspace(tmp_path_factory.mktemp("images") / "ws", index.url, shared_cache, docker_engine)
+    prepare(ws)
+    ws.run("deb", "--release", "2025.1", "tinyapp")
+    ws.run("publish", "--release", "2025.1", "tinyapp")
+    ws.run("services", "up")
+    try:
+        yield ws
+    finally:
+        ws.run("services", "down")
+
+
+@pytest.fixture(scope="module")
+def pushed(published: Workspace) -> Workspace:
+    r = published.run("image", "--release", "2025.1", "tinyapp", "--push")
+    assert re.search(r"tinyapp\s+1\.0-2025\.1\.1\s+built", r.stdout), r.stdout + r.stderr
+    return published
+
+
+def engine(ws: Workspace) -> docker.DockerClient:
+    return docker.DockerClient(base_url=load_config(ws.config).images.engine, version="auto")
+
+
+def login(ws: Workspace) -> tuple[str, str, str, Path]:
+    images = load_config(ws.config).images
+    assert images.ca_cert is not None
+    return images.registry, images.username, registry_password(images), images.ca_cert
+
+
+def registry(ws: Workspace) -> Registry:
+    images = load_config(ws.config).images
+    return Registry(images, registry_password(images), backoff=0.1)
+
+
+def run(client: docker.DockerClient, image: str, command: str, user: str | None = None) -> str:
+    out = client.containers.run(image, ["sh", "-c", command], network_mode="host", remove=True, user=user or "")
+    return out.decode()
+
+
+def bad(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stackyard", "--config", str(ws.config), *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+
+
+def test_skopeo_pulls_it_with_credentials_and_it_runs_as_openstack_helm_expects(pushed: Workspace, tmp_path: Path) -> None:
+    host, user, password, ca = login(pushed)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(ca, certs / "ca.crt")
+    # a real client, outside the engine: without credentials it is refused, with them it reads the image
+    denied = subprocess.run(["skopeo", "inspect", "--cert-dir", str(certs), f"docker://{host}/{REPO}:{RELEASE_TAG}"],
+                            capture_output=True, text=True)
+    assert denied.returncode != 0 and re.search(r"unauthorized|authentication required", denied.stderr, re.I)
+    layout = tmp_path / "oci"
+    subprocess.run(["skopeo", "copy", "--src-creds", f"{user}:{password}", "--src-cert-dir", str(certs),
+                    f"docker://{host}/{REPO}:{RELEASE_TAG}", f"oci:{layout}:pulled"], check=True, capture_output=True)
+    assert (layout / "index.json").exists()
+    info = json.loads(subprocess.run(["skopeo", "inspect", "--creds", f"{user}:{password}", "--cert-dir", str(certs),
+                                      f"docker://{host}/{REPO}:{RELEASE_TAG}"], capture_output=True, text=True, check=True).stdout)
+    labels = info["Labels"]
+    record = read_record(load_config(pushed.config), load_config(pushed.config).release("2025.1"), "tinyapp")
+    assert record is not None
+    assert labels["org.opencontainers.image.version"] == "1.0-2025.1.1"
+    pool = next((pushed.root / "var/repo/pool").rglob("venv-tinyapp_1.0-2025.1.1_amd64.deb"))
+    assert labels["org.stackyard.deb-sha256"] == subprocess.run(["sha256sum", str(pool)], capture_output=True, text=True).stdout.split()[0]
+    lock = pushed.root / "requirements/2025.1/locks/tinyapp.txt"
+    assert labels["org.stackyard.lock-sha256"] == subprocess.run(["sha256sum", str(lock)], capture_output=True, text=True).stdout.split()[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", labels["org.opencontainers.image.created"])
+    assert info["Digest"] == record.digest
+
+    # the engine gets the pulled copy (same layers: its build cache stays) and runs a container from it
+    client = engine(pushed)
+    subprocess.run(["skopeo", "copy", "--src-creds", f"{user}:{password}", "--src-cert-dir", str(certs),
+                    "--dest-daemon-host", load_config(pushed.config).images.engine,
+                    f"docker://{host}/{REPO}:{RELEASE_TAG}", "docker-daemon:pulled/tinyapp:check"],
+                   check=True, capture_output=True)
+    out = run(client, "pulled/tinyapp:check",
+              "id -u; id -g; id -un; tinyapp --version; readlink -f /var/lib/openstack; "
+              "test -x /var/lib/openstack/bin/tinyapp && echo venv-ok; command -v python; "
+              "python -c 'import sys; print(sys.prefix)'; stat -c '%U %n' /etc/tinyapp /var/log/tinyapp "
+              "/var/lib/tinyapp /var/cache/tinyapp; command -v sudo; "
+              "find /opt/openstack/tinyapp -name '*.pyc' | wc -l")
+    lines = out.split("\n")
+    assert lines[:4] == ["42424", "42424", "tinyapp", "tinyapp 1.0"], out
+    assert lines[4] == "/opt/openstack/tinyapp" and lines[5] == "venv-ok"
+    assert lines[6] == "/var/lib/openstack/bin/python" and lines[7] == "/var/lib/openstack"
+    assert lines[8:12] == [f"tinyapp /{d}/tinyapp" for d in ("etc", "var/log", "var/lib", "var/cache")]
+    assert lines[12] == "/usr/bin/sudo" and lines[13] == "0"  # no bytecode in the image
+
+
+def test_unchanged_inputs_build_and_push_nothing(pushed: Workspace) -> None:
+    config = load_config(pushed.config)
+    before = read_record(config, config.release("2025.1"), "tinyapp")
+    r = pushed.run("image", "--release", "2025.1", "tinyapp", "--push")
+    assert re.search(r"tinyapp\s+1\.0-2025\.1\.1\s+unchanged\s+.*already there", r.stdout), r.stdout
+    assert read_record(config, config.release("2025.1"), "tinyapp") == before
+
+
+def test_helm_values_point_every_chart_key_at_the_immutable_tag(pushed: Workspace) -> None:
+    import yaml
+
+    pushed.run("helm-values", "--release", "2025.1")
+    file = pushed.root / "var/helm/2025.1/tinyapp.yaml"
+    values = yaml.safe_load(file.read_text())
+    config = load_config(pushed.config)
+    record = read_record(config, config.release("2025.1"), "tinyapp")
+    assert record is not None
+    host, user, password, _ = login(pushed)
+    assert values["images"]["tags"] == {k: f"{host}/{REPO}:{record.dated_tag}" for k in ("tinyapp_api", "tinyapp_db_sync")}
+    auth = values["endpoints"]["oci_image_registry"]
+    assert auth["auth"] == {"enabled": True, "tinyapp": {"username": user, "password": password}}
+    assert auth["hosts"]["default"] == "127.0.0.1" and auth["port"]["registry"]["default"] == int(host.split(":")[1])
+    assert file.stat().st_mode & 0o077 == 0  # it holds the password
+
+
+def test_a_push_with_wrong_credentials_fails_first_and_moves_no_tag(pushed: Workspace) -> None:
+    reg = registry(pushed)
+    before = reg.digest("tinyapp", RELEASE_TAG)
+    # the engine itself, with no login at all
+    client = engine(pushed)
+    host = login(pushed)[0]
+    events = list(client.api.push(f"{host}/{REPO}", tag=RELEASE_TAG, stream=True, decode=True))
+    assert any("error" in e and re.search(r"no basic auth|unauthorized|authentication required", e["error"], re.I) for e in events)
+    # stackyard with a wrong password: one error, exit 2, before anything is built
+    r = bad(pushed, "image", "--release", "2025.1", "tinyapp", "--push", env={"STACKYARD_REGISTRY_PASSWORD": "wrong"})
+    assert r.returncode == 2, r.stderr
+    assert "refused the login of 'stackyard'" in r.stderr and "fix:" in r.stderr
+    assert reg.digest("tinyapp", RELEASE_TAG) == before
+
+
+def test_a_new_deb_rebuilds_only_its_layer_and_pushes_only_that(pushed: Workspace) -> None:
+    ws = pushed
+    config = load_config(ws.config)
+    old = read_record(config, config.release("2025.1"), "tinyapp")
+    assert old is not None
+    ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")
+    prepare(ws)
+    ws.run("deb", "--release", "2025.1", "tinyapp")
+    assert deb_file(ws, "1.0-2025.1.2").exists()
+    ws.run("publish", "--release", "2025.1", "tinyapp")
+    r = ws.run("image", "--release", "2025.1", "tinyapp", "--push")
+    assert re.search(r"tinyapp\s+1\.0-2025\.1\.2\s+built\s+.*\s1 sent\s", r.stdout), r.stdout
+    new = read_record(config, config.release("2025.1"), "tinyapp")
+    assert new is not None and new.dated_tag != old.dated_tag and new.digest != old.digest
+    reg = registry(ws)
+    assert reg.digest("tinyapp", RELEASE_TAG) == new.digest
+    assert reg.digest("tinyapp", old.dated_tag) == old.digest  # dated tags never move
+    out = run(engine(ws), f"{config.images.registry}/{REPO}:{new.dated_tag}", "tinyapp --version; dpkg-query -W venv-tinyapp")
+    assert out.split("\n")[:2] == ["tinyapp 1.0", "venv-tinyapp\t1.0-2025.1.2"]
+
+
+def test_bad_input_gets_one_clear_error_and_moves_nothing(pushed: Workspace, tmp_path: Path) -> None:
+    ws = pushed
+    reg = registry(ws)
+    before = reg.digest("tinyapp", RELEASE_TAG)
+    # the deb is not published for 2025.2
+    r = bad(ws, "image", "--release", "2025.2", "tinyapp")
+    assert r.returncode == 2 and "venv-tinyapp is not published in bookworm-2025.2-staging" in r.stderr
+    assert "stackyard publish --release 2025.2 tinyapp" in r.stderr
+    # a template error names file and line
+    own = ws.root / "images" / "tinyapp.Dockerfile.j2"
+    own.write_text('{% extends "project.Dockerfile.j2" %}\n{% block user %}\nRUN {{ user }\n{% endblock %}\n')
+    try:
+        r = bad(ws, "image", "--release", "2025.1", "tinyapp", "--push")
+        assert r.returncode == 2 and re.search(r"images/tinyapp\.Dockerfile\.j2:3: ", r.stderr), r.stderr
+    finally:
+        own.unlink()
+    # the engine is not running: say how to start it
+    conf = ws.config.read_text()
+    try:
+        ws.config.write_text(re.sub(r'engine = ".*"', f'engine = "unix://{tmp_path}/none.sock"', conf))
+        r = bad(ws, "image", "--release", "2025.1", "tinyapp")
+        assert r.returncode == 6 and "the Docker engine at unix://" in r.stderr and "is not running" in r.stderr
+        assert "fix: " in r.stderr
+        # the registry is unreachable: bounded retries, then one error
+        ws.config.write_text(re.sub(r'registry = ".*"', f'registry = "127.0.0.1:{free_port()}"', conf))
+        r = bad(ws, "image", "--release", "2025.1", "tinyapp", "--push")
+        assert r.returncode == 4 and "is unreachable after 2 attempts" in r.stderr, r.stderr
+    finally:
+        ws.config.write_text(conf)
+    assert reg.digest("tinyapp", RELEASE_TAG) == before
