@@ -10,9 +10,10 @@ export PIP_CONFIG_FILE := /dev/null
 # Debian packages stackyard itself needs (build tools for wheels and debs come
 # from each release's bindep.txt via 'stackyard bindep --install').
 DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
-	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd
+	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd \
+	docker.io docker-registry skopeo apache2-utils openssl curl
 
-.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint
+.PHONY: deps demo up down test test-unit test-integration test-e2e bench clean lint
 
 deps: $(VENV)/.deps-stamp
 	$(STACKYARD) bindep --install --release all
@@ -40,13 +41,25 @@ demo: deps
 	$(STACKYARD) promote --release $(RELEASE) $(PROJECT)
 	$(STACKYARD) puppet-data --release $(RELEASE)
 	$(STACKYARD) apt-config --release $(RELEASE)
+	$(STACKYARD) services up
+	$(STACKYARD) image --release $(RELEASE) $(PROJECT) --push
+	$(STACKYARD) helm-values --release $(RELEASE)
 	@echo
 	@echo "wheelhouse:  $$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)"
 	@echo "its index:   file://$$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)/simple"
 	@echo "wheels deb:  $$(ls var/debs/$(RELEASE)/openstack-wheels-*.deb)"
 	@echo "venv debs:   $$(ls var/debs/$(RELEASE)/venv-*.deb)"
 	@echo "apt repo:    $(CURDIR)/var/repo (key: var/repo/stackyard-archive-keyring.gpg)"
+	@echo "images:      $$($(VENV)/bin/python -c 'import json,sys; print(*(json.load(open(f))["repository"] + ":" + json.load(open(f))["dated_tag"] for f in sys.argv[1:]))' var/images/$(RELEASE)/*.json)"
+	@echo "helm values: $$(ls var/helm/$(RELEASE)/*.yaml)"
 	@echo "logs:        var/logs/$(RELEASE)/"
+
+# The embedded services on loopback: dockerd and the registry (TLS, htpasswd)
+up: deps
+	$(STACKYARD) services up
+
+down:
+	$(STACKYARD) services down
 
 # pytest exits 5 when it collected no test: that is a failure here.
 PYTEST = rc=0; $(VENV)/bin/python -m pytest -ra --durations=15 $(1) || rc=$$?; \

@@ -1,19 +1,30 @@
 from __future__ import annotations
 
+import re
 import shutil
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import ROOT, Workspace
+from tests.conftest import ROOT, Workspace, free_port
 
 
 @pytest.fixture(scope="session")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The project's own config, recipes and requirements, with output in a temp dir."""
+def ws(tmp_path_factory: pytest.TempPathFactory, docker_engine: str) -> Iterator[Workspace]:
+    """The project's own config, recipes, requirements and image templates, with output in a temp dir;
+    images go to the session's engine and to a registry of the workspace's own (stopped afterwards)."""
     root = tmp_path_factory.mktemp("e2e")
-    shutil.copy(ROOT / "stackyard.toml", root / "stackyard.toml")
-    shutil.copytree(ROOT / "recipes", root / "recipes")
-    shutil.copytree(ROOT / "requirements", root / "requirements")
-    return Workspace(root)
+    config = (ROOT / "stackyard.toml").read_text()
+    config = re.sub(r'(?m)^registry = ".*"', f'registry = "127.0.0.1:{free_port()}"', config)
+    config = re.sub(r'(?m)^engine = ".*"', f'engine = "{docker_engine}"', config)
+    (root / "stackyard.toml").write_text(config)
+    for tree in ("recipes", "requirements", "images"):
+        shutil.copytree(ROOT / tree, root / tree)
+    ws = Workspace(root)
+    try:
+        yield ws
+    finally:
+        if (root / "var" / "services" / "registry").exists():
+            ws.run("services", "down")
 
 

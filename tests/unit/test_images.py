@@ -1,0 +1,148 @@
+"""Image stage logic that needs no engine: settings, Dockerfile rendering, Depends, helm values."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from stackyard.config import parse_config
+from stackyard.errors import ConfigError, InputError
+from stackyard.helm_values import chart_values
+from stackyard.images import ImageRecord, _quoted, depends_names, release_tag, render
+from stackyard.recipes import parse_recipe
+from tests.conftest import ROOT
+from tests.unit.test_config import BASE, FILE, config_error, data
+
+
+def test_images_defaults_and_relative_engine_socket(tmp_path: Path) -> None:
+    config = parse_config(data(), tmp_path / "stackyard.toml")
+    images = config.images
+    assert images.registry == "127.0.0.1:5443" and images.uid == 42424
+    assert images.engine == f"unix://{tmp_path}/var/run/docker.sock"
+    assert images.engine_socket == tmp_path / "var/run/docker.sock"
+    assert images.ca_cert == tmp_path / "var/registry/ca.crt"
+    assert images.repository("keystone") == "127.0.0.1:5443/stackyard/keystone"
+    external = parse_config(data(images={"engine": "tcp://10.0.0.5:2376", "ca_cert": ""}), FILE).images
+    assert external.engine_socket is None and external.ca_cert is None
+
+
+@pytest.mark.parametrize("images, key", [
+    ({"registry": "Registry.Example:5000/x"}, "images.registry"),
+    ({"engine": "http://127.0.0.1:2375"}, "images.engine"),
+    ({"namespace": "Open Stack"}, "images.namespace"),
+    ({"uid": 0}, "images.uid"),
+    ({"ca_cert": 5}, "images.ca_cert"),
+    ({"regsitry": "x"}, "images.regsitry"),
+])
+def test_bad_images_settings_name_the_key(images: dict[str, object], key: str) -> None:
+    assert f"{FILE}: {key}: " in config_error(data(images=images))
+
+
+def test_depends_names_take_the_first_alternative_without_versions() -> None:
+    field = "python3.11, libc6 (>= 2.34), debconf (>= 0.5) | debconf-2.0, libfoo:any, adduser"
+    assert depends_names(field) == ("python3.11", "libc6", "debconf", "libfoo", "adduser")
+    assert depends_names("") == ()
+
+
+def test_tags_and_quoting() -> None:
+    config = parse_config(BASE, FILE)
+    assert release_tag(config.release("2025.1")) == "2025.1-debian_bookworm"
+    assert _quoted('say "hi"\\now') == '"say \\"hi\\"\\\\now"'
+
+
+def context(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = dict(
+        base="stackyard-base:bookworm-abc", project="keystone", user="keystone", uid=42424,
+        packages=["apache2", "libapache2-mod-wsgi-py3", "python3.11"], wsgi="apache", package="venv-keystone",
+        version="27.0.2-2025.1.1", deb_file="venv-keystone_27.0.2-2025.1.1_amd64.deb", sha256="ab" * 32,
+        distribution="bookworm-2025.1-staging", component="main", venv="/opt/openstack/keystone",
+        labels={"org.opencontainers.image.version": "27.0.2-2025.1.1", "org.opencontainers.image.description": 'a "b"'},
+    )
+    values.update(changes)
+    return values
+
+
+def test_the_project_dockerfile(tmp_path: Path) -> None:
+    config = parse_config(data(paths={"images": str(ROOT / "images")}), tmp_path / "stackyard.toml")
+    text = render(config, "project.Dockerfile.j2", **context())
+    lines = text.splitlines()
+    assert lines[1] == "FROM stackyard-base:bookworm-abc"
+    assert "apt-get install -y -q --no-install-recommends apache2 libapache2-mod-wsgi-py3 python3.11" in text
+    assert "useradd --uid 42424 --gid 42424" in text
+    assert "WSGIPythonHome /var/lib/openstack" in text  # the apache block
+    assert f'echo "{"ab" * 32}  /var/cache/apt/archives/venv-keystone_27.0.2-2025.1.1_amd64.deb" | sha256sum --check' in text
+    assert "ln -s /opt/openstack/keystone /var/lib/openstack" in text
+    # the per-build repository address comes after every cacheable layer
+    arg = lines.index("ARG STACKYARD_REPO")
+    assert [line.split()[0] for line in lines[arg + 1:] if line and not line.startswith((" ", "#"))] == ["RUN", "USER", "LABEL"]
+    assert max(i for i, line in enumerate(lines) if line.startswith("RUN apt-get update")) < arg
+    assert lines[-3] == "USER keystone"
+    assert 'org.opencontainers.image.description="a \\"b\\""' in text
+    assert "uwsgi" not in text
+    uwsgi = render(config, "project.Dockerfile.j2", **context(wsgi="uwsgi"))
+    assert "ENV UWSGI_PLUGIN=python3 UWSGI_VIRTUALENV=/var/lib/openstack" in uwsgi and "WSGIPythonHome" not in uwsgi
+
+
+def test_a_template_error_names_file_and_line(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(ROOT / "images", images)
+    (images / "keystone.Dockerfile.j2").write_text('{% extends "project.Dockerfile.j2" %}\n\n{% block user %}{{ user }\n')
+    config = parse_config(data(paths={"images": str(images)}), tmp_path / "stackyard.toml")
+    with pytest.raises(ConfigError) as info:
+        render(config, "keystone.Dockerfile.j2", **context())
+    assert f"{images}/keystone.Dockerfile.j2:3: " in str(info.value)
+    incomplete = context()
+    del incomplete["sha256"]
+    with pytest.raises(ConfigError) as info:
+        render(config, "project.Dockerfile.j2", **incomplete)
+    assert "project.Dockerfile.j2: 'sha256' is undefined" in str(info.value)
+
+
+RECIPES = {
+    "keystone": "name: keystone\nsource: {pypi: keystone}\nversions: {'2025.1': '27.0.2'}\n"
+                "image: {wsgi: apache, chart: keystone, chart_keys: [keystone_api, keystone_db_sync], "
+                "client_keys: [db_init, ks_user]}\n",
+    "python-openstackclient": "name: python-openstackclient\nsource: {pypi: python-openstackclient}\n"
+                              "versions: {'2025.1': '7.5.0'}\nimage: {name: openstack-client}\n",
+    "glance": "name: glance\nsource: {pypi: glance}\nversions: {'2025.1': '30.2.0'}\n"
+              "image: {wsgi: uwsgi, chart: glance, chart_keys: [glance_api]}\n",
+}
+
+
+def record(tmp_path: Path, image: str, digest: str = "sha256:" + "1" * 64) -> ImageRecord:
+    rec = ImageRecord(image=image, repository=f"127.0.0.1:5443/stackyard/{image}", release_tag="2025.1-debian_bookworm",
+                      dated_tag="2025.1-debian_bookworm-20261122T010203Z", image_id="sha256:" + "2" * 64,
+                      inputs="3" * 64, version="1-2025.1.1", size=1, digest=digest)
+    path = tmp_path / "var/images/2025.1" / f"{image}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(rec)))
+    return rec
+
+
+def test_helm_values_per_chart(tmp_path: Path) -> None:
+    import yaml
+
+    config = parse_config(data(), tmp_path / "stackyard.toml")
+    recipes = {name: parse_recipe(yaml.safe_load(text), tmp_path / f"{name}.yaml") for name, text in RECIPES.items()}
+    release = config.release("2025.1")
+    with pytest.raises(InputError, match="no image of 2025.1 has been built"):
+        chart_values(config, release, recipes, "secret")
+    ks = record(tmp_path, "keystone")
+    with pytest.raises(InputError, match="openstack-client image of 2025.1 has not been pushed"):
+        chart_values(config, release, recipes, "secret")
+    client = record(tmp_path, "openstack-client")
+    values = chart_values(config, release, recipes, "secret")
+    assert list(values) == ["keystone"]  # glance's image was never built
+    assert values["keystone"]["images"]["tags"] == {
+        "db_init": f"{client.repository}:{client.dated_tag}", "keystone_api": f"{ks.repository}:{ks.dated_tag}",
+        "keystone_db_sync": f"{ks.repository}:{ks.dated_tag}", "ks_user": f"{client.repository}:{client.dated_tag}"}
+    assert values["keystone"]["endpoints"]["oci_image_registry"] == {
+        "auth": {"enabled": True, "keystone": {"username": "stackyard", "password": "secret"}},
+        "hosts": {"default": "127.0.0.1"}, "port": {"registry": {"default": 5443}}}
+    record(tmp_path, "glance", digest="")  # built, not pushed
+    with pytest.raises(InputError, match="glance image of 2025.1 has not been pushed"):
+        chart_values(config, release, recipes, "secret")
