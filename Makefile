@@ -5,6 +5,7 @@ VENV ?= .venv
 STACKYARD := $(VENV)/bin/stackyard
 RELEASE ?= 2025.1
 PROJECT ?= keystone
+PROJECTS ?= $(PROJECT) python-openstackclient
 export PIP_CONFIG_FILE := /dev/null
 
 # Debian packages stackyard itself needs (build tools for wheels and debs come
@@ -33,16 +34,16 @@ $(VENV)/.deps-stamp: pyproject.toml
 # The main job on the embedded default: everything lands under ./var
 demo: deps
 	$(STACKYARD) check
-	$(STACKYARD) lock --release $(RELEASE) $(PROJECT)
-	$(STACKYARD) wheels --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) lock --release $(RELEASE) $(PROJECTS)
+	$(STACKYARD) wheels --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) wheels-deb --release $(RELEASE)
-	$(STACKYARD) deb --release $(RELEASE) $(PROJECT)
-	$(STACKYARD) publish --release $(RELEASE) $(PROJECT)
-	$(STACKYARD) promote --release $(RELEASE) $(PROJECT)
+	$(STACKYARD) deb --release $(RELEASE) $(PROJECTS)
+	$(STACKYARD) publish --release $(RELEASE) $(PROJECTS)
+	$(STACKYARD) promote --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) puppet-data --release $(RELEASE)
 	$(STACKYARD) apt-config --release $(RELEASE)
 	$(STACKYARD) services up
-	$(STACKYARD) image --release $(RELEASE) $(PROJECT) --push
+	$(STACKYARD) image --release $(RELEASE) $(PROJECTS) --push
 	$(STACKYARD) helm-values --release $(RELEASE)
 	@echo
 	@echo "wheelhouse:  $$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)"
@@ -80,9 +81,10 @@ test-e2e: deps
 bench: deps
 	$(VENV)/bin/python bench/wheels
 	$(VENV)/bin/python bench/deb
+	$(VENV)/bin/python bench/image
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard tests bench/wheels bench/deb
+	$(VENV)/bin/ruff check stackyard tests bench/wheels bench/deb bench/image
 
 clean:
 	rm -rf var

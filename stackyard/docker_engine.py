@@ -56,7 +56,7 @@ def _follow(stream: Iterable[dict[str, Any]], log: Path, on_line: Callable[[dict
 
 
 def build(client: docker.DockerClient, context: Path, tag: str, log: Path, *, buildargs: dict[str, str] | None = None,
-          on_step: Callable[[int, int, str], None] = lambda i, n, s: None) -> str:
+          nocache: bool = False, on_step: Callable[[int, int, str], None] = lambda i, n, s: None) -> str:
     """Build ``context`` (its Dockerfile) as ``tag``; the image id."""
     image_id: list[str] = []
     errors: list[str] = []
@@ -72,7 +72,7 @@ def build(client: docker.DockerClient, context: Path, tag: str, log: Path, *, bu
 
     try:
         stream = client.api.build(path=str(context), tag=tag, buildargs=buildargs or {},
-                                  network_mode="host", rm=True, forcerm=True, decode=True, pull=False)
+                                  network_mode="host", rm=True, forcerm=True, decode=True, pull=False, nocache=nocache)
         _follow(stream, log, on_line)
     except docker.errors.APIError as exc:
         raise BuildError(f"building {tag}: {exc.explanation or exc}", hint=f"see {log}") from None

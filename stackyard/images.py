@@ -205,7 +205,7 @@ def ensure_base(config: Config, release: Release, client: docker.DockerClient, l
 
 
 def build_image(config: Config, release: Release, recipe: Recipe, client: docker.DockerClient, *,
-                distribution: str | None = None, report: Reporter = discard) -> ImageResult:
+                distribution: str | None = None, nocache: bool = False, report: Reporter = discard) -> ImageResult:
     started = time.monotonic()
     spec = recipe.image
     log = config.logs_dir("image", release) / f"{spec.name}.log"
@@ -263,7 +263,7 @@ def build_image(config: Config, release: Release, recipe: Recipe, client: docker
         (build_dir / "Dockerfile").write_text(dockerfile)
         shutil.copy(keyring, build_dir / KEYRING)
         image_id = docker_engine.build(
-            client, build_dir, f"{repository}:{dated}", log, buildargs={"STACKYARD_REPO": repo.url},
+            client, build_dir, f"{repository}:{dated}", log, buildargs={"STACKYARD_REPO": repo.url}, nocache=nocache,
             on_step=lambda i, n, text: report(Note("image", f"{spec.name} [{i}/{n}] {text}")),
         )
     client.api.tag(image_id, repository, release_tag(release))

@@ -146,3 +146,18 @@ def test_helm_values_per_chart(tmp_path: Path) -> None:
     record(tmp_path, "glance", digest="")  # built, not pushed
     with pytest.raises(InputError, match="glance image of 2025.1 has not been pushed"):
         chart_values(config, release, recipes, "secret")
+
+
+def test_registry_password_is_made_once_private_and_the_environment_wins(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackyard.local_services import registry_config, registry_password
+
+    monkeypatch.delenv("STACKYARD_REGISTRY_PASSWORD", raising=False)
+    config = parse_config(data(), tmp_path / "stackyard.toml")
+    first = registry_password(config.images)
+    assert len(first) >= 32 and registry_password(config.images) == first
+    assert config.images.password_file.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("STACKYARD_REGISTRY_PASSWORD", "from-env")
+    assert registry_password(config.images) == "from-env"
+    text = registry_config(config, tmp_path / "htpasswd", tmp_path / "c.crt", tmp_path / "c.key")
+    assert "addr: 127.0.0.1:5443" in text and f"path: {tmp_path}/htpasswd" in text and f"certificate: {tmp_path}/c.crt" in text
