@@ -120,10 +120,13 @@ def depends_names(field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _upstream_revision(deb: DebFile, recipe: Recipe, version: str) -> str:
-    """The upstream commit pbr recorded in the project's dist-info, if it did."""
+def _upstream_revision(deb: DebFile, recipe: Recipe, memo: Path) -> str:
+    """The upstream commit pbr recorded in the project's dist-info, if it did (remembered per deb)."""
     from packaging.utils import canonicalize_name
 
+    if memo.exists():
+        return memo.read_text().strip()
+    revision = ""
     want = canonicalize_name(recipe.source.distribution).replace("-", "_")
     for member in deb.data.tgz().getmembers():
         parts = Path(member.name).parts
@@ -131,9 +134,11 @@ def _upstream_revision(deb: DebFile, recipe: Recipe, version: str) -> str:
             dist = parts[-2].removesuffix(".dist-info").rsplit("-", 1)[0]
             if canonicalize_name(dist).replace("-", "_") == want:
                 handle = deb.data.tgz().extractfile(member)
-                if handle:
-                    return str(json.load(handle).get("git_version", ""))
-    return ""
+                revision = str(json.load(handle).get("git_version", "")) if handle else ""
+                break
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(revision + "\n")
+    return revision
 
 
 def published_deb(config: Config, release: Release, recipe: Recipe, distribution: str) -> PublishedDeb:
@@ -148,11 +153,11 @@ def published_deb(config: Config, release: Release, recipe: Recipe, distribution
         raise InputError(f"{recipe.package} {found.version} is listed in {distribution} but not in {config.repo.path}/pool",
                          hint="the repository is damaged: reprepro check")
     deb = DebFile(str(pool[0]))
-    control = deb.debcontrol()
+    sha256 = sha256_file(pool[0])
     return PublishedDeb(
-        package=recipe.package, version=found.version, distribution=distribution, file=pool[0],
-        sha256=sha256_file(pool[0]), depends=depends_names(control.get("Depends", "")),
-        revision=_upstream_revision(deb, recipe, recipe.version(release.id)),
+        package=recipe.package, version=found.version, distribution=distribution, file=pool[0], sha256=sha256,
+        depends=depends_names(deb.debcontrol().get("Depends", "")),
+        revision=_upstream_revision(deb, recipe, config.paths.cache / "deb-revisions" / sha256),
     )
 
 

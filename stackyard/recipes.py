@@ -86,6 +86,7 @@ class Recipe:
     constraints: ConstraintOverrides
     image: ImageSpec
     requirements: tuple[str, ...] = ()  # more distributions in the venv, pinned by upper-constraints
+    keep_tests: bool = False  # keep the packages' tests/ directories in the venv (dropped by default)
 
     def version(self, release_id: str) -> str:
         try:
@@ -146,7 +147,7 @@ class _Node:
 
 TOP_KEYS = {
     "name", "description", "source", "versions", "extras", "console_scripts", "services",
-    "runtime_packages", "smoke", "constraints", "image", "requirements",
+    "runtime_packages", "smoke", "constraints", "image", "requirements", "keep_tests",
 }
 
 
@@ -205,6 +206,10 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
             value = path.as_uri()
         replace.append((str(lib), value))
 
+    keep_tests = top.child("keep_tests", False).value
+    if not isinstance(keep_tests, bool):
+        raise top.child("keep_tests").error(f"must be true or false, got {keep_tests!r}")
+
     image_n = top.child("image", {})
     image_n.mapping({"name", "wsgi", "packages", "chart", "chart_keys", "client_keys"})
     wsgi = image_n.child("wsgi").string(optional=True) or "none"
@@ -236,6 +241,7 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
         constraints=ConstraintOverrides(drop=cons.child("drop").strings(), replace=tuple(sorted(replace))),
         image=image,
         requirements=top.child("requirements").strings(REQUIREMENT),
+        keep_tests=keep_tests,
     )
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3 -I
 """Make a dh-virtualenv tree independent of the build directory.
 
-usage: venv-fixup.py <venv dir in debian/pkg> <final install dir>
+usage: venv-fixup.py <venv dir in debian/pkg> <final install dir> [--drop-tests]
  - pyvenv.cfg: 'command = ... -m venv <builddir>' -> final install dir
  - bin/ scripts: when the build-dir python path makes the shebang longer than
    127 bytes, pip writes a '#!/bin/sh' + 'exec' trampoline; dh_virtualenv only
@@ -11,10 +11,13 @@ usage: venv-fixup.py <venv dir in debian/pkg> <final install dir>
    (dh_virtualenv's shebang rewrite, the step above)
  - pip itself goes: the venv was installed by the build, and nothing at run
    time installs into it (no PyPI on production hosts)
+ - with --drop-tests, the packages' own test suites (directories named
+   'tests' holding Python files) go too, and their RECORD rows with them
 """
 import base64, csv, glob, hashlib, io, os, re, shutil, sys
 
 venv, final = sys.argv[1], sys.argv[2]
+drop_tests = "--drop-tests" in sys.argv[3:]
 cfg = os.path.join(venv, "pyvenv.cfg")
 text = open(cfg).read()
 text = re.sub(r"(?m)^(command = .* -m venv ).*$", lambda m: m.group(1) + final, text)
@@ -38,12 +41,22 @@ for path in glob.glob(os.path.join(site, "pip")) + glob.glob(os.path.join(site, 
     shutil.rmtree(path)
 for path in glob.glob(os.path.join(bindir, "pip")) + glob.glob(os.path.join(bindir, "pip3*")):
     os.unlink(path)
+dropped = []
+if drop_tests:
+    for dirpath, dirnames, filenames in os.walk(site):
+        if os.path.basename(dirpath) == "tests" and dirpath != site and any(f.endswith(".py") for f in filenames):
+            shutil.rmtree(dirpath)
+            dropped.append(os.path.relpath(dirpath, site) + os.sep)
+            dirnames[:] = []
 for dist in sorted(os.listdir(site)):
     record = os.path.join(site, dist, "RECORD")
     if not dist.endswith(".dist-info") or not os.path.exists(record):
         continue
     rows, changed = [], False
     for row in csv.reader(open(record, newline="")):
+        if row and row[0].startswith(tuple(dropped)):
+            changed = True
+            continue
         if len(row) == 3 and row[1] and row[0].startswith("../../../bin/"):
             path = os.path.normpath(os.path.join(site, row[0]))
             data = open(path, "rb").read()

@@ -28,6 +28,10 @@ def test_keystone_glance_placement_install_from_the_published_repository(ws: Wor
         assert re.search(rf"venv-{project}\s+{re.escape(version)}-2025\.1\.1\s+new\s+\d+\s+passed", built.stdout), built.stdout
     deb = next((ws.root / "var/debs/2025.1").glob("venv-keystone_27.0.2-2025.1.1_amd64.deb"))
     assert deb.stat().st_size < 31_000_000  # no larger than plain dh-virtualenv's (31 MB)
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert "/site-packages/keystone/server/" in listing
+    assert "/site-packages/keystone/tests/" not in listing  # test suites are dropped (recipe: keep_tests)
+    assert "/site-packages/pip/" not in listing and "/bin/pip" not in listing  # nothing installs into it later
     depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True, check=True).stdout
     assert "python3.11" in depends and "libldap-2.5-0" in depends  # python-ldap's, found by dh_shlibdeps
 

@@ -62,6 +62,7 @@ def test_the_package_layout(built: Workspace) -> None:
     assert re.search(r"\./usr/bin/tinyapp -> /opt/openstack/tinyapp/bin/tinyapp", listing)
     assert "tinyext/_speed.cpython-311-x86_64-linux-gnu.so" in listing
     assert ".pyc" not in listing  # byte-code is compiled in postinst
+    assert "/site-packages/pip/" not in listing and "/bin/pip" not in listing
     fields = dpkg_deb("-f", str(deb), "Package", "Version", "Depends")
     assert "Version: 1.0-2025.1.1" in fields
     assert "Depends: python3.11, adduser" in fields  # the extension links nothing but the interpreter

@@ -78,9 +78,9 @@ def test_the_project_dockerfile(tmp_path: Path) -> None:
     assert "ln -s /opt/openstack/keystone /var/lib/openstack" in text
     # the per-build repository address comes after every cacheable layer
     arg = lines.index("ARG STACKYARD_REPO")
-    assert [line.split()[0] for line in lines[arg + 1:] if line and not line.startswith((" ", "#"))] == ["RUN", "USER", "LABEL"]
+    assert [line.split()[0] for line in lines[arg + 1:] if line and not line.startswith((" ", "#"))] == ["RUN", "USER"]
     assert max(i for i, line in enumerate(lines) if line.startswith("RUN apt-get update")) < arg
-    assert lines[-3] == "USER keystone"
+    assert lines[-1] == "USER keystone" and lines[arg - 3].startswith("LABEL ")
     assert 'org.opencontainers.image.description="a \\"b\\""' in text
     assert "uwsgi" not in text
     uwsgi = render(config, "project.Dockerfile.j2", **context(wsgi="uwsgi"))

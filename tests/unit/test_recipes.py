@@ -88,7 +88,7 @@ def test_defaults(make_recipe: MakeRecipe) -> None:
     assert recipe.extras == () and recipe.services == () and recipe.smoke == ()
     assert recipe.constraints.drop == () and recipe.constraints.replace == ()
     assert recipe.image == ImageSpec(name="mini", wsgi="none", packages=(), chart=None, chart_keys=(), client_keys=())
-    assert recipe.requirements == ()
+    assert recipe.requirements == () and recipe.keep_tests is False
 
 
 def test_version_for_unknown_release(make_recipe: MakeRecipe) -> None:
@@ -236,3 +236,9 @@ def test_bad_image_spec_names_the_key(make_recipe: MakeRecipe, image: str, key: 
     with pytest.raises(ConfigError) as info:
         load_recipe(make_recipe("bad", f'name: bad\nsource: {{pypi: bad}}\nversions: {{"2025.1": "1.0"}}\nimage: {image}\n'))
     assert f"bad.yaml: {key}" in str(info.value) and message in str(info.value)
+
+
+def test_keep_tests_must_be_a_boolean(make_recipe: MakeRecipe) -> None:
+    assert load_recipe(make_recipe("kt", 'name: kt\nsource: {pypi: kt}\nversions: {"2025.1": "1.0"}\nkeep_tests: true\n')).keep_tests
+    with pytest.raises(ConfigError, match=r"kt.yaml: keep_tests: must be true or false"):
+        load_recipe(make_recipe("kt", 'name: kt\nsource: {pypi: kt}\nversions: {"2025.1": "1.0"}\nkeep_tests: "yes"\n'))
