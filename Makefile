@@ -26,7 +26,7 @@ $(VENV)/.deps-stamp: pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q --upgrade 'pip>=25.1,<25.3'
-	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test]'
+	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test,buildbot]'
 	touch $@
 
 # The main job on the embedded default: everything lands under ./var
@@ -69,7 +69,7 @@ bench: deps
 	$(VENV)/bin/python bench/deb
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard tests bench/wheels bench/deb
+	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb master.cfg
 
 clean:
 	rm -rf var

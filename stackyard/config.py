@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from stackyard.buildbot_settings import BuildbotSettings, parse_buildbot
 from stackyard.errors import ConfigError, InputError
 
 RELEASE_ID = re.compile(r"^\d{4}\.[12]$")
@@ -98,6 +99,7 @@ class Config:
     wheels: WheelSettings
     deb: DebSettings
     repo: RepoSettings
+    buildbot: BuildbotSettings
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
@@ -195,7 +197,7 @@ def load_config(file: Path) -> Config:
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "wheels", "deb", "repo", "codenames", "releases", "architecture"})
+    top.check_keys({"paths", "index", "wheels", "deb", "repo", "buildbot", "codenames", "releases", "architecture"})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -246,6 +248,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         signing_key=signing_key.upper(),
     )
 
+    buildbot = parse_buildbot(top.sub("buildbot"), root, output)
+
     architecture = data.get("architecture") or host_architecture()
     if architecture not in WHEEL_MACHINE:
         raise top.error(f"{architecture!r} is not one of {', '.join(WHEEL_MACHINE)}", "architecture")
@@ -292,6 +296,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         wheels=wheels,
         deb=deb,
         repo=repo,
+        buildbot=buildbot,
         architecture=architecture,
         codenames=codenames,
         releases=releases,
