@@ -12,7 +12,7 @@ export PIP_CONFIG_FILE := /dev/null
 DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
 	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd
 
-.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint
+.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down
 
 deps: $(VENV)/.deps-stamp
 	$(STACKYARD) bindep --install --release all
@@ -47,6 +47,19 @@ demo: deps
 	@echo "venv debs:   $$(ls var/debs/$(RELEASE)/venv-*.deb)"
 	@echo "apt repo:    $(CURDIR)/var/repo (key: var/repo/stackyard-archive-keyring.gpg)"
 	@echo "logs:        var/logs/$(RELEASE)/"
+
+# The embedded default on loopback: 'up' starts everything, 'down' stops it.
+# (The image stage adds dockerd and the registry to these two.)
+up: buildbot-up
+down: buildbot-down
+
+# Buildbot master (var/buildbot, SQLite) and the local worker; web UI on
+# http://127.0.0.1:8010/ (user admin, password in var/buildbot/secrets/user-admin)
+buildbot-up: $(VENV)/.deps-stamp
+	$(VENV)/bin/python -m builders.ctl up --config stackyard.toml
+
+buildbot-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m builders.ctl down --config stackyard.toml; fi
 
 # pytest exits 5 when it collected no test: that is a failure here.
 PYTEST = rc=0; $(VENV)/bin/python -m pytest -ra --durations=15 $(1) || rc=$$?; \

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from buildbot.changes.base import ReconfigurablePollingChangeSource
 from buildbot.util import runprocess
+from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.python import log
 
@@ -23,7 +24,7 @@ from builders.tags import SeriesRule, new_tag_builds, parse_ls_remote
 STATE = "seen_tags"
 
 
-class TagPoller(ReconfigurablePollingChangeSource):
+class TagPoller(ReconfigurablePollingChangeSource, StateMixin):
     """``TagPoller(name=..., repourl=..., project=..., rules=..., pollInterval=...)``."""
 
     repourl = ""
@@ -59,6 +60,9 @@ class TagPoller(ReconfigurablePollingChangeSource):
             log.msg(f"{self.name}: {len(current)} existing tags in {self.repourl}")
             yield self.setState(STATE, sorted(current))
             return
+        new = sorted(set(current) - set(seen))
+        if new:
+            log.msg(f"{self.name}: new tags in {self.repourl}: {' '.join(new)}")
         for build in new_tag_builds(set(seen), current, self.rules):
             log.msg(f"{self.name}: new tag {build.tag} ({build.commit}) -> {self.project} {build.release}")
             yield self.master.data.updates.addChange(
