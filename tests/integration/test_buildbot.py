@@ -68,10 +68,11 @@ def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_
         smoke:
           - tinyapp --version
         """))
-    # two more projects whose builders must not run: one from the index, one whose upstream is unreachable
-    (recipes / "tinypure.yaml").write_text('name: tinypure\nsource: {pypi: tinypure}\nversions: {"2025.1": "1.0"}\n')
+    # two more projects (of the other release) whose builders must not run: one from the index, one
+    # whose upstream is unreachable
+    (recipes / "tinypure.yaml").write_text('name: tinypure\nsource: {pypi: tinypure}\nversions: {"2025.2": "1.0"}\n')
     (recipes / "tinyghost.yaml").write_text(
-        f'name: tinyghost\nsource: {{git: "{(base / "gone" / "tinyghost.git").as_uri()}"}}\nversions: {{"2025.1": "1.0"}}\n')
+        f'name: tinyghost\nsource: {{git: "{(base / "gone" / "tinyghost.git").as_uri()}"}}\nversions: {{"2025.2": "1.0"}}\n')
     ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb))
     r = ctl(ws, "up")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -109,6 +110,31 @@ def test_a_pushed_tag_builds_tests_and_publishes_that_project_only(master: Maste
     assert [b["builderid"] for b in api.builds()] == [builder_id]
 
 
+def test_an_upper_constraints_change_rebuilds_the_wheelhouse_then_the_changed_projects_then_promotes(master: Master) -> None:
+    api = master.api
+    master.ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")
+    api.login("admin", master.admin_password)
+    r = api.force("force-wheels-2025_1", "wheels-2025.1", release="2025.1")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    wheels = api.wait_build("wheels-2025.1", 1)
+    assert wheels["results"] == 0, api.steps(wheels)
+    assert api.steps(wheels) == {"lock": "success", "wheels": "success", "wheels-deb": "success",
+                                 "rebuild changed projects": "success", "promote": "success"}
+    assert api.properties(wheels)["changed_projects"] == "tinyapp"
+    (rebuilt,) = [b for b in api.builds(BUILDER) if b["number"] == 2]
+    assert rebuilt["results"] == 0 and api.steps(rebuilt)["pin"] == "skipped", api.steps(rebuilt)
+    (promoted,) = api.builds("promote-2025.1")
+    assert promoted["results"] == 0 and api.properties(promoted)["projects"] == "tinyapp"
+    final = subprocess.run(["reprepro", "-b", str(master.ws.root / "var" / "repo"), "list", "bookworm-2025.1"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "venv-tinyapp 1.1-2025.1.2" in final, final  # the lock changed: a new revision, promoted
+    # forcing it again changes nothing: no lock changed, nothing is rebuilt or promoted
+    r = api.force("force-wheels-2025_1", "wheels-2025.1", release="2025.1")
+    again = api.wait_build("wheels-2025.1", 2)
+    assert again["results"] == 0 and api.steps(again)["rebuild changed projects"] == "skipped", api.steps(again)
+    assert len(api.builds(BUILDER)) == 2 and len(api.builds("promote-2025.1")) == 1
+
+
 def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publishes_nothing(master: Master) -> None:
     api = master.api
     before = master.staging()
@@ -139,6 +165,6 @@ def test_an_unreachable_upstream_is_logged_and_retried_and_the_master_keeps_runn
     while master.log.read_text().count("tags-tinyghost: cannot list the tags of") == count:
         assert time.monotonic() < deadline, "the poll was not retried"
         time.sleep(0.5)
-    assert api.builds("tinyghost-2025.1") == [] and api.builds("tinypure-2025.1") == []
-    assert {b["name"] for b in api.get("builders")["builders"]} >= {BUILDER, "tinypure-2025.1", "tinyghost-2025.1", "wheels-2025.1"}
+    assert api.builds("tinyghost-2025.2") == [] and api.builds("tinypure-2025.2") == []
+    assert {b["name"] for b in api.get("builders")["builders"]} >= {BUILDER, "tinypure-2025.2", "tinyghost-2025.2", "wheels-2025.1"}
 
