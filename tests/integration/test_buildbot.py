@@ -168,3 +168,33 @@ def test_an_unreachable_upstream_is_logged_and_retried_and_the_master_keeps_runn
     assert api.builds("tinyghost-2025.2") == [] and api.builds("tinypure-2025.2") == []
     assert {b["name"] for b in api.get("builders")["builders"]} >= {BUILDER, "tinypure-2025.2", "tinyghost-2025.2", "wheels-2025.1"}
 
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1400,900",
+                  "--virtual-time-budget=15000"]
+
+
+def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+def rendered(url: str, profile: Path, shot: Path) -> str:
+    """A headless Chromium screenshot of ``url`` (a PNG at ``shot``) and the text of the rendered page."""
+    r = chromium(url, profile / "shot", f"--screenshot={shot}")
+    assert r.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000, r.stderr[-2000:]
+    dom = chromium(url, profile / "dom", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom.stdout)).replace("&nbsp;", " ")
+
+
+def test_the_web_ui_shows_the_builders_and_a_finished_build(master: Master, tmp_path: Path) -> None:
+    builders = rendered(f"{master.url}#/builders", tmp_path / "p1", tmp_path / "builders.png")
+    for name in (BUILDER, "wheels-2025.1", "promote-2025.1", "tinypure-2025.2", "Waterfall View", "Console View", "Grid View"):
+        assert name in builders, builders[:3000]
+    assert "refs/tags/1.1 (1)" in builders  # the tag build, on the builder's row
+    build = rendered(f"{master.url}#/builders/{master.api.builder_id(BUILDER)}/builds/1", tmp_path / "p2", tmp_path / "build.png")
+    assert "tinyapp-2025.1/1" in build and "build successful" in build and "SUCCESS" in build, build[:3000]
+    for step in ("pin", "lock", "wheels", "deb", "publish"):
+        assert f"'stackyard {step} ...'" in build
