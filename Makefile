@@ -8,10 +8,11 @@ PROJECT ?= keystone
 export PIP_CONFIG_FILE := /dev/null
 
 # Debian packages stackyard itself needs (build tools for wheels and debs come
-# from each release's bindep.txt via 'stackyard bindep --install').
+# from each release's bindep.txt via 'stackyard bindep --install'); chromium is for
+# the headless screenshot test of the Buildbot web UI.
 DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
 	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd \
-	chromium  # chromium: the headless screenshot test of the Buildbot web UI
+	chromium
 
 .PHONY: deps demo test test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down
 
