@@ -19,6 +19,7 @@ from tests.conftest import ROOT, Workspace
 from tests.fixtures import projects
 
 INTERNAL_STEPS = {"worker_preparation", "locks_acquire"}
+BIN = Path(sys.executable).parent
 FINISHED = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
 
 
@@ -147,6 +148,14 @@ class Master:
     url: str
     log: Path
     admin_password: str
+
+    @property
+    def basedir(self) -> Path:
+        return self.log.parent
+
+    def env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {
+            "STACKYARD_CONFIG": str(self.ws.config), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
     def wait_log(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fixtures.index_server import IndexServer
-from tests.integration.buildbot_harness import Api, Master, buildbot_table, ctl, free_port, make_upstream
+from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, free_port, make_upstream
 from tests.integration.conftest import make_workspace
 
 pytestmark = pytest.mark.integration
@@ -133,6 +133,23 @@ def test_an_upper_constraints_change_rebuilds_the_wheelhouse_then_the_changed_pr
     again = api.wait_build("wheels-2025.1", 2)
     assert again["results"] == 0 and api.steps(again)["rebuild changed projects"] == "skipped", api.steps(again)
     assert len(api.builds(BUILDER)) == 2 and len(api.builds("promote-2025.1")) == 1
+
+
+def test_a_build_request_queued_without_a_worker_survives_a_master_restart(master: Master) -> None:
+    api, env = master.api, master.env()
+    worker = master.ws.root / "var" / "buildbot-workers" / "local"
+    subprocess.run([str(BIN / "buildbot-worker"), "stop", str(worker)], env=env, check=True, capture_output=True)
+    api.login("admin", master.admin_password)
+    r = api.force("force-promote-2025_1", "promote-2025.1", release="2025.1", projects="tinyapp")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    number = len(api.builds("promote-2025.1")) + 1
+    subprocess.run([str(BIN / "buildbot"), "restart", str(master.basedir)], env=env, check=True, capture_output=True)
+    pending = api.get("buildrequests", complete="false")["buildrequests"]
+    assert [p["builderid"] for p in pending] == [api.builder_id("promote-2025.1")], pending
+    subprocess.run([str(BIN / "buildbot-worker"), "start", str(worker)], env=env, check=True, capture_output=True)
+    build = api.wait_build("promote-2025.1", number, timeout=120)
+    assert build["results"] == 0, api.steps(build)
+    assert api.properties(build)["projects"] == "tinyapp"
 
 
 def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publishes_nothing(master: Master) -> None:
