@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fixtures.index_server import IndexServer
-from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, free_port, make_upstream
+from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, free_port, kill_tree, make_upstream
 from tests.integration.conftest import make_workspace
 
 pytestmark = pytest.mark.integration
@@ -150,6 +150,31 @@ def test_a_build_request_queued_without_a_worker_survives_a_master_restart(maste
     build = api.wait_build("promote-2025.1", number, timeout=120)
     assert build["results"] == 0, api.steps(build)
     assert api.properties(build)["projects"] == "tinyapp"
+
+
+def test_a_worker_lost_mid_build_publishes_nothing_and_the_build_is_retried(master: Master) -> None:
+    api, env = master.api, master.env()
+    worker = master.ws.root / "var" / "buildbot-workers" / "local"
+    number = len(api.builds(BUILDER)) + 1
+    master.upstream.release("1.2", "1.2")  # the hook polls; the tag starts a build
+    deadline = time.monotonic() + 300
+    while True:
+        running = [b for b in api.builds(BUILDER) if b["number"] == number]
+        if running and api.steps(running[0]).get("deb") == "not run":  # started, not finished
+            break
+        assert time.monotonic() < deadline, api.builds(BUILDER)
+        time.sleep(0.5)
+    before = master.staging()
+    kill_tree(int((worker / "twistd.pid").read_text()))  # the worker and the stackyard deb it runs
+    lost = api.wait_build(BUILDER, number, timeout=120)
+    assert lost["results"] == 5, lost  # retry: Buildbot puts the request back in the queue
+    assert master.staging() == before
+    (worker / "twistd.pid").unlink()
+    subprocess.run([str(BIN / "buildbot-worker"), "start", str(worker)], env=env, check=True, capture_output=True)
+    retried = api.wait_build(BUILDER, number + 1)
+    assert retried["results"] == 0, api.steps(retried)
+    assert api.properties(retried)["version"] == "1.2"
+    assert "venv-tinyapp 1.2-2025.1.1" in master.staging()
 
 
 def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publishes_nothing(master: Master) -> None:
