@@ -215,3 +215,14 @@ def test_pin_rewrites_only_the_release_line_keeping_comments(tmp_path: Path) -> 
     assert new == text.replace('"2025.1": "1.0"', '"2025.1": "1.1"')
     flow = 'name: demo\nsource: {pypi: demo}\nversions: {"2025.1": "27.0.2", "2025.2": "28.0.2"}\n'
     assert '"2025.2": "28.0.3"' in pinned_text(flow, "2025.2", "28.0.3", tmp_path / "demo.yaml")
+
+
+def test_openstack_releases_deliverables_give_the_series_tags(repo: Path) -> None:
+    from builders.tags import deliverable_versions
+
+    deliverables = repo.parent / "shared" / "openstack-releases" / "deliverables"
+    listed = deliverable_versions(deliverables, "epoxy", "keystone")
+    assert "27.0.0.0rc1" in listed and "27.0.2" in listed
+    rule = series_rule("2025.1", "27.0.2", listed)
+    assert rule.majors == (27,) and rule.matches("27.0.3") and not rule.matches("28.0.0")
+    assert deliverable_versions(deliverables, "epoxy", "no-such-project") == ()
