@@ -9,12 +9,13 @@ PROJECTS ?= $(PROJECT) python-openstackclient
 export PIP_CONFIG_FILE := /dev/null
 
 # Debian packages stackyard itself needs (build tools for wheels and debs come
-# from each release's bindep.txt via 'stackyard bindep --install').
+# from each release's bindep.txt via 'stackyard bindep --install'); chromium is for
+# the headless screenshot test of the Buildbot web UI.
 DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
 	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd \
-	docker.io docker-registry skopeo apache2-utils openssl curl
+	docker.io docker-registry skopeo apache2-utils openssl curl chromium
 
-.PHONY: deps demo up down test test-unit test-integration test-e2e bench clean lint
+.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down
 
 deps: $(VENV)/.deps-stamp
 	$(STACKYARD) bindep --install --release all
@@ -28,7 +29,7 @@ $(VENV)/.deps-stamp: pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q --upgrade 'pip>=25.1,<25.3'
-	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test]'
+	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test,buildbot]'
 	touch $@
 
 # The main job on the embedded default: everything lands under ./var
@@ -55,12 +56,22 @@ demo: deps
 	@echo "helm values: $$(ls var/helm/$(RELEASE)/*.yaml)"
 	@echo "logs:        var/logs/$(RELEASE)/"
 
-# The embedded services on loopback: dockerd and the registry (TLS, htpasswd)
-up: deps
+# The embedded default on loopback: 'up' starts dockerd, the registry (TLS,
+# htpasswd), the Buildbot master and its local worker; 'down' stops them all.
+up: $(VENV)/.deps-stamp
 	$(STACKYARD) services up
+	$(MAKE) buildbot-up
 
-down:
-	$(STACKYARD) services down
+down: buildbot-down
+	@if [ -x $(STACKYARD) ]; then $(STACKYARD) services down; fi
+
+# Buildbot master (var/buildbot, SQLite) and the local worker; web UI on
+# http://127.0.0.1:8010/ (user admin, password in var/buildbot/secrets/user-admin)
+buildbot-up: $(VENV)/.deps-stamp
+	$(VENV)/bin/python -m builders.ctl up --config stackyard.toml
+
+buildbot-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m builders.ctl down --config stackyard.toml; fi
 
 # pytest exits 5 when it collected no test: that is a failure here.
 PYTEST = rc=0; $(VENV)/bin/python -m pytest -ra --durations=15 $(1) || rc=$$?; \
@@ -84,7 +95,7 @@ bench: deps
 	$(VENV)/bin/python bench/image
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard tests bench/wheels bench/deb bench/image
+	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image master.cfg
 
 clean:
 	rm -rf var

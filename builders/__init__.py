@@ -1,1 +1,9 @@
-"""Buildbot factories, schedulers and change sources (Buildbot stage)."""
+"""Buildbot for stackyard, imported by master.cfg.
+
+- ``plan``: builders, steps, schedulers and pollers as plain data, from
+  stackyard.toml, the recipes and the releases (unit-tested, no Buildbot);
+- ``tags``: which upstream tags belong to which release;
+- ``master``: the plan as Buildbot objects (BuildmasterConfig);
+- ``poller``: the tag poller (one change per new tag, even on a seen commit);
+- ``ctl``: ``make buildbot-up`` / ``buildbot-down``.
+"""

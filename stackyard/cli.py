@@ -6,6 +6,7 @@ Exit codes come from the exception hierarchy (stackyard.errors), here only.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -59,7 +60,24 @@ def cmd_lock(args: argparse.Namespace) -> int:
         result = compile_lock(config, release, recipe, force=args.force)
         rows.append([result.project, str(result.packages), "changed" if result.changed else "unchanged",
                      f"{result.seconds:.1f}", str(result.file.relative_to(config.paths.root))])
-    print(table(["project", "packages", "lock", "seconds", "file"], rows))
+    if args.json:
+        print(json.dumps([{"project": r[0], "packages": int(r[1]), "changed": r[2] == "changed", "file": r[4]} for r in rows]))
+    else:
+        print(table(["project", "packages", "lock", "seconds", "file"], rows))
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from stackyard.pins import pin
+
+    config = _config(args)
+    release = config.release(args.release)
+    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    result = pin(recipe, release.id, args.version)
+    if result.changed:
+        print(f"{recipe.file}: versions.{release.id}: {result.previous} -> {result.current}")
+    else:
+        print(f"{recipe.file}: versions.{release.id}: {result.current} kept ({args.version} is not newer)")
     return 0
 
 
@@ -308,7 +326,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="*", metavar="PROJECT")
     s.add_argument("--force", action="store_true", help="recompile even if the inputs did not change")
+    s.add_argument("--json", action="store_true", help="print the results as JSON (project, packages, changed, file)")
     s.set_defaults(func=cmd_lock)
+
+    s = sub.add_parser("pin", help="move a recipe's upstream version for a release forward (e.g. to a new tag)")
+    s.add_argument("--release", required=True)
+    s.add_argument("project", metavar="PROJECT")
+    s.add_argument("version", metavar="VERSION")
+    s.set_defaults(func=cmd_pin)
 
     s = sub.add_parser("bindep", help="list or install the Debian build dependencies of a release")
     s.add_argument("--release", required=True, help="release id, series, or 'all'")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from stackyard.buildbot_settings import BuildbotSettings, parse_buildbot
 from stackyard.errors import ConfigError, InputError
 
 RELEASE_ID = re.compile(r"^\d{4}\.[12]$")
@@ -119,6 +120,7 @@ class Config:
     deb: DebSettings
     repo: RepoSettings
     images: ImageSettings
+    buildbot: BuildbotSettings
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
@@ -242,7 +244,7 @@ def load_config(file: Path) -> Config:
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "wheels", "deb", "repo", "images", "codenames", "releases", "architecture"})
+    top.check_keys({"paths", "index", "wheels", "deb", "repo", "images", "buildbot", "codenames", "releases", "architecture"})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -295,6 +297,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     )
 
     images = _image_settings(top.sub("images"), root)
+    buildbot = parse_buildbot(top.sub("buildbot"), root, output)
 
     architecture = data.get("architecture") or host_architecture()
     if architecture not in WHEEL_MACHINE:
@@ -343,6 +346,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         deb=deb,
         repo=repo,
         images=images,
+        buildbot=buildbot,
         architecture=architecture,
         codenames=codenames,
         releases=releases,

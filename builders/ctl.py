@@ -1,0 +1,106 @@
+"""Start and stop the Buildbot master and the local worker (``make buildbot-up|buildbot-down``).
+
+    python -m builders.ctl up|down [--config stackyard.toml]
+
+``up`` creates the master directory ([buildbot] basedir) on first use, brings
+its database schema up to date (SQLite or PostgreSQL, from db_url), starts
+the master with this checkout's master.cfg, then creates and starts the
+worker named ``local`` (if stackyard.toml declares one) beside it, with this
+venv's ``stackyard`` on its PATH. Idempotent; ``down`` stops both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from builders.master import secret_value
+from stackyard.buildbot_settings import BuildbotSettings
+from stackyard.config import load_config
+from stackyard.errors import StackyardError, ToolError
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LOCAL = "local"
+
+
+def _env(config_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return env | {"STACKYARD_CONFIG": str(config_file), "PIP_CONFIG_FILE": os.devnull,
+                  "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"}
+
+
+def _run(args: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
+    r = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if r.returncode not in ok:
+        raise ToolError(f"{' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def worker_dir(settings: BuildbotSettings, name: str) -> Path:
+    return settings.basedir.parent / "buildbot-workers" / name
+
+
+def up(config_file: Path) -> list[str]:
+    config = load_config(config_file)
+    settings = config.buildbot
+    env = _env(config.file)
+    basedir = settings.basedir
+    said = []
+    if not (basedir / "buildbot.tac").exists():
+        basedir.parent.mkdir(parents=True, exist_ok=True)
+        _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
+              "--config", str(ROOT / "master.cfg"), str(basedir)], env)
+        (basedir / "master.cfg.sample").unlink(missing_ok=True)
+    _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env)
+    _run([str(BIN / "buildbot"), "start", str(basedir)], env)
+    said.append(f"master: {settings.url} (log: {basedir / 'twistd.log'})")
+    for w in settings.workers:
+        if w.name != LOCAL:
+            continue
+        wdir = worker_dir(settings, w.name)
+        if not (wdir / "buildbot.tac").exists():
+            wdir.parent.mkdir(parents=True, exist_ok=True)
+            _run([str(BIN / "buildbot-worker"), "create-worker", "--relocatable", "--umask=0o022",
+                  str(wdir), f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password)], env)
+        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env)
+        said.append(f"worker {w.name}: {wdir}")
+    for u in settings.users:
+        said.append(f"web user {u.name}: password in {u.password.describe()}")
+    return said
+
+
+def down(config_file: Path) -> list[str]:
+    settings = load_config(config_file).buildbot
+    env = _env(config_file.resolve())
+    said = []
+    for w in settings.workers:
+        wdir = worker_dir(settings, w.name)
+        if (wdir / "twistd.pid").exists():
+            _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, ok=(0, 1))
+            said.append(f"worker {w.name}: stopped")
+    if (settings.basedir / "twistd.pid").exists():
+        _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, ok=(0, 1))
+        said.append("master: stopped")
+    return said or ["nothing was running"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m builders.ctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("--config", default=os.environ.get("STACKYARD_CONFIG", "stackyard.toml"))
+    args = p.parse_args(argv)
+    try:
+        lines = (up if args.action == "up" else down)(Path(args.config).resolve())
+    except StackyardError as exc:
+        print(f"buildbot {args.action}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

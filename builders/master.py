@@ -1,0 +1,207 @@
+"""The plan (builders.plan) as Buildbot objects: the BuildmasterConfig dict.
+
+Thin on purpose: every decision is in the plan; this module only maps it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as random_secrets
+from pathlib import Path
+from typing import Any
+
+from buildbot.interfaces import IRenderable
+from buildbot.plugins import schedulers, steps, util, worker
+from buildbot.process.results import SKIPPED
+from twisted.python import log
+from zope.interface import implementer
+
+from builders.plan import Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
+from builders.poller import TagPoller
+from stackyard.buildbot_settings import BuildbotSettings, Secret
+from stackyard.config import Config, load_config
+from stackyard.errors import ConfigError
+from stackyard.recipes import load_recipes
+
+VERSION_FIELD = r"^([0-9][0-9A-Za-z.+!-]*)?$"
+PROJECTS_FIELD = r"^[a-z0-9. -]*$"
+STEP_ENV = {"PIP_CONFIG_FILE": "/dev/null"}
+
+
+def secret_value(secret: Secret) -> str:
+    """The password behind ``secret``; a missing file is created (0600) with a random one."""
+    if secret.env:
+        value = os.environ.get(secret.env, "")
+        if not value:
+            raise ConfigError(f"{secret.key}: the environment variable {secret.env} is not set")
+        return value
+    assert secret.file is not None
+    try:
+        value = secret.file.read_text().strip()
+    except FileNotFoundError:
+        secret.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        value = random_secrets.token_urlsafe(24)
+        fd = os.open(secret.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        log.msg(f"stackyard: made a new password in {secret.file} ({secret.key})")
+    if not value:
+        raise ConfigError(f"{secret.key}: {secret.file} is empty")
+    return value
+
+
+@implementer(IRenderable)
+class Argv:
+    """A command line with build properties in it (``Prop``), rendered per build."""
+
+    def __init__(self, args: tuple[Arg, ...]) -> None:
+        self.args = args
+
+    def getRenderingFor(self, props: Any) -> list[str]:
+        out: list[str] = []
+        for a in self.args:
+            if isinstance(a, Prop):
+                value = props.getProperty(a.name) or ""
+                out += str(value).split() if a.split else [str(value)]
+            else:
+                out.append(a)
+        return out
+
+
+class TriggerChangedProjects(steps.Trigger):
+    """Triggers ``trigger-<project>-<release>`` for each project in the ``changed_projects`` property."""
+
+    def __init__(self, release: str, projects: list[str], **kwargs: Any) -> None:
+        self.release = release
+        self.by_scheduler = {f"trigger-{p}-{release}": p for p in projects}
+        super().__init__(schedulerNames=list(self.by_scheduler), **kwargs)
+
+    def getSchedulersAndProperties(self) -> list[dict[str, Any]]:
+        changed = set(str(self.getProperty("changed_projects") or "").split())
+        return [d for d in super().getSchedulersAndProperties() if self.by_scheduler[d["sched_name"]] in changed]
+
+
+def _has(prop: str):  # type: ignore[no-untyped-def]
+    return lambda step: bool(step.getProperty(prop))
+
+
+def _hide_skipped(results: int, _step: Any) -> bool:
+    return results == SKIPPED
+
+
+def _locks_json(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    if rc != 0:
+        return {}
+    locks = json.loads(stdout)
+    return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r["changed"])}
+
+
+class _Objects:
+    def __init__(self, plan: MasterPlan) -> None:
+        self.plan = plan
+        self.locks = {name: util.MasterLock(name) for name in plan.locks}
+
+    def access(self, names: tuple[str, ...]) -> list[Any]:
+        return [self.locks[n].access("exclusive") for n in names]
+
+    def step(self, builder: BuilderPlan, s: StepPlan) -> Any:
+        common: dict[str, Any] = {"name": s.name, "locks": self.access(s.locks), "haltOnFailure": True}
+        if s.only_if:
+            common |= {"doStepIf": _has(s.only_if), "hideStepIf": _hide_skipped}
+        if s.trigger == "changed-projects":
+            known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == builder.release and b.project)
+            return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
+        if s.trigger == "promote":
+            return steps.Trigger(schedulerNames=[f"trigger-promote-{builder.release}"], waitForFinish=True,
+                                 set_properties={"projects": util.Property("changed_projects")}, **common)
+        command = Argv(s.command)
+        if s.json_property == "locks":
+            return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        return steps.ShellCommand(command=command, env=STEP_ENV, timeout=3600, **common)
+
+    def builder(self, b: BuilderPlan) -> Any:
+        factory = util.BuildFactory([self.step(b, s) for s in b.steps])
+        props = {"release": b.release} | ({"project": b.project} if b.project else {})
+        return util.BuilderConfig(
+            name=b.name, workernames=list(b.workers), factory=factory, locks=self.access(b.locks),
+            tags=[b.kind, b.release] + ([b.project] if b.project else []), collapseRequests=False, properties=props,
+        )
+
+    def scheduler(self, s: SchedulerPlan) -> Any:
+        if s.kind == "force":
+            return self.force(s)
+        if s.kind == "triggerable":
+            return schedulers.Triggerable(name=s.name, builderNames=list(s.builders))
+        if s.kind == "nightly":
+            return schedulers.Nightly(name=s.name, builderNames=list(s.builders), hour=s.hour, minute=s.minute, onlyIfChanged=False)
+        if s.kind == "tag":
+            return schedulers.AnyBranchScheduler(
+                name=s.name, builderNames=list(s.builders), treeStableTimer=None,
+                change_filter=util.ChangeFilter(project=s.project, category=s.release),
+            )
+        raise ValueError(s.kind)
+
+    def force(self, s: SchedulerPlan) -> Any:
+        builder = self.plan.builder(s.builders[0])
+        params: list[Any] = [util.ChoiceStringParameter(name="release", label="release", choices=[s.release], default=s.release, strict=True)]
+        if builder.kind == "project":
+            params += [
+                util.ChoiceStringParameter(name="project", label="project", choices=[s.project], default=s.project, strict=True),
+                util.StringParameter(name="version", label="upstream ref (a tag; empty: the recipe's pin)", default="",
+                                     regex=VERSION_FIELD, size=20),
+            ]
+        if builder.kind == "promote":
+            params.append(util.StringParameter(name="projects", label="projects (space-separated; empty: all)", default="",
+                                               regex=PROJECTS_FIELD, size=40))
+        fixed = util.CodebaseParameter(
+            codebase="", label="", hide=True,
+            branch=util.FixedParameter(name="branch", default=""), revision=util.FixedParameter(name="revision", default=""),
+            repository=util.FixedParameter(name="repository", default=""), project=util.FixedParameter(name="project", default=""),
+        )
+        return schedulers.ForceScheduler(
+            name=s.name, builderNames=list(s.builders), buttonName=f"build {s.builders[0]}",
+            reason=util.StringParameter(name="reason", label="reason", default="forced", size=40),
+            codebases=[fixed], properties=params,
+        )
+
+
+def www(settings: BuildbotSettings, plan: MasterPlan) -> dict[str, Any]:
+    users = {u.name: secret_value(u.password) for u in settings.users}
+    return {
+        "port": f"tcp:{settings.web_port}:interface={settings.web_host}",
+        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}},
+        "auth": util.UserPasswordAuth(users),
+        "authz": util.Authz(
+            allowRules=[util.AnyControlEndpointMatcher(role="admins")],
+            roleMatchers=[util.RolesFromUsername(roles=["admins"], usernames=list(users))],
+        ),
+        "change_hook_dialects": {"poller": {"allowed": [p.name for p in plan.pollers]}},
+    }
+
+
+def master_config(config: Config) -> dict[str, Any]:
+    """The BuildmasterConfig of ``config`` (stackyard.toml) and its recipes."""
+    settings = config.buildbot
+    plan = make_plan(config, load_recipes(config.paths.recipes))
+    objects = _Objects(plan)
+    return {
+        "title": settings.title,
+        "titleURL": settings.url,
+        "buildbotURL": settings.url,
+        "buildbotNetUsageData": None,
+        "db": {"db_url": settings.db_url},
+        "protocols": {"pb": {"port": f"tcp:{settings.worker_port}:interface={settings.worker_host}"}},
+        "workers": [worker.Worker(w.name, secret_value(w.password), max_builds=w.max_builds or None) for w in settings.workers],
+        "builders": [objects.builder(b) for b in plan.builders],
+        "schedulers": [objects.scheduler(s) for s in plan.schedulers],
+        "change_source": [
+            TagPoller(name=p.name, repourl=p.repourl, project=p.project, rules=p.rules, pollInterval=p.interval, pollAtLaunch=True)
+            for p in plan.pollers
+        ],
+        "www": www(settings, plan),
+    }
+
+
+def load(config_file: Path | str) -> dict[str, Any]:
+    return master_config(load_config(Path(config_file)))

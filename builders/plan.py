@@ -1,0 +1,210 @@
+"""What the Buildbot master runs, as plain data: builders, steps, schedulers, pollers.
+
+Generated from stackyard.toml, the recipes and the releases, with no Buildbot
+import, so unit tests check it without processes. ``builders.master`` turns
+the plan into Buildbot objects. Every step is a ``stackyard`` command: what
+Buildbot runs is what a person runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Union
+
+from builders.tags import SeriesRule, deliverable_versions, series_rule
+from stackyard.config import Config
+from stackyard.errors import ConfigError
+from stackyard.recipes import Recipe
+
+# master locks (exclusive): one apt repository, one registry, one wheelhouse per release
+REPREPRO = "reprepro"
+REGISTRY = "registry"
+
+
+def wheelhouse_lock(release: str) -> str:
+    return f"wheelhouse-{release}"
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A build property in a command line: ``version`` from a tag or the force form."""
+
+    name: str
+    split: bool = False  # a space-separated list becomes several arguments
+
+
+Arg = Union[str, Prop]
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    name: str
+    command: tuple[Arg, ...]  # argv; shell-free
+    locks: tuple[str, ...] = ()
+    only_if: str | None = None  # run only when this property is non-empty
+    json_property: str | None = None  # stdout (JSON) is kept as this property, see builders.master
+    trigger: str | None = None  # a Trigger step instead of a command: "changed-projects" | "promote"
+
+
+@dataclass(frozen=True)
+class BuilderPlan:
+    name: str
+    kind: str  # "wheels" | "project" | "promote"
+    release: str
+    project: str | None
+    steps: tuple[StepPlan, ...]
+    workers: tuple[str, ...]
+    locks: tuple[str, ...] = ()  # held for the whole build: one build per builder at a time
+
+
+@dataclass(frozen=True)
+class SchedulerPlan:
+    name: str
+    kind: str  # "force" | "triggerable" | "nightly" | "tag"
+    builders: tuple[str, ...]
+    release: str
+    project: str | None = None
+    hour: int = 0
+    minute: int = 0
+
+
+@dataclass(frozen=True)
+class PollerPlan:
+    name: str  # "tags-<project>": POST /change_hook/poller?poller=<name> polls at once
+    project: str
+    repourl: str
+    rules: tuple[SeriesRule, ...]
+    interval: int
+
+
+@dataclass(frozen=True)
+class MasterPlan:
+    builders: tuple[BuilderPlan, ...]
+    schedulers: tuple[SchedulerPlan, ...]
+    pollers: tuple[PollerPlan, ...]
+    locks: tuple[str, ...] = field(default=())
+
+    def builder(self, name: str) -> BuilderPlan:
+        return next(b for b in self.builders if b.name == name)
+
+
+def stackyard(*args: Arg) -> tuple[Arg, ...]:
+    return ("stackyard", *args)
+
+
+@dataclass(frozen=True)
+class StepTemplate:
+    """A project builder's step, with ``{release}`` and ``{project}`` filled in per builder."""
+
+    name: str
+    command: tuple[Arg, ...]
+    locks: tuple[str, ...] = ()
+    only_if: str | None = None
+    setting: str | None = None  # a boolean of [buildbot] that must be true
+
+    def render(self, release: str, project: str) -> StepPlan:
+        def fill(a: Arg) -> Arg:
+            return a.format(release=release, project=project) if isinstance(a, str) else a
+
+        return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks), self.only_if)  # type: ignore[misc]
+
+
+# A project builder, in order: a tag (or the force form's "upstream ref") moves
+# the recipe's pin first; then the pipeline of the earlier stages.
+PROJECT_STEPS: tuple[StepTemplate, ...] = (
+    StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
+    StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
+    StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
+    StepTemplate("deb", stackyard("deb", "--release", "{release}", "{project}")),
+    StepTemplate("publish", stackyard("publish", "--release", "{release}", "{project}"), locks=(REPREPRO,)),
+    StepTemplate("image", stackyard("image", "--release", "{release}", "{project}", "--push"), locks=(REGISTRY,), setting="images"),
+)
+
+
+def force_scheduler_name(builder: str) -> str:
+    """Buildbot wants an identifier (no dots): ``force-keystone-2025_1``."""
+    return "force-" + builder.replace(".", "_")
+
+
+def project_builder_name(project: str, release: str) -> str:
+    return f"{project}-{release}"
+
+
+def _workers(config: Config, builder: str) -> tuple[str, ...]:
+    chosen = tuple(
+        w.name for w in config.buildbot.workers if not w.builders or any(fnmatch.fnmatchcase(builder, p) for p in w.builders)
+    )
+    if not chosen:
+        raise ConfigError(f"{config.file}: buildbot.workers: no worker may take builder {builder!r}; add it to a worker's 'builders'")
+    return chosen
+
+
+def _projects_of(recipes: dict[str, Recipe], release: str) -> list[Recipe]:
+    return [r for r in recipes.values() if release in r.versions]
+
+
+def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[StepPlan, ...]:
+    steps = []
+    if config.buildbot.requirements_update:
+        steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release)))
+    steps += [
+        StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"),
+        StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),
+        StepPlan("wheels-deb", stackyard("wheels-deb", "--release", release), locks=(wheelhouse_lock(release),)),
+    ]
+    if projects:
+        steps += [
+            StepPlan("rebuild changed projects", (), only_if="changed_projects", trigger="changed-projects"),
+            StepPlan("promote", (), only_if="changed_projects", trigger="promote"),
+        ]
+    return tuple(steps)
+
+
+def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
+    settings = config.buildbot
+    builders: list[BuilderPlan] = []
+    schedulers: list[SchedulerPlan] = []
+    pollers: list[PollerPlan] = []
+    owner: dict[str, str] = {}
+
+    def add(builder: BuilderPlan, source: str) -> None:
+        if builder.name in owner:
+            raise ConfigError(f"{source}: name: builder {builder.name!r} is also made by {owner[builder.name]}; rename the project")
+        owner[builder.name] = source
+        builders.append(builder)
+        schedulers.append(SchedulerPlan(force_scheduler_name(builder.name), "force", (builder.name,), builder.release, builder.project))
+
+    hour, minute = (int(x) for x in settings.nightly.split(":"))
+    for rid in config.releases:
+        projects = [r.name for r in _projects_of(recipes, rid)]
+        wheels = f"wheels-{rid}"
+        add(BuilderPlan(wheels, "wheels", rid, None, wheels_steps(config, rid, projects), _workers(config, wheels), (f"build-{wheels}",)),
+            f"{config.file}: releases.{rid}")
+        schedulers.append(SchedulerPlan(f"nightly-{rid}", "nightly", (wheels,), rid, hour=hour, minute=minute))
+        promote = f"promote-{rid}"
+        add(BuilderPlan(promote, "promote", rid, None,
+                        (StepPlan("promote", stackyard("promote", "--release", rid, Prop("projects", split=True)), locks=(REPREPRO,)),),
+                        _workers(config, promote), (f"build-{promote}",)),
+            f"{config.file}: releases.{rid}")
+        schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
+
+    for recipe in recipes.values():
+        rules = []
+        for rid in config.releases:
+            if rid not in recipe.versions:
+                continue
+            name = project_builder_name(recipe.name, rid)
+            steps = tuple(t.render(rid, recipe.name) for t in PROJECT_STEPS if t.setting is None or getattr(settings, t.setting))
+            add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",)), str(recipe.file))
+            schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
+            if recipe.source.git:
+                schedulers.append(SchedulerPlan(f"tag-{name}", "tag", (name,), rid, recipe.name))
+                release = config.releases[rid]
+                listed = deliverable_versions(settings.deliverables, release.series, recipe.name)
+                rules.append(series_rule(rid, recipe.versions[rid], listed))
+        if recipe.source.git and rules:
+            pollers.append(PollerPlan(f"tags-{recipe.name}", recipe.name, recipe.source.git, tuple(rules), settings.poll_interval))
+
+    locks = sorted({lock for b in builders for s in b.steps for lock in s.locks} | {lock for b in builders for lock in b.locks})
+    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks))

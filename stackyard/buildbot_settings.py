@@ -1,0 +1,154 @@
+"""The ``[buildbot]`` table of stackyard.toml: the master, its workers and web users.
+
+Secrets are never in stackyard.toml: a worker's or a web user's password comes
+from a file (``password_file``) or an environment variable (``password_env``).
+Validation errors name the file and the dotted key, like the rest of config.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackyard.config import _Table
+
+WORKER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+DB_URL = re.compile(r"^(sqlite|postgresql|postgresql\+[a-z0-9]+|mysql|mysql\+[a-z0-9]+)://")
+BUILDER_PATTERN = re.compile(r"^[a-z0-9*?.\[\]_-]+$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from: a file (made on first use if ``create``) or an environment variable."""
+
+    key: str  # the dotted key, for messages
+    file: Path | None
+    env: str | None
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env else str(self.file)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    name: str
+    password: Secret
+    builders: tuple[str, ...]  # fnmatch patterns of builder names it may take; () = every builder
+    max_builds: int  # builds at once on this worker (0 = no limit)
+
+
+@dataclass(frozen=True)
+class WebUser:
+    name: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class BuildbotSettings:
+    basedir: Path  # the master's directory (twistd.log, http.log, state.sqlite, secrets/)
+    title: str
+    web_host: str  # interface the web UI listens on (loopback by default)
+    web_port: int
+    worker_host: str  # interface the worker protocol listens on
+    worker_port: int
+    db_url: str  # SQLite by default; postgresql://user@host/db for production
+    poll_interval: int  # seconds between upstream tag polls
+    nightly: str  # "HH:MM" (UTC): the nightly run of every release's wheels builder
+    images: bool  # the project builders build and push the image (needs a registry)
+    requirements_update: bool  # the wheels builders refresh upper-constraints from upstream first
+    deliverables: Path | None  # openstack/releases deliverables/ (tags of a series), or None
+    workers: tuple[WorkerSettings, ...]
+    users: tuple[WebUser, ...]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}/"
+
+
+def _secret(t: "_Table", key: str, root: Path, default_file: Path) -> Secret:
+    file, env = t.data.get("password_file"), t.data.get("password_env")
+    if file is not None and env is not None:
+        raise t.error("give password_file or password_env, not both", "password_file")
+    if env is not None:
+        if not isinstance(env, str) or not ENV_NAME.match(env):
+            raise t.error(f"must be an environment variable name, got {env!r}", "password_env")
+        return Secret(key=f"{t.key}.password_env", file=None, env=env)
+    if file is not None and (not isinstance(file, str) or not file):
+        raise t.error(f"must be a path, got {file!r}", "password_file")
+    return Secret(key=f"{t.key}.password_file", file=root / file if file else default_file, env=None)
+
+
+def _list_of_tables(t: "_Table", key: str, default: list[dict]) -> list["_Table"]:
+    value = t.data.get(key, default)
+    if not isinstance(value, list) or not value:
+        raise t.error(f"must be a non-empty array of tables ([[{t.key}.{key}]]), got {value!r}", key)
+    return [t.__class__(t.file, f"{t.key}.{key}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _port(t: "_Table", key: str, default: int) -> int:
+    port = t.int(key, default, 1)
+    if port > 65535:
+        raise t.error(f"must be a TCP port (1-65535), got {port}", key)
+    return port
+
+
+def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
+    t.check_keys({
+        "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
+        "nightly", "images", "requirements_update", "deliverables", "workers", "users",
+    })
+    basedir = root / t.data["basedir"] if "basedir" in t.data else output / "buildbot"
+    t.str("basedir", "var/buildbot")  # type check
+    secrets = basedir / "secrets"
+    for key in ("images", "requirements_update"):
+        if not isinstance(t.data.get(key, True), bool):
+            raise t.error(f"must be true or false, got {t.data[key]!r}", key)
+    db_url = t.str("db_url", f"sqlite:///{basedir / 'state.sqlite'}")
+    if not DB_URL.match(db_url):
+        raise t.error(f"{db_url!r} is not an SQLAlchemy URL (sqlite:///PATH or postgresql://USER@HOST/DB)", "db_url")
+    deliverables = t.data.get("deliverables", "")
+    if not isinstance(deliverables, str):
+        raise t.error(f"must be a path or \"\", got {deliverables!r}", "deliverables")
+    if deliverables and not (root / deliverables).is_dir():
+        raise t.error(f"{root / deliverables} is not a directory (openstack/releases deliverables/)", "deliverables")
+
+    workers: list[WorkerSettings] = []
+    for w in _list_of_tables(t, "workers", [{"name": "local"}]):
+        w.check_keys({"name", "password_file", "password_env", "builders", "max_builds"})
+        name = w.str("name", pattern=WORKER_NAME)
+        if any(o.name == name for o in workers):
+            raise w.error(f"worker {name!r} is declared twice", "name")
+        patterns = w.str_list("builders")
+        for p in patterns:
+            if not BUILDER_PATTERN.match(p):
+                raise w.error(f"{p!r} is not a builder name or pattern (e.g. \"keystone-*\")", "builders")
+        workers.append(WorkerSettings(name, _secret(w, "password", root, secrets / f"worker-{name}"), patterns, w.int("max_builds", 2)))
+
+    users: list[WebUser] = []
+    for u in _list_of_tables(t, "users", [{"name": "admin"}]):
+        u.check_keys({"name", "password_file", "password_env"})
+        name = u.str("name", pattern=WORKER_NAME)
+        users.append(WebUser(name, _secret(u, "password", root, secrets / f"user-{name}")))
+
+    nightly = t.str("nightly", "03:00", pattern=CLOCK)
+    return BuildbotSettings(
+        basedir=basedir,
+        title=t.str("title", "stackyard"),
+        web_host=t.str("web_host", "127.0.0.1"),
+        web_port=_port(t, "web_port", 8010),
+        worker_host=t.str("worker_host", "127.0.0.1"),
+        worker_port=_port(t, "worker_port", 9989),
+        db_url=db_url,
+        poll_interval=t.int("poll_interval", 300, 1),
+        nightly=nightly,
+        images=bool(t.data.get("images", True)),
+        requirements_update=bool(t.data.get("requirements_update", True)),
+        deliverables=(root / deliverables) if deliverables else None,
+        workers=tuple(workers),
+        users=tuple(users),
+    )

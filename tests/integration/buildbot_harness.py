@@ -1,0 +1,219 @@
+"""A real Buildbot master and worker around a fixture workspace, and a REST client for it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import ROOT, Workspace
+from tests.fixtures import projects
+
+INTERNAL_STEPS = {"worker_preparation", "locks_acquire"}
+BIN = Path(sys.executable).parent
+FINISHED = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def git(repo: Path, *args: str) -> str:
+    env = os.environ | {"GIT_AUTHOR_NAME": "upstream", "GIT_AUTHOR_EMAIL": "up@example.org", "GIT_COMMITTER_NAME": "upstream",
+                        "GIT_COMMITTER_EMAIL": "up@example.org", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+                        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+@dataclass
+class Upstream:
+    """tinyapp's upstream: a working copy and the bare repository the recipe points at."""
+
+    work: Path
+    bare: Path
+
+    @property
+    def url(self) -> str:
+        return self.bare.as_uri()
+
+    def release(self, version: str, *tags: str) -> None:
+        """Commit tinyapp ``version``'s source and push it with ``tags`` (one push per tag)."""
+        sdist = projects.tinyapp(self.work.parent, version)
+        with tarfile.open(sdist) as tf:
+            for member in tf.getmembers():
+                rel = member.name.split("/", 1)[1]
+                if member.isfile() and rel != "PKG-INFO":
+                    (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (self.work / rel).write_bytes(tf.extractfile(member).read())  # type: ignore[union-attr]
+        sdist.unlink()
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "--allow-empty", "-m", f"tinyapp {version}")
+        git(self.work, "push", "-q", "origin", "HEAD:refs/heads/master")
+        for tag in tags:
+            self.tag(tag)
+
+    def tag(self, tag: str) -> None:
+        git(self.work, "tag", tag)
+        git(self.work, "push", "-q", "origin", f"refs/tags/{tag}")
+
+
+def make_upstream(root: Path, notify: str) -> Upstream:
+    """A git repository holding tinyapp 1.0 (tag 1.0); pushes POST ``notify`` (the change hook)."""
+    work, bare = root / "tinyapp-work", root / "tinyapp.git"
+    work.mkdir(parents=True)
+    git(work, "init", "-q", "-b", "master")
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(f"#!{sys.executable}\nimport urllib.request\n"
+                    f"urllib.request.urlopen(urllib.request.Request({notify!r}, method='POST'), timeout=10).read()\n")
+    hook.chmod(0o755)
+    git(work, "remote", "add", "origin", str(bare))
+    up = Upstream(work, bare)
+    up.release("1.0", "1.0")
+    return up
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first listed after their parents."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """A machine lost at once: the process and everything it started, SIGKILL."""
+    for p in [pid, *descendants(pid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Api:
+    """Buildbot's REST API (``/api/v2``) with an optional login."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.http = requests.Session()
+
+    def login(self, user: str, password: str) -> None:
+        r = self.http.get(self.url + "auth/login", auth=(user, password), timeout=30)
+        r.raise_for_status()
+        me = self.get("../config")  # /config holds the logged-in user
+        assert me["user"].get("username") == user, me["user"]
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.http.get(self.url + "api/v2/" + path if not path.startswith("../") else self.url + path[3:], params=params, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def builder_id(self, name: str) -> int:
+        (builder,) = [b for b in self.get("builders")["builders"] if b["name"] == name]
+        return int(builder["builderid"])
+
+    def builds(self, builder: str | None = None) -> list[dict[str, Any]]:
+        if builder is None:
+            return list(self.get("builds")["builds"])
+        return list(self.get(f"builders/{self.builder_id(builder)}/builds")["builds"])
+
+    def force(self, scheduler: str, builder: str, **properties: str) -> requests.Response:
+        body = {"jsonrpc": "2.0", "method": "force", "id": 1,
+                "params": {"builderid": str(self.builder_id(builder)), "reason": "forced by the test", **properties}}
+        return self.http.post(self.url + f"api/v2/forceschedulers/{scheduler}", json=body, timeout=30)
+
+    def wait_build(self, builder: str, number: int, timeout: float = 600) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [b for b in self.builds(builder) if b["number"] == number and b["complete"]]
+            if done:
+                return done[0]
+            time.sleep(2)
+        raise AssertionError(f"build {builder} #{number} did not finish in {timeout}s; builds: {self.builds(builder)}")
+
+    def steps(self, build: dict[str, Any]) -> dict[str, str]:
+        """The build's own steps (not Buildbot's worker_preparation, locks_acquire) and how they ended."""
+        return {s["name"]: FINISHED.get(s["results"], "not run") if s["complete"] else "not run"
+                for s in self.get(f"builds/{build['buildid']}/steps")["steps"] if s["name"] not in INTERNAL_STEPS}
+
+    def step_log(self, build: dict[str, Any], step: str) -> str:
+        (s,) = [s for s in self.get(f"builds/{build['buildid']}/steps")["steps"] if s["name"] == step]
+        chunks = self.get(f"steps/{s['stepid']}/logs/stdio/contents")["logchunks"]
+        return "".join(c["content"] for c in chunks)
+
+    def properties(self, build: dict[str, Any]) -> dict[str, Any]:
+        (props,) = self.get(f"builds/{build['buildid']}/properties")["properties"]
+        return {k: v[0] for k, v in props.items()}
+
+
+@dataclass
+class Master:
+    ws: Workspace
+    upstream: Upstream
+    api: Api
+    url: str
+    log: Path
+    admin_password: str
+
+    @property
+    def basedir(self) -> Path:
+        return self.log.parent
+
+    def env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {
+            "STACKYARD_CONFIG": str(self.ws.config), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+    def wait_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{text!r} not in {self.log} after {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def staging(self, release: str = "2025.1") -> str:
+        return subprocess.run(["reprepro", "-b", str(self.ws.root / "var" / "repo"), "list", f"bookworm-{release}-staging"],
+                              capture_output=True, text=True, check=True).stdout
+
+
+def ctl(ws: Workspace, action: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"STACKYARD_CONFIG": str(ws.config)}
+    return subprocess.run([sys.executable, "-m", "builders.ctl", action, "--config", str(ws.config)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600) -> str:
+    return textwrap.dedent(f"""
+        [buildbot]
+        web_port = {web_port}
+        worker_port = {worker_port}
+        poll_interval = {poll_interval}
+        images = false
+        requirements_update = false
+        [[buildbot.workers]]
+        name = "local"
+        max_builds = 2
+        [[buildbot.users]]
+        name = "admin"
+        """)

@@ -1,0 +1,242 @@
+"""The Buildbot stage with a real master and worker on loopback, in a temporary directory.
+
+Upstream is a local git repository holding the tiny fixture project; its
+post-receive hook notifies the master's /change_hook/poller, as an upstream
+notification would. Everything a build does is a stackyard command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fixtures.index_server import IndexServer
+from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, free_port, kill_tree, make_upstream
+from tests.integration.conftest import make_workspace
+
+pytestmark = pytest.mark.integration
+
+BUILDER = "tinyapp-2025.1"
+
+
+def checkconfig(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"STACKYARD_CONFIG": str(config)}
+    buildbot = Path(sys.executable).parent / "buildbot"
+    return subprocess.run([str(buildbot), "checkconfig", str(ROOT / "master.cfg")], env=env, capture_output=True, text=True, check=False)
+
+
+def test_checkconfig_passes_on_the_repository_master_cfg() -> None:
+    r = checkconfig(ROOT / "stackyard.toml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Config file is good!" in r.stdout
+
+
+def test_checkconfig_fails_naming_file_and_key_of_a_broken_recipe(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", "http://127.0.0.1:9/simple", tmp_path / "cache")
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace('"2025.1": "1.0"', '"2025.1": 1.0'))
+    r = checkconfig(ws.config)
+    assert r.returncode != 0
+    assert f"{recipe}: versions.2025.1: quote the version so YAML keeps it a string" in r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path) -> Iterator[Master]:
+    base = tmp_path_factory.mktemp("buildbot")
+    web, pb = free_port(), free_port()
+    url = f"http://127.0.0.1:{web}/"
+    upstream = make_upstream(base / "upstream", f"{url}change_hook/poller?poller=tags-tinyapp")
+    ws = make_workspace(base / "ws", index.url, shared_cache)
+    recipes = ws.root / "recipes"
+    (recipes / "tinyapp.yaml").write_text(textwrap.dedent(f"""\
+        name: tinyapp
+        description: a tiny fixture project
+        source:
+          git: {upstream.url}
+        versions:
+          "2025.1": "1.0"
+        console_scripts: [tinyapp]
+        smoke:
+          - tinyapp --version
+        """))
+    # two more projects (of the other release) whose builders must not run: one from the index, one
+    # whose upstream is unreachable
+    (recipes / "tinypure.yaml").write_text('name: tinypure\nsource: {pypi: tinypure}\nversions: {"2025.2": "1.0"}\n')
+    (recipes / "tinyghost.yaml").write_text(
+        f'name: tinyghost\nsource: {{git: "{(base / "gone" / "tinyghost.git").as_uri()}"}}\nversions: {{"2025.2": "1.0"}}\n')
+    ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb))
+    r = ctl(ws, "up")
+    assert r.returncode == 0, r.stdout + r.stderr
+    basedir = ws.root / "var" / "buildbot"
+    m = Master(ws, upstream, Api(url), url, basedir / "twistd.log", (basedir / "secrets" / "user-admin").read_text().strip())
+    try:
+        m.wait_log("tags-tinyapp: 1 existing tags")  # the first poll: history, not news
+        deadline = time.monotonic() + 60
+        while not any(w["connected_to"] for w in m.api.get("workers")["workers"]):
+            assert time.monotonic() < deadline, "the worker did not connect"
+            time.sleep(0.5)
+        yield m
+    finally:
+        down = ctl(ws, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_a_pushed_tag_builds_tests_and_publishes_that_project_only(master: Master) -> None:
+    api = master.api
+    # an rc, then the final release on the same commit: the rc is seen but not built ...
+    master.upstream.release("1.1", "1.1.0rc1")
+    master.wait_log("tags-tinyapp: new tags in")
+    assert api.builds(BUILDER) == []
+    # ... and the final tag on that already-seen commit is built
+    master.upstream.tag("1.1")
+    build = api.wait_build(BUILDER, 1)
+    assert build["results"] == 0, (api.steps(build), master.log.read_text()[-3000:])
+    assert api.steps(build) == {"pin": "success", "lock": "success", "wheels": "success",
+                                "deb": "success", "publish": "success"}
+    assert api.properties(build)["version"] == "1.1"
+    assert re.search(r"bookworm-2025\.1-staging\|main\|amd64: venv-tinyapp 1\.1-2025\.1\.1", master.staging()), master.staging()
+    assert '"2025.1": "1.1"' in (master.ws.root / "recipes" / "tinyapp.yaml").read_text()
+    # nothing else ran: no other project, no wheels or promote builder
+    builder_id = api.builder_id(BUILDER)
+    assert [b["builderid"] for b in api.builds()] == [builder_id]
+
+
+def test_an_upper_constraints_change_rebuilds_the_wheelhouse_then_the_changed_projects_then_promotes(master: Master) -> None:
+    api = master.api
+    master.ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")
+    api.login("admin", master.admin_password)
+    r = api.force("force-wheels-2025_1", "wheels-2025.1", release="2025.1")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    wheels = api.wait_build("wheels-2025.1", 1)
+    assert wheels["results"] == 0, api.steps(wheels)
+    assert api.steps(wheels) == {"lock": "success", "wheels": "success", "wheels-deb": "success",
+                                 "rebuild changed projects": "success", "promote": "success"}
+    assert api.properties(wheels)["changed_projects"] == "tinyapp"
+    (rebuilt,) = [b for b in api.builds(BUILDER) if b["number"] == 2]
+    assert rebuilt["results"] == 0 and api.steps(rebuilt)["pin"] == "skipped", api.steps(rebuilt)
+    (promoted,) = api.builds("promote-2025.1")
+    assert promoted["results"] == 0 and api.properties(promoted)["projects"] == "tinyapp"
+    final = subprocess.run(["reprepro", "-b", str(master.ws.root / "var" / "repo"), "list", "bookworm-2025.1"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "venv-tinyapp 1.1-2025.1.2" in final, final  # the lock changed: a new revision, promoted
+    # forcing it again changes nothing: no lock changed, nothing is rebuilt or promoted
+    r = api.force("force-wheels-2025_1", "wheels-2025.1", release="2025.1")
+    again = api.wait_build("wheels-2025.1", 2)
+    assert again["results"] == 0 and api.steps(again)["rebuild changed projects"] == "skipped", api.steps(again)
+    assert len(api.builds(BUILDER)) == 2 and len(api.builds("promote-2025.1")) == 1
+
+
+def test_a_build_request_queued_without_a_worker_survives_a_master_restart(master: Master) -> None:
+    api, env = master.api, master.env()
+    worker = master.ws.root / "var" / "buildbot-workers" / "local"
+    subprocess.run([str(BIN / "buildbot-worker"), "stop", str(worker)], env=env, check=True, capture_output=True)
+    api.login("admin", master.admin_password)
+    r = api.force("force-promote-2025_1", "promote-2025.1", release="2025.1", projects="tinyapp")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    number = len(api.builds("promote-2025.1")) + 1
+    subprocess.run([str(BIN / "buildbot"), "restart", str(master.basedir)], env=env, check=True, capture_output=True)
+    pending = api.get("buildrequests", complete="false")["buildrequests"]
+    assert [p["builderid"] for p in pending] == [api.builder_id("promote-2025.1")], pending
+    subprocess.run([str(BIN / "buildbot-worker"), "start", str(worker)], env=env, check=True, capture_output=True)
+    build = api.wait_build("promote-2025.1", number, timeout=120)
+    assert build["results"] == 0, api.steps(build)
+    assert api.properties(build)["projects"] == "tinyapp"
+
+
+def test_a_worker_lost_mid_build_publishes_nothing_and_the_build_is_retried(master: Master) -> None:
+    api, env = master.api, master.env()
+    worker = master.ws.root / "var" / "buildbot-workers" / "local"
+    number = len(api.builds(BUILDER)) + 1
+    master.upstream.release("1.2", "1.2")  # the hook polls; the tag starts a build
+    deadline = time.monotonic() + 300
+    while True:
+        running = [b for b in api.builds(BUILDER) if b["number"] == number]
+        if running and api.steps(running[0]).get("deb") == "not run":  # started, not finished
+            break
+        assert time.monotonic() < deadline, api.builds(BUILDER)
+        time.sleep(0.5)
+    before = master.staging()
+    kill_tree(int((worker / "twistd.pid").read_text()))  # the worker and the stackyard deb it runs
+    lost = api.wait_build(BUILDER, number, timeout=120)
+    assert lost["results"] == 5, lost  # retry: Buildbot puts the request back in the queue
+    assert master.staging() == before
+    (worker / "twistd.pid").unlink()
+    subprocess.run([str(BIN / "buildbot-worker"), "start", str(worker)], env=env, check=True, capture_output=True)
+    retried = api.wait_build(BUILDER, number + 1)
+    assert retried["results"] == 0, api.steps(retried)
+    assert api.properties(retried)["version"] == "1.2"
+    assert "venv-tinyapp 1.2-2025.1.1" in master.staging()
+
+
+def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publishes_nothing(master: Master) -> None:
+    api = master.api
+    before = master.staging()
+    refused = Api(master.url).force("force-tinyapp-2025_1", BUILDER, release="2025.1", project="tinyapp", version="")
+    assert refused.status_code == 403 and "you need to have role 'admins'" in refused.text, refused.text
+    recipe = master.ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace("  - tinyapp --version", "  - tinyapp --version\n  - sh -c 'echo kaboom; exit 3'"))
+    number = len(api.builds(BUILDER)) + 1
+    api.login("admin", master.admin_password)
+    r = api.force("force-tinyapp-2025_1", BUILDER, release="2025.1", project="tinyapp", version="")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    build = api.wait_build(BUILDER, number)
+    assert build["results"] == 2, api.steps(build)  # failure
+    steps = api.steps(build)
+    assert steps["deb"] == "failure" and "publish" not in steps, steps  # halted before publishing
+    assert "kaboom" in api.step_log(build, "deb")
+    assert steps.get("pin") in (None, "skipped")  # no upstream ref given: the recipe's pin is built
+    assert master.staging() == before
+
+
+def test_an_unreachable_upstream_is_logged_and_retried_and_the_master_keeps_running(master: Master) -> None:
+    master.wait_log("tags-tinyghost: cannot list the tags of")
+    count = master.log.read_text().count("tags-tinyghost: cannot list the tags of")
+    api = master.api
+    r = api.http.post(master.url + "change_hook/poller", params={"poller": "tags-tinyghost"}, timeout=30)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    while master.log.read_text().count("tags-tinyghost: cannot list the tags of") == count:
+        assert time.monotonic() < deadline, "the poll was not retried"
+        time.sleep(0.5)
+    assert api.builds("tinyghost-2025.2") == [] and api.builds("tinypure-2025.2") == []
+    assert {b["name"] for b in api.get("builders")["builders"]} >= {BUILDER, "tinypure-2025.2", "tinyghost-2025.2", "wheels-2025.1"}
+
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1400,900",
+                  "--virtual-time-budget=15000"]
+
+
+def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+def rendered(url: str, profile: Path, shot: Path) -> str:
+    """A headless Chromium screenshot of ``url`` (a PNG at ``shot``) and the text of the rendered page."""
+    r = chromium(url, profile / "shot", f"--screenshot={shot}")
+    assert r.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000, r.stderr[-2000:]
+    dom = chromium(url, profile / "dom", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom.stdout)).replace("&nbsp;", " ")
+
+
+def test_the_web_ui_shows_the_builders_and_a_finished_build(master: Master, tmp_path: Path) -> None:
+    builders = rendered(f"{master.url}#/builders", tmp_path / "p1", tmp_path / "builders.png")
+    for name in (BUILDER, "wheels-2025.1", "promote-2025.1", "tinypure-2025.2", "Waterfall View", "Console View", "Grid View"):
+        assert name in builders, builders[:3000]
+    assert "refs/tags/1.1 (1)" in builders  # the tag build, on the builder's row
+    build = rendered(f"{master.url}#/builders/{master.api.builder_id(BUILDER)}/builds/1", tmp_path / "p2", tmp_path / "build.png")
+    assert "tinyapp-2025.1/1" in build and "build successful" in build and "SUCCESS" in build, build[:3000]
+    for step in ("pin", "lock", "wheels", "deb", "publish"):
+        assert f"'stackyard {step} ...'" in build

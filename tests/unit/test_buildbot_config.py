@@ -1,0 +1,87 @@
+"""[buildbot] in stackyard.toml: defaults and validation messages naming file and key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackyard.config import load_config, parse_config
+from stackyard.errors import ConfigError
+
+FILE = Path("/srv/stackyard/stackyard.toml")
+BASE: dict[str, Any] = {
+    "architecture": "amd64",
+    "codenames": {"bookworm": {"python": "3.11", "glibc": "2.36"}},
+    "releases": {"2025.1": {"series": "epoxy", "codename": "bookworm", "upstream": "https://example.invalid/2025.1"}},
+}
+
+
+def with_buildbot(table: dict[str, Any]) -> dict[str, Any]:
+    d = copy.deepcopy(BASE)
+    d["buildbot"] = table
+    return d
+
+
+def error(table: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_buildbot(table), FILE)
+    return str(info.value)
+
+
+def test_defaults_are_the_embedded_single_machine_setup() -> None:
+    bb = parse_config(copy.deepcopy(BASE), FILE).buildbot
+    assert (bb.web_host, bb.web_port, bb.url) == ("127.0.0.1", 8010, "http://127.0.0.1:8010/")
+    assert (bb.worker_host, bb.worker_port) == ("127.0.0.1", 9989)
+    assert bb.basedir == Path("/srv/stackyard/var/buildbot")
+    assert bb.db_url == "sqlite:////srv/stackyard/var/buildbot/state.sqlite"
+    assert bb.images is True and bb.requirements_update is True and bb.deliverables is None
+    assert bb.poll_interval == 300 and bb.nightly == "03:00"
+    (local,) = bb.workers
+    assert (local.name, local.builders, local.max_builds) == ("local", (), 2)
+    assert local.password.file == Path("/srv/stackyard/var/buildbot/secrets/worker-local") and local.password.env is None
+    (admin,) = bb.users
+    assert admin.name == "admin" and admin.password.file == Path("/srv/stackyard/var/buildbot/secrets/user-admin")
+
+
+def test_workers_users_and_postgresql() -> None:
+    bb = parse_config(with_buildbot({
+        "db_url": "postgresql://buildbot@db.example.org/buildbot",
+        "web_port": 8080, "images": False,
+        "workers": [{"name": "big", "password_env": "BIG_WORKER_PASSWORD", "builders": ["nova-*", "wheels-*"], "max_builds": 4},
+                    {"name": "small", "password_file": "/etc/stackyard/small.secret"}],
+        "users": [{"name": "ops", "password_env": "STACKYARD_WEB_OPS"}],
+    }), FILE).buildbot
+    assert bb.db_url.startswith("postgresql://") and bb.web_port == 8080 and bb.images is False
+    assert [w.name for w in bb.workers] == ["big", "small"]
+    assert bb.workers[0].password.env == "BIG_WORKER_PASSWORD" and bb.workers[0].builders == ("nova-*", "wheels-*")
+    assert bb.workers[1].password.file == Path("/etc/stackyard/small.secret")
+    assert bb.users[0].password.describe() == "$STACKYARD_WEB_OPS"
+
+
+@pytest.mark.parametrize(("table", "key", "words"), [
+    ({"web_port": 70000}, "buildbot.web_port", "TCP port"),
+    ({"web_port": "8010"}, "buildbot.web_port", "integer"),
+    ({"db_url": "mongodb://x"}, "buildbot.db_url", "SQLAlchemy URL"),
+    ({"nightly": "25:00"}, "buildbot.nightly", "does not match"),
+    ({"images": "yes"}, "buildbot.images", "true or false"),
+    ({"colour": "blue"}, "buildbot.colour", "unknown key"),
+    ({"workers": []}, "buildbot.workers", "non-empty array"),
+    ({"workers": [{"name": "a"}, {"name": "a"}]}, "buildbot.workers[1].name", "declared twice"),
+    ({"workers": [{"name": "a", "password_env": "lower"}]}, "buildbot.workers[0].password_env", "environment variable"),
+    ({"workers": [{"name": "a", "password_env": "A", "password_file": "f"}]}, "buildbot.workers[0].password_file", "not both"),
+    ({"workers": [{"name": "a", "builders": ["no spaces"]}]}, "buildbot.workers[0].builders", "builder name or pattern"),
+    ({"users": [{"name": "Bad Name"}]}, "buildbot.users[0].name", "does not match"),
+    ({"deliverables": "no/such/dir"}, "buildbot.deliverables", "not a directory"),
+])
+def test_bad_values_name_file_and_key(table: dict[str, Any], key: str, words: str) -> None:
+    message = error(table)
+    assert message.startswith(f"{FILE}: {key}: "), message
+    assert words in message
+
+
+def test_the_repository_stackyard_toml_has_a_valid_buildbot_table(repo: Path) -> None:
+    bb = load_config(repo / "stackyard.toml").buildbot
+    assert bb.web_host == "127.0.0.1" and bb.web_port == 8010

@@ -1,0 +1,96 @@
+"""builders.master: the plan mapped onto Buildbot objects (no master started, no process)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from buildbot.process.properties import Properties
+
+from builders.master import Argv, _locks_json, master_config, secret_value
+from builders.plan import Prop
+from stackyard.buildbot_settings import Secret
+from stackyard.config import Config
+from stackyard.errors import ConfigError
+from stackyard.pins import pin
+from stackyard.recipes import load_recipe
+
+RECIPE = """\
+name: tinyapp
+source:
+  git: file:///srv/upstream/tinyapp.git
+versions:
+  "2025.1": "1.0"   # newest final tag
+"""
+
+
+@pytest.fixture
+def bb_config(make_config: Callable[..., Config], make_recipe: Callable[..., Path]) -> Config:
+    make_recipe("tinyapp", RECIPE)
+    return make_config(extra="[buildbot]\nimages = false\nweb_port = 8011\n")
+
+
+def test_master_config_maps_the_plan(bb_config: Config) -> None:
+    c: dict[str, Any] = master_config(bb_config)
+    assert c["buildbotNetUsageData"] is None  # never phones home
+    assert c["protocols"] == {"pb": {"port": "tcp:9989:interface=127.0.0.1"}}
+    assert c["www"]["port"] == "tcp:8011:interface=127.0.0.1" and c["buildbotURL"] == "http://127.0.0.1:8011/"
+    assert set(c["www"]["plugins"]) == {"waterfall_view", "console_view", "grid_view"}
+    assert c["www"]["change_hook_dialects"] == {"poller": {"allowed": ["tags-tinyapp"]}}
+    assert c["db"]["db_url"] == f"sqlite:///{bb_config.paths.root}/var/buildbot/state.sqlite"
+    assert [w.name for w in c["workers"]] == ["local"]
+    assert sorted(b.name for b in c["builders"]) == ["promote-2025.1", "tinyapp-2025.1", "wheels-2025.1"]
+    app = next(b for b in c["builders"] if b.name == "tinyapp-2025.1")
+    assert [s.kwargs["name"] for s in app.factory.steps] == ["pin", "lock", "wheels", "deb", "publish"]
+    assert app.collapseRequests is False and app.properties == {"release": "2025.1", "project": "tinyapp"}
+    force = next(s for s in c["schedulers"] if s.name == "force-tinyapp-2025_1")
+    assert [p.name for p in force._config_kwargs["properties"]] == ["release", "project", "version"]
+    assert force._config_kwargs["builderNames"] == ["tinyapp-2025.1"]
+    (poller,) = c["change_source"]
+    kwargs = poller._config_kwargs  # applied when the master (re)configures the service
+    assert poller.name == "tags-tinyapp"
+    assert (kwargs["repourl"], kwargs["project"], kwargs["pollInterval"]) == ("file:///srv/upstream/tinyapp.git", "tinyapp", 300)
+    assert [r.release for r in kwargs["rules"]] == ["2025.1"]
+
+
+def test_secrets_come_from_a_file_made_on_first_use_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "secrets" / "worker-local"
+    made = secret_value(Secret("buildbot.workers[0].password_file", file, None))
+    assert len(made) >= 24 and stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert secret_value(Secret("buildbot.workers[0].password_file", file, None)) == made
+    monkeypatch.setenv("STACKYARD_TEST_PASSWORD", "s3cret")
+    assert secret_value(Secret("k", None, "STACKYARD_TEST_PASSWORD")) == "s3cret"
+    monkeypatch.delenv("STACKYARD_TEST_PASSWORD")
+    with pytest.raises(ConfigError, match=r"buildbot.users\[0\].password_env: the environment variable STACKYARD_TEST_PASSWORD is not set"):
+        secret_value(Secret("buildbot.users[0].password_env", None, "STACKYARD_TEST_PASSWORD"))
+    assert "STACKYARD_TEST_PASSWORD" not in os.environ
+
+
+def test_commands_render_build_properties() -> None:
+    props = Properties(version="1.1", projects="tinyapp keystone")
+    assert Argv(("stackyard", "pin", "--release", "2025.1", "tinyapp", Prop("version"))).getRenderingFor(props) == \
+        ["stackyard", "pin", "--release", "2025.1", "tinyapp", "1.1"]
+    assert Argv(("stackyard", "promote", "--release", "2025.1", Prop("projects", split=True))).getRenderingFor(props) == \
+        ["stackyard", "promote", "--release", "2025.1", "tinyapp", "keystone"]
+    assert Argv(("stackyard", "promote", "--release", "2025.1", Prop("projects", split=True))).getRenderingFor(Properties()) == \
+        ["stackyard", "promote", "--release", "2025.1"]  # nothing given: every project
+
+
+def test_lock_json_tells_which_projects_changed() -> None:
+    out = '[{"project": "a", "packages": 3, "changed": true, "file": "x"}, {"project": "b", "packages": 1, "changed": false, "file": "y"}]'
+    assert _locks_json(0, out, "")["changed_projects"] == "a"
+    assert _locks_json(3, "", "error") == {}
+
+
+def test_pin_moves_forward_only(make_recipe: Callable[..., Path]) -> None:
+    file = make_recipe("tinyapp", RECIPE)
+    result = pin(load_recipe(file), "2025.1", "1.1")
+    assert result.changed and (result.previous, result.current) == ("1.0", "1.1")
+    assert file.read_text() == RECIPE.replace('"2025.1": "1.0"', '"2025.1": "1.1"')  # the comment stays
+    older = pin(load_recipe(file), "2025.1", "1.0.5")
+    assert not older.changed and older.current == "1.1"
+    added = pin(load_recipe(file), "2025.2", "2.0")
+    assert added.changed and load_recipe(file).versions == {"2025.1": "1.1", "2025.2": "2.0"}
