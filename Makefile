@@ -43,7 +43,7 @@ demo: deps
 	$(STACKYARD) promote --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) puppet-data --release $(RELEASE)
 	$(STACKYARD) apt-config --release $(RELEASE)
-	$(STACKYARD) services up
+	$(MAKE) up
 	$(STACKYARD) image --release $(RELEASE) $(PROJECTS) --push
 	$(STACKYARD) helm-values --release $(RELEASE)
 	@echo
@@ -55,6 +55,7 @@ demo: deps
 	@echo "images:      $$($(VENV)/bin/python -c 'import json,sys; print(*(json.load(open(f))["repository"] + ":" + json.load(open(f))["dated_tag"] for f in sys.argv[1:]))' var/images/$(RELEASE)/*.json)"
 	@echo "helm values: $$(ls var/helm/$(RELEASE)/*.yaml)"
 	@echo "logs:        var/logs/$(RELEASE)/"
+	@echo "buildbot:    http://127.0.0.1:8010/ (user admin, password in var/buildbot/secrets/user-admin); make down stops it all"
 
 # The embedded default on loopback: 'up' starts dockerd, the registry (TLS,
 # htpasswd), the Buildbot master and its local worker; 'down' stops them all.

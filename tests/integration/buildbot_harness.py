@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -22,12 +21,6 @@ from tests.fixtures import projects
 INTERNAL_STEPS = {"worker_preparation", "locks_acquire"}
 BIN = Path(sys.executable).parent
 FINISHED = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def git(repo: Path, *args: str) -> str:
@@ -203,13 +196,13 @@ def ctl(ws: Workspace, action: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
-def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600) -> str:
+def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, images: bool = False) -> str:
     return textwrap.dedent(f"""
         [buildbot]
         web_port = {web_port}
         worker_port = {worker_port}
         poll_interval = {poll_interval}
-        images = false
+        images = {str(images).lower()}
         requirements_update = false
         [[buildbot.workers]]
         name = "local"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,13 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from stackyard.config import load_config
+from stackyard.images import read_record
+from stackyard.local_services import registry_password
+from stackyard.registry_client import Registry
+from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures.index_server import IndexServer
-from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, free_port, kill_tree, make_upstream
+from tests.integration.buildbot_harness import BIN, Api, Master, buildbot_table, ctl, kill_tree, make_upstream
 from tests.integration.conftest import make_workspace
 
 pytestmark = pytest.mark.integration
@@ -50,7 +55,8 @@ def test_checkconfig_fails_naming_file_and_key_of_a_broken_recipe(tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path) -> Iterator[Master]:
+def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path,
+           docker_engine: str) -> Iterator[Master]:
     base = tmp_path_factory.mktemp("buildbot")
     web, pb = free_port(), free_port()
     url = f"http://127.0.0.1:{web}/"
@@ -73,7 +79,10 @@ def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_
     (recipes / "tinypure.yaml").write_text('name: tinypure\nsource: {pypi: tinypure}\nversions: {"2025.2": "1.0"}\n')
     (recipes / "tinyghost.yaml").write_text(
         f'name: tinyghost\nsource: {{git: "{(base / "gone" / "tinyghost.git").as_uri()}"}}\nversions: {{"2025.2": "1.0"}}\n')
-    ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb))
+    # project builders also build and push the image: the session's engine, a registry of the workspace's own
+    shutil.copytree(ROOT / "images", ws.root / "images")
+    ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb, images=True) + images_toml(docker_engine))
+    ws.run("services", "up")
     r = ctl(ws, "up")
     assert r.returncode == 0, r.stdout + r.stderr
     basedir = ws.root / "var" / "buildbot"
@@ -87,6 +96,7 @@ def master(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_
         yield m
     finally:
         down = ctl(ws, "down")
+        ws.run("services", "down")
         assert down.returncode == 0, down.stdout + down.stderr
 
 
@@ -101,9 +111,15 @@ def test_a_pushed_tag_builds_tests_and_publishes_that_project_only(master: Maste
     build = api.wait_build(BUILDER, 1)
     assert build["results"] == 0, (api.steps(build), master.log.read_text()[-3000:])
     assert api.steps(build) == {"pin": "success", "lock": "success", "wheels": "success",
-                                "deb": "success", "publish": "success"}
+                                "deb": "success", "publish": "success", "image": "success"}
     assert api.properties(build)["version"] == "1.1"
     assert re.search(r"bookworm-2025\.1-staging\|main\|amd64: venv-tinyapp 1\.1-2025\.1\.1", master.staging()), master.staging()
+    # ... and its image in the registry, built from that deb
+    config = load_config(master.ws.config)
+    images = config.images
+    record = read_record(config, config.release("2025.1"), "tinyapp")
+    assert record is not None and record.version == "1.1-2025.1.1"
+    assert Registry(images, registry_password(images)).digest("tinyapp", "2025.1-debian_bookworm") == record.digest
     assert '"2025.1": "1.1"' in (master.ws.root / "recipes" / "tinyapp.yaml").read_text()
     # nothing else ran: no other project, no wheels or promote builder
     builder_id = api.builder_id(BUILDER)
