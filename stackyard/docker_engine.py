@@ -32,15 +32,14 @@ class PushResult:
 
 
 def connect(images: ImageSettings) -> docker.DockerClient:
-    sock = images.engine_socket
     try:
         client = docker.DockerClient(base_url=images.engine, version="auto", timeout=900)
         client.ping()
         return client
     except (docker.errors.DockerException, requests.RequestException) as exc:
-        how = ("make up (stackyard services up) starts the embedded one" if sock and "var" in sock.parts
-               else "start the engine (systemctl start docker) or fix [images] engine")
-        raise ToolError(f"the Docker engine at {images.engine} is not running ({type(exc).__name__})", hint=how) from None
+        raise ToolError(f"the Docker engine at {images.engine} is not running ({type(exc).__name__})",
+                        hint="'make up' (stackyard services up) starts the embedded one; "
+                             "for your own engine, start it or fix [images] engine") from None
 
 
 def _follow(stream: Iterable[dict[str, Any]], log: Path, on_line: Callable[[dict[str, Any]], None]) -> None:

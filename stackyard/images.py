@@ -41,6 +41,7 @@ from stackyard.events import Note, Reporter, discard
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.registry_client import Registry
+from stackyard.repo_server import RepoServer
 from stackyard.rootfs import rootfs_tarball
 
 # what every image has before its project arrives
@@ -261,8 +262,6 @@ def build_image(config: Config, release: Release, recipe: Recipe, client: docker
         "org.stackyard.inputs": inputs,
     }
     dockerfile = render(config, template, labels=labels, **context)
-    from stackyard.repo_server import RepoServer
-
     with tempfile.TemporaryDirectory(prefix="stackyard-image-") as tmp, RepoServer(config.repo.path) as repo:
         build_dir = Path(tmp)
         (build_dir / "Dockerfile").write_text(dockerfile)
