@@ -22,8 +22,8 @@ class Workspace:
     def config(self) -> Path:
         return self.root / "stackyard.toml"
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | (env or {})
         r = subprocess.run(
             [sys.executable, "-m", "stackyard", "--config", str(self.config), *args],
             capture_output=True, text=True, env=env, check=False,

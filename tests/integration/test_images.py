@@ -6,11 +6,9 @@ back with credentials, and containers run from them."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -81,11 +79,6 @@ def registry(ws: Workspace) -> Registry:
 def run(client: docker.DockerClient, image: str, command: str, user: str | None = None) -> str:
     out = client.containers.run(image, ["sh", "-c", command], network_mode="host", remove=True, user=user or "")
     return out.decode()
-
-
-def bad(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stackyard", "--config", str(ws.config), *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
 
 
 def test_skopeo_pulls_it_with_credentials_and_it_runs_as_openstack_helm_expects(pushed: Workspace, tmp_path: Path) -> None:
@@ -168,7 +161,7 @@ def test_a_push_with_wrong_credentials_fails_first_and_moves_no_tag(pushed: Work
     events = list(client.api.push(f"{host}/{REPO}", tag=RELEASE_TAG, stream=True, decode=True))
     assert any("error" in e and re.search(r"no basic auth|unauthorized|authentication required", e["error"], re.I) for e in events)
     # stackyard with a wrong password: one error, exit 2, before anything is built
-    r = bad(pushed, "image", "--release", "2025.1", "tinyapp", "--push", env={"STACKYARD_REGISTRY_PASSWORD": "wrong"})
+    r = pushed.run("image", "--release", "2025.1", "tinyapp", "--push", env={"STACKYARD_REGISTRY_PASSWORD": "wrong"}, check=False)
     assert r.returncode == 2, r.stderr
     assert "refused the login of 'stackyard'" in r.stderr and "fix:" in r.stderr
     assert reg.digest("tinyapp", RELEASE_TAG) == before
@@ -200,14 +193,14 @@ def test_bad_input_gets_one_clear_error_and_moves_nothing(pushed: Workspace, tmp
     reg = registry(ws)
     before = reg.digest("tinyapp", RELEASE_TAG)
     # the deb is not published for 2025.2
-    r = bad(ws, "image", "--release", "2025.2", "tinyapp")
+    r = ws.run("image", "--release", "2025.2", "tinyapp", check=False)
     assert r.returncode == 2 and "venv-tinyapp is not published in bookworm-2025.2-staging" in r.stderr
     assert "stackyard publish --release 2025.2 tinyapp" in r.stderr
     # a template error names file and line
     own = ws.root / "images" / "tinyapp.Dockerfile.j2"
     own.write_text('{% extends "project.Dockerfile.j2" %}\n{% block user %}\nRUN {{ user }\n{% endblock %}\n')
     try:
-        r = bad(ws, "image", "--release", "2025.1", "tinyapp", "--push")
+        r = ws.run("image", "--release", "2025.1", "tinyapp", "--push", check=False)
         assert r.returncode == 2 and re.search(r"images/tinyapp\.Dockerfile\.j2:3: ", r.stderr), r.stderr
     finally:
         own.unlink()
@@ -215,12 +208,12 @@ def test_bad_input_gets_one_clear_error_and_moves_nothing(pushed: Workspace, tmp
     conf = ws.config.read_text()
     try:
         ws.config.write_text(re.sub(r'engine = ".*"', f'engine = "unix://{tmp_path}/none.sock"', conf))
-        r = bad(ws, "image", "--release", "2025.1", "tinyapp")
+        r = ws.run("image", "--release", "2025.1", "tinyapp", check=False)
         assert r.returncode == 6 and "the Docker engine at unix://" in r.stderr and "is not running" in r.stderr
         assert "fix: " in r.stderr
         # the registry is unreachable: bounded retries, then one error
         ws.config.write_text(re.sub(r'registry = ".*"', f'registry = "127.0.0.1:{free_port()}"', conf))
-        r = bad(ws, "image", "--release", "2025.1", "tinyapp", "--push")
+        r = ws.run("image", "--release", "2025.1", "tinyapp", "--push", check=False)
         assert r.returncode == 4 and "is unreachable after 2 attempts" in r.stderr, r.stderr
     finally:
         ws.config.write_text(conf)
