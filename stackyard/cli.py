@@ -284,16 +284,17 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     out = Path(args.output) if args.output else config.paths.output / "helm" / release.id
-    values = chart_values(config, release, load_recipes(config.paths.recipes), registry_password(config.images))
+    charts = chart_values(config, release, load_recipes(config.paths.recipes), registry_password(config.images),
+                          by_digest=args.by_digest)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for chart, data in values.items():
-        file = out / f"{chart}.yaml"
+    for chart in charts.values():
+        file = out / f"{chart.chart}.yaml"
         file.touch(mode=0o600)
         file.chmod(0o600)
-        file.write_text(dump(data, release, chart))
-        rows.append([chart, str(len(data["images"]["tags"])), str(file)])
-    print(table(["chart", "image keys", "values file"], rows))
+        file.write_text(dump(chart, release))
+        rows.append([chart.chart, str(len(chart.values["images"]["tags"])), " ".join(chart.left) or "-", str(file)])
+    print(table(["chart", "image keys", "left to the chart", "values file"], rows))
     return 0
 
 
@@ -387,6 +388,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("helm-values", help="write openstack-helm values overrides (images.tags, registry login)")
     s.add_argument("--release", required=True)
     s.add_argument("--output", help="directory (default: <output>/helm/<release>)")
+    s.add_argument("--by-digest", action="store_true",
+                   help="reference images as repository@sha256:... (the pushed digest) instead of the dated tag")
     s.set_defaults(func=cmd_helm_values)
 
     s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")

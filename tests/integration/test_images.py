@@ -37,6 +37,10 @@ def image_workspace(root: Path, index_url: str, cache: Path, engine: str) -> Wor
         handle.write(images_toml(engine))
     recipe = ws.root / "recipes" / "tinyapp.yaml"
     recipe.write_text(recipe.read_text() + "image:\n  chart: tinyapp\n  chart_keys: [tinyapp_api, tinyapp_db_sync]\n")
+    with (ws.root / "images" / "charts" / "IMAGES.tsv").open("a") as handle:  # helm-values knows the chart's keys
+        handle.write("tinyapp\ttinyapp_api\tquay.io/airshipit/tinyapp:2026.1-ubuntu_noble\n"
+                     "tinyapp\ttinyapp_db_sync\tquay.io/airshipit/tinyapp:2026.1-ubuntu_noble\n"
+                     "tinyapp\tdep_check\tquay.io/airshipit/kubernetes-entrypoint:latest-ubuntu_noble\n")
     return ws
 
 
@@ -150,6 +154,11 @@ def test_helm_values_point_every_chart_key_at_the_immutable_tag(pushed: Workspac
     assert auth["auth"] == {"enabled": True, "tinyapp": {"username": user, "password": password}}
     assert auth["hosts"]["default"] == "127.0.0.1" and auth["port"]["registry"]["default"] == int(host.split(":")[1])
     assert file.stat().st_mode & 0o077 == 0  # it holds the password
+    assert "#   dep_check: quay.io/airshipit/kubernetes-entrypoint:latest-ubuntu_noble\n" in file.read_text()  # left to the chart
+    pushed.run("helm-values", "--release", "2025.1", "--by-digest", "--output", str(pushed.root / "by-digest"))
+    pinned = yaml.safe_load((pushed.root / "by-digest/tinyapp.yaml").read_text())
+    assert record.digest.startswith("sha256:")
+    assert pinned["images"]["tags"] == {k: f"{host}/{REPO}@{record.digest}" for k in ("tinyapp_api", "tinyapp_db_sync")}
 
 
 def test_a_push_with_wrong_credentials_fails_first_and_moves_no_tag(pushed: Workspace) -> None:

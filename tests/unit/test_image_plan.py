@@ -1,19 +1,15 @@
-"""Image stage logic that needs no engine: settings, Dockerfile rendering, Depends, helm values."""
+"""Image stage logic that needs no engine: settings, Dockerfile rendering, Depends."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from stackyard.config import parse_config
-from stackyard.errors import ConfigError, InputError
-from stackyard.helm_values import chart_values
-from stackyard.images import ImageRecord, _quoted, depends_names, release_tag, render
-from stackyard.recipes import parse_recipe
+from stackyard.errors import ConfigError
+from stackyard.images import _quoted, depends_names, release_tag, render
 from tests.conftest import ROOT
 from tests.unit.test_config import BASE, FILE, config_error, data
 
@@ -100,52 +96,6 @@ def test_a_template_error_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         render(config, "project.Dockerfile.j2", **incomplete)
     assert "project.Dockerfile.j2: 'sha256' is undefined" in str(info.value)
-
-
-RECIPES = {
-    "keystone": "name: keystone\nsource: {pypi: keystone}\nversions: {'2025.1': '27.0.2'}\n"
-                "image: {wsgi: apache, chart: keystone, chart_keys: [keystone_api, keystone_db_sync], "
-                "client_keys: [db_init, ks_user]}\n",
-    "python-openstackclient": "name: python-openstackclient\nsource: {pypi: python-openstackclient}\n"
-                              "versions: {'2025.1': '7.5.0'}\nimage: {name: openstack-client}\n",
-    "glance": "name: glance\nsource: {pypi: glance}\nversions: {'2025.1': '30.2.0'}\n"
-              "image: {wsgi: uwsgi, chart: glance, chart_keys: [glance_api]}\n",
-}
-
-
-def record(tmp_path: Path, image: str, digest: str = "sha256:" + "1" * 64) -> ImageRecord:
-    rec = ImageRecord(image=image, repository=f"127.0.0.1:5443/stackyard/{image}", release_tag="2025.1-debian_bookworm",
-                      dated_tag="2025.1-debian_bookworm-20261122T010203Z", image_id="sha256:" + "2" * 64,
-                      inputs="3" * 64, version="1-2025.1.1", size=1, digest=digest)
-    path = tmp_path / "var/images/2025.1" / f"{image}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(rec)))
-    return rec
-
-
-def test_helm_values_per_chart(tmp_path: Path) -> None:
-    import yaml
-
-    config = parse_config(data(), tmp_path / "stackyard.toml")
-    recipes = {name: parse_recipe(yaml.safe_load(text), tmp_path / f"{name}.yaml") for name, text in RECIPES.items()}
-    release = config.release("2025.1")
-    with pytest.raises(InputError, match="no image of 2025.1 has been built"):
-        chart_values(config, release, recipes, "secret")
-    ks = record(tmp_path, "keystone")
-    with pytest.raises(InputError, match="openstack-client image of 2025.1 has not been pushed"):
-        chart_values(config, release, recipes, "secret")
-    client = record(tmp_path, "openstack-client")
-    values = chart_values(config, release, recipes, "secret")
-    assert list(values) == ["keystone"]  # glance's image was never built
-    assert values["keystone"]["images"]["tags"] == {
-        "db_init": f"{client.repository}:{client.dated_tag}", "keystone_api": f"{ks.repository}:{ks.dated_tag}",
-        "keystone_db_sync": f"{ks.repository}:{ks.dated_tag}", "ks_user": f"{client.repository}:{client.dated_tag}"}
-    assert values["keystone"]["endpoints"]["oci_image_registry"] == {
-        "auth": {"enabled": True, "keystone": {"username": "stackyard", "password": "secret"}},
-        "hosts": {"default": "127.0.0.1"}, "port": {"registry": {"default": 5443}}}
-    record(tmp_path, "glance", digest="")  # built, not pushed
-    with pytest.raises(InputError, match="glance image of 2025.1 has not been pushed"):
-        chart_values(config, release, recipes, "secret")
 
 
 def test_registry_password_is_made_once_private_and_the_environment_wins(tmp_path: Path,
