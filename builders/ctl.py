@@ -40,6 +40,17 @@ def _run(args: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> st
     return r.stdout
 
 
+def running(basedir: Path) -> bool:
+    """Whether the twistd of ``basedir`` runs; a pid file left by a crash is removed (so start works)."""
+    pidfile = basedir / "twistd.pid"
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+        return True
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pidfile.unlink(missing_ok=True)
+        return False
+
+
 def worker_dir(settings: BuildbotSettings, name: str) -> Path:
     return settings.basedir.parent / "buildbot-workers" / name
 
@@ -55,9 +66,13 @@ def up(config_file: Path) -> list[str]:
         _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
               "--config", str(ROOT / "master.cfg"), str(basedir)], env)
         (basedir / "master.cfg.sample").unlink(missing_ok=True)
-    _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env)
-    _run([str(BIN / "buildbot"), "start", str(basedir)], env)
-    said.append(f"master: {settings.url} (log: {basedir / 'twistd.log'})")
+    if running(basedir):
+        _run([str(BIN / "buildbot"), "reconfig", str(basedir)], env)  # picks up changed recipes and config
+        said.append(f"master: already running, reconfigured: {settings.url}")
+    else:
+        _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env)
+        _run([str(BIN / "buildbot"), "start", str(basedir)], env)
+        said.append(f"master: {settings.url} (log: {basedir / 'twistd.log'})")
     for w in settings.workers:
         if w.name != LOCAL:
             continue
@@ -66,6 +81,9 @@ def up(config_file: Path) -> list[str]:
             wdir.parent.mkdir(parents=True, exist_ok=True)
             _run([str(BIN / "buildbot-worker"), "create-worker", "--relocatable", "--umask=0o022",
                   str(wdir), f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password)], env)
+        if running(wdir):
+            said.append(f"worker {w.name}: already running ({wdir})")
+            continue
         _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env)
         said.append(f"worker {w.name}: {wdir}")
     for u in settings.users:
@@ -79,10 +97,10 @@ def down(config_file: Path) -> list[str]:
     said = []
     for w in settings.workers:
         wdir = worker_dir(settings, w.name)
-        if (wdir / "twistd.pid").exists():
+        if running(wdir):
             _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, ok=(0, 1))
             said.append(f"worker {w.name}: stopped")
-    if (settings.basedir / "twistd.pid").exists():
+    if running(settings.basedir):
         _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, ok=(0, 1))
         said.append("master: stopped")
     return said or ["nothing was running"]

@@ -133,6 +133,9 @@ class AptRepository:
             self._configure()
             available = {p.name for p in self.list(staging(release))}
             names = packages or sorted(available)
+            wheels = f"openstack-wheels-{release.id}"
+            if wheels in available and wheels not in names:
+                names = [*names, wheels]  # the wheelhouse travels with the venv debs built from it
             unknown = [n for n in names if n not in available]
             if unknown:
                 raise InputError(

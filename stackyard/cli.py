@@ -189,8 +189,9 @@ def _release_debs(config: Config, release: Release, projects: list[str]) -> list
             raise InputError(f"{recipe.package} {version} has not passed its smoke test; it is not published",
                              hint=f"stackyard deb --release {release.id} {recipe.name}")
         debs.append(found[0])
+    # the wheelhouse the venv debs were built from goes along, whichever projects are named
     wheels = sorted(debs_dir(config, release).glob(f"openstack-wheels-{release.id}_*.deb"))
-    if wheels and not projects:
+    if wheels:
         debs.append(wheels[-1])
     return debs
 
@@ -224,11 +225,39 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apt_plan(args: argparse.Namespace, config: Config):  # -> AptPlan
+    from stackyard.operator_data import apt_plan, parse_project_release
+
+    projects = dict(parse_project_release(config, value) for value in args.project)
+    return apt_plan(config, config.release(args.release), staging=args.staging, projects=projects, url=args.url)
+
+
 def cmd_apt_config(args: argparse.Namespace) -> int:
-    from stackyard.operator_data import apt_config
+    from stackyard.operator_data import apt_files
 
     config = _config(args)
-    print(apt_config(config, config.release(args.release), staging=args.staging), end="")
+    plan = _apt_plan(args, config)
+    for warning in plan.warnings:
+        print(f"stackyard: warning: {warning}", file=sys.stderr)
+    keyring = config.repo.path / "stackyard-archive-keyring.gpg"
+    files = apt_files(plan, keyring.read_bytes() if keyring.exists() else b"")
+    if args.output:
+        root = Path(args.output)
+        for rel, content in files.items():
+            if not content:
+                continue  # no key exported yet: the warning above says why
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            target.chmod(0o644)
+            print(target)
+        return 0
+    for rel, content in files.items():
+        if rel.endswith(".gpg"):
+            print(f"# /{rel}: the repository's key, {config.repo.url}/{keyring.name} "
+                  f"(or: stackyard apt-config --release {args.release} --output /)\n")
+        else:
+            print(f"# /{rel}\n{content.decode()}")
     return 0
 
 
@@ -236,12 +265,15 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
     from stackyard.operator_data import puppet_data
 
     config = _config(args)
-    release = config.release(args.release)
-    out = Path(args.output) if args.output else config.paths.output / "puppet" / f"{release.id}.yaml"
-    text, count = puppet_data(config, release)
+    plan = _apt_plan(args, config)
+    armored = config.repo.path / "stackyard-archive-keyring.asc"
+    suffix = "-staging" if args.staging else ""
+    out = Path(args.output) if args.output else config.paths.output / "puppet" / f"{plan.release.id}{suffix}.yaml"
+    text, count = puppet_data(config, plan, armored.read_text() if armored.exists() else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"{out}: {count} packages of {release.id}")
+    print(f"{out}: {count} packages of {plan.release.id}"
+          + "".join(f", {p} from {r.id}" for p, r in sorted(plan.projects.items())))
     return 0
 
 
@@ -368,15 +400,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("projects", nargs="*", metavar="PROJECT")
     s.set_defaults(func=cmd_promote)
 
-    s = sub.add_parser("apt-config", help="print the sources entry and apt pin for a release")
-    s.add_argument("--release", required=True)
-    s.add_argument("--staging", action="store_true")
-    s.set_defaults(func=cmd_apt_config)
-
-    s = sub.add_parser("puppet-data", help="write hiera YAML: package -> published version")
-    s.add_argument("--release", required=True)
-    s.add_argument("--output")
-    s.set_defaults(func=cmd_puppet_data)
+    for name, help_, out_help in (
+        ("apt-config", "the apt sources, pins and keyring for a release (deb822 .sources, .pref)",
+         "write the files under DIR (/etc/apt/..., /usr/share/keyrings/...): --output / configures this host"),
+        ("puppet-data", "write hiera YAML: apt::sources, apt::pins, the keyring and every package's exact version",
+         "file to write (default: <output>/puppet/<release>.yaml)"),
+    ):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--release", required=True, help="the release every package comes from")
+        s.add_argument("--project", action="append", default=[], metavar="PROJECT=RELEASE",
+                       help="take this project from another release (repeatable), e.g. keystone=2025.2")
+        s.add_argument("--staging", action="store_true", help="the staging distributions instead of the promoted ones")
+        s.add_argument("--url", help="the repository URL hosts use (default: [repo] url)")
+        s.add_argument("--output", metavar="DIR" if name == "apt-config" else "FILE", help=out_help)
+        s.set_defaults(func=cmd_apt_config if name == "apt-config" else cmd_puppet_data)
 
     s = sub.add_parser("image", help="build openstack-helm images from the published debs (and push them)")
     s.add_argument("--release", required=True)

@@ -37,17 +37,13 @@ def test_keystone_glance_placement_install_from_the_published_repository(ws: Wor
 
     ws.run("publish", "--release", "2025.1", *PROJECTS)
     ws.run("promote", "--release", "2025.1", *PROJECTS)
-    apt = ws.run("apt-config", "--release", "2025.1").stdout.replace(f"file://{ws.root}/var/repo", "file:/srv/repo")
-    sources, _, prefs = apt.partition("\n\n")
 
     config = load_config(ws.config)
     log = tmp_path / "client.log"
     with fresh_root(rootfs_tarball(config.paths.cache, config.codenames["bookworm"], log), log) as root:
         shutil.copytree(ws.root / "var/repo", root.path / "srv/repo", symlinks=True)
-        shutil.copy(ws.root / "var/repo/stackyard-archive-keyring.gpg", root.path / "usr/share/keyrings/stackyard-archive-keyring.gpg")
-        (root.path / "etc/apt/sources.list.d/stackyard-2025.1.sources").write_text(sources + "\n")
-        (root.path / "etc/apt/preferences.d/stackyard-2025.1").write_text(prefs)
-        root.run("apt-get update -q")
+        ws.run("apt-config", "--release", "2025.1", "--url", "file:/srv/repo", "--output", str(root.path))
+        assert "990 file:/srv/repo bookworm-2025.1/main" in root.run("apt-get update -q && apt-cache policy").stdout
         root.run("apt-get install -y -q " + " ".join(f"venv-{p}" for p in PROJECTS))
         for command, version in PROJECTS.values():
             assert root.run(f"{command} --version").stdout.strip().endswith(version)

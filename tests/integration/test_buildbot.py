@@ -256,3 +256,32 @@ def test_the_web_ui_shows_the_builders_and_a_finished_build(master: Master, tmp_
     assert "tinyapp-2025.1/1" in build and "build successful" in build and "SUCCESS" in build, build[:3000]
     for step in ("pin", "lock", "wheels", "deb", "publish"):
         assert f"'stackyard {step} ...'" in build
+
+
+def test_make_up_twice_is_a_no_op_and_after_a_crash_it_recovers(master: Master) -> None:
+    again = ctl(master.ws, "up")  # what a second 'make up' (and 'make demo') runs
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "master: already running" in again.stdout and "worker local: already running" in again.stdout
+
+    worker = master.ws.root / "var" / "buildbot-workers" / "local"
+    pids = [int((d / "twistd.pid").read_text()) for d in (master.basedir, worker)]
+    for pid in pids:  # the machine crashed: both die at once and leave their pid files
+        kill_tree(pid)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() for pid in pids):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (master.basedir / "twistd.pid").exists() and (worker / "twistd.pid").exists()
+
+    recovered = ctl(master.ws, "up")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "already running" not in recovered.stdout
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if any(w["connected_to"] for w in master.api.get("workers")["workers"]):
+                break
+        except Exception:  # noqa: BLE001 - the master is still starting
+            pass
+        assert time.monotonic() < deadline, "the worker did not reconnect after the restart"
+        time.sleep(0.5)
