@@ -27,12 +27,23 @@ def _releases(config: Config, name: str) -> list[Release]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from stackyard.extras import verify_extras
+    from stackyard.http import Http
+    from stackyard.package_index import PackageIndex
+
     config = _config(args)
     recipes = load_recipes(config.paths.recipes)
     for recipe in recipes.values():
         for rid in recipe.versions:
             config.release(rid)
-    print(f"{config.file}: {len(config.releases)} releases; {len(recipes)} recipes OK")
+    # recipes with extras: each pinned version must declare them (the index's metadata, cached)
+    index = PackageIndex(config.index.url, Http(config.index.retries, config.index.timeout))
+    checked = 0
+    for recipe in recipes.values():
+        for rid in recipe.versions:
+            checked += verify_extras(config, config.release(rid), recipe, index=index) is not None
+    extras = f"; extras checked for {checked} pinned versions" if checked else ""
+    print(f"{config.file}: {len(config.releases)} releases; {len(recipes)} recipes OK{extras}")
     return 0
 
 

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from stackyard.config import Config, Release
 from stackyard.constraints import Constraints, load_constraints
 from stackyard.errors import ResolutionError, ToolError
+from stackyard.extras import verify_extras
 from stackyard.pip import isolated_env
 from stackyard.recipes import Recipe
 from stackyard.target import Target
@@ -166,6 +167,7 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
     uc_file = config.requirements_dir(release) / "upper-constraints.txt"
     constraints = load_constraints(uc_file, target_for(config, release))
     inputs = lock_inputs(recipe, release, constraints)
+    verify_extras(config, release, recipe)  # pip would ignore an extra the project does not declare
     out = lock_path(config, release, recipe.name)
     if not force and recorded_digest(out) == inputs.digest:
         from stackyard.constraints import load_lock

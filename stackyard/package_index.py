@@ -24,6 +24,12 @@ class IndexFile:
     url: str
     sha256: str | None
     yanked: bool = False
+    metadata: bool = False  # PEP 658/714: the core metadata is served at url + ".metadata"
+    metadata_sha256: str | None = None
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}.metadata"
 
     @property
     def is_wheel(self) -> bool:
@@ -95,7 +101,10 @@ class PackageIndex:
             for f in data.get("files", []):
                 url = urllib.parse.urljoin(page_url, f["url"])
                 url, frag = _sha256_fragment(url)
-                out.append(IndexFile(f["filename"], url, f.get("hashes", {}).get("sha256") or frag, bool(f.get("yanked"))))
+                meta = f.get("core-metadata", f.get("dist-info-metadata", False))
+                meta_sha = meta.get("sha256") if isinstance(meta, dict) else None
+                out.append(IndexFile(f["filename"], url, f.get("hashes", {}).get("sha256") or frag, bool(f.get("yanked")),
+                                     bool(meta), meta_sha))
             return out
         parser = _Links()
         parser.feed(body.decode("utf-8", "replace"))
@@ -103,7 +112,11 @@ class PackageIndex:
         for href, attrs in parser.links:
             url, sha = _sha256_fragment(urllib.parse.urljoin(page_url, href))
             filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
-            out.append(IndexFile(filename, url, sha, "data-yanked" in attrs))
+            key = next((k for k in ("data-core-metadata", "data-dist-info-metadata") if k in attrs), None)
+            meta = (attrs[key] or "true") if key else "false"
+            meta_sha = re.match(r"sha256=([0-9a-f]{64})$", meta)
+            out.append(IndexFile(filename, url, sha, "data-yanked" in attrs, meta != "false",
+                                 meta_sha.group(1) if meta_sha else None))
         return out
 
     def release_files(self, name: str, version: str) -> list[IndexFile]:

@@ -112,3 +112,20 @@ def test_release_files_errors(tmp_path: Path) -> None:
     with pytest.raises(ResolutionError) as info:
         index.files("no-such-project")
     assert "no-such-project: no such project" in str(info.value)
+
+
+def test_pep658_metadata_availability() -> None:
+    body = json.dumps({"files": [
+        {"filename": "a-1-py3-none-any.whl", "url": "a-1-py3-none-any.whl", "hashes": {}, "core-metadata": {"sha256": A}},
+        {"filename": "a-2-py3-none-any.whl", "url": "a-2-py3-none-any.whl", "hashes": {}, "dist-info-metadata": True},
+        {"filename": "a-3-py3-none-any.whl", "url": "a-3-py3-none-any.whl", "hashes": {}, "core-metadata": False},
+    ]}).encode()
+    files = PackageIndex._parse(body, "application/vnd.pypi.simple.v1+json", PAGE)
+    assert [(f.metadata, f.metadata_sha256) for f in files] == [(True, A), (True, None), (False, None)]
+    assert files[0].metadata_url == PAGE + "a-1-py3-none-any.whl.metadata"
+    html = (f'<a href="a-1-py3-none-any.whl" data-core-metadata="sha256={A}">1</a>'
+            '<a href="a-2-py3-none-any.whl" data-dist-info-metadata="true">2</a>'
+            '<a href="a-3-py3-none-any.whl" data-core-metadata>3</a>'
+            '<a href="a-4-py3-none-any.whl">4</a>').encode()
+    files = PackageIndex._parse(html, "text/html", PAGE)
+    assert [(f.metadata, f.metadata_sha256) for f in files] == [(True, A), (True, None), (True, None), (False, None)]

@@ -57,7 +57,7 @@ def test_all_real_recipes_load(repo: Path) -> None:
         assert recipe.file.stem == recipe.name
     keystone = recipes["keystone"]
     assert keystone.version("2025.1") == "27.0.2"
-    assert keystone.extras == ("ldap", "memcache")
+    assert keystone.extras == ("ldap",)  # keystone declares no 'memcache' extra: the clients are requirements
     assert keystone.package == "venv-keystone"
     assert recipes["placement"].source.distribution == "openstack-placement"
     assert recipes["placement"].distribution_key == "openstack-placement"
@@ -242,3 +242,11 @@ def test_keep_tests_must_be_a_boolean(make_recipe: MakeRecipe) -> None:
     assert load_recipe(make_recipe("kt", 'name: kt\nsource: {pypi: kt}\nversions: {"2025.1": "1.0"}\nkeep_tests: true\n')).keep_tests
     with pytest.raises(ConfigError, match=r"kt.yaml: keep_tests: must be true or false"):
         load_recipe(make_recipe("kt", 'name: kt\nsource: {pypi: kt}\nversions: {"2025.1": "1.0"}\nkeep_tests: "yes"\n'))
+
+
+@pytest.mark.parametrize("project", ["keystone", "glance", "placement", "nova", "neutron", "cinder"])
+def test_service_venvs_carry_the_deployment_drivers_and_smoke_test_them(repo: Path, project: str) -> None:
+    recipe = load_recipes(repo / "recipes")[project]
+    assert {"PyMySQL", "python-memcached", "pymemcache"} <= set(recipe.requirements)
+    imports = [c for c in recipe.smoke if c.startswith(f"/opt/openstack/{project}/bin/python -c ")]
+    assert imports and all(m in imports[0] for m in ("pymysql", "memcache", "pymemcache"))
