@@ -10,12 +10,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
 from stackyard.errors import BuildError, InputError, StackyardError
 from stackyard.recipes import load_recipes, select
 from stackyard.render import ConsoleReporter, table
+
+if TYPE_CHECKING:
+    from stackyard.operator_data import AptPlan
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -236,7 +240,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apt_plan(args: argparse.Namespace, config: Config):  # -> AptPlan
+def _apt_plan(args: argparse.Namespace, config: Config) -> AptPlan:
     from stackyard.operator_data import apt_plan, parse_project_release
 
     projects = dict(parse_project_release(config, value) for value in args.project)
