@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,23 +20,53 @@ from builders.master import secret_value
 from stackyard.buildbot_settings import BuildbotSettings
 from stackyard.config import load_config
 from stackyard.errors import StackyardError, ToolError
+from stackyard.runner import RUNNER, Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LOCAL = "local"
+PLACEHOLDER = "stackyard-password-placeholder"  # create-worker takes the password on its command line: not the real one
 
 
 def _env(config_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    return env | {"STACKYARD_CONFIG": str(config_file), "PIP_CONFIG_FILE": os.devnull,
-                  "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"}
+    """What the runner adds to its clean environment (no PIP_*, PIP_CONFIG_FILE=/dev/null)."""
+    return {"STACKYARD_CONFIG": str(config_file), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
 
-def _run(args: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
-    r = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    if r.returncode not in ok:
-        raise ToolError(f"{' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
-    return r.stdout
+def _log(settings: BuildbotSettings) -> Path:
+    return settings.basedir.parent / "buildbot-ctl.log"
+
+
+def _run(args: list[str], env: dict[str, str], log: Path, ok: tuple[int, ...] = (0,), runner: Runner = RUNNER) -> str:
+    return runner.run(args, env=env, log=log, ok=ok, timeout=300, what=f"{Path(args[0]).name} {args[1]}").stdout
+
+
+def create_worker(wdir: Path, master: str, name: str, password: str, env: dict[str, str], log: Path,
+                  runner: Runner = RUNNER) -> None:
+    """``buildbot-worker create-worker`` with a placeholder password, then the real one written into buildbot.tac (0600).
+
+    The password never is on a command line; a run that stopped in between is finished by the next one.
+    """
+    tac = wdir / "buildbot.tac"
+    if not tac.exists():
+        _run([str(BIN / "buildbot-worker"), "create-worker", "--relocatable", "--umask=0o022", str(wdir), master, name,
+              PLACEHOLDER], env, log, runner=runner)
+    text = tac.read_text()
+    line = f"passwd = {PLACEHOLDER!r}"
+    if line not in text:
+        raise ToolError(f"{tac}: no {line!r} line to put the worker's password in",
+                        hint=f"remove {wdir} and run again (is buildbot-worker's version supported?)")
+    tmp = tac.with_name(tac.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text.replace(line, f"passwd = {password!r}"))
+    os.replace(tmp, tac)
+
+
+def needs_password(wdir: Path) -> bool:
+    """Whether the worker in ``wdir`` is yet to be created or to get its password."""
+    tac = wdir / "buildbot.tac"
+    return not tac.exists() or PLACEHOLDER in tac.read_text()
 
 
 def running(basedir: Path) -> bool:
@@ -59,32 +88,32 @@ def up(config_file: Path) -> list[str]:
     config = load_config(config_file)
     settings = config.buildbot
     env = _env(config.file)
+    log = _log(settings)
     basedir = settings.basedir
     said = []
     if not (basedir / "buildbot.tac").exists():
         basedir.parent.mkdir(parents=True, exist_ok=True)
         _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
-              "--config", str(ROOT / "master.cfg"), str(basedir)], env)
+              "--config", str(ROOT / "master.cfg"), str(basedir)], env, log)
         (basedir / "master.cfg.sample").unlink(missing_ok=True)
     if running(basedir):
-        _run([str(BIN / "buildbot"), "reconfig", str(basedir)], env)  # picks up changed recipes and config
+        _run([str(BIN / "buildbot"), "reconfig", str(basedir)], env, log)  # picks up changed recipes and config
         said.append(f"master: already running, reconfigured: {settings.url}")
     else:
-        _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env)
-        _run([str(BIN / "buildbot"), "start", str(basedir)], env)
+        _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env, log)
+        _run([str(BIN / "buildbot"), "start", str(basedir)], env, log)
         said.append(f"master: {settings.url} (log: {basedir / 'twistd.log'})")
     for w in settings.workers:
         if w.name != LOCAL:
             continue
         wdir = worker_dir(settings, w.name)
-        if not (wdir / "buildbot.tac").exists():
+        if needs_password(wdir):
             wdir.parent.mkdir(parents=True, exist_ok=True)
-            _run([str(BIN / "buildbot-worker"), "create-worker", "--relocatable", "--umask=0o022",
-                  str(wdir), f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password)], env)
+            create_worker(wdir, f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password), env, log)
         if running(wdir):
             said.append(f"worker {w.name}: already running ({wdir})")
             continue
-        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env)
+        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env, log)
         said.append(f"worker {w.name}: {wdir}")
     for u in settings.users:
         said.append(f"web user {u.name}: password in {u.password.describe()}")
@@ -94,14 +123,15 @@ def up(config_file: Path) -> list[str]:
 def down(config_file: Path) -> list[str]:
     settings = load_config(config_file).buildbot
     env = _env(config_file.resolve())
+    log = _log(settings)
     said = []
     for w in settings.workers:
         wdir = worker_dir(settings, w.name)
         if running(wdir):
-            _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, ok=(0, 1))
+            _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, log, ok=(0, 1))
             said.append(f"worker {w.name}: stopped")
     if running(settings.basedir):
-        _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, ok=(0, 1))
+        _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, log, ok=(0, 1))
         said.append("master: stopped")
     return said or ["nothing was running"]
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +19,10 @@ from typing import Iterator
 
 from stackyard.config import Config, Release
 from stackyard.errors import InputError, ToolError
+from stackyard.runner import RUNNER, Runner
 from stackyard.signing import SigningKey, ensure_signing_key
+
+REPREPRO_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -58,27 +59,23 @@ def render_distributions(config: Config, fingerprint: str) -> str:
 
 
 class AptRepository:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, runner: Runner = RUNNER) -> None:
         self.config = config
         self.base = config.repo.path
+        self.runner = runner
+        self.log = config.paths.output / "logs" / "repo.log"  # reprepro and gpg, every release
         self._key: SigningKey | None = None
 
     @property
     def key(self) -> SigningKey:
         if self._key is None:
-            self._key = ensure_signing_key(self.config.repo)
+            self._key = ensure_signing_key(self.config.repo, log=self.log, runner=self.runner)
         return self._key
 
     def reprepro(self, *args: str) -> str:
-        env = dict(os.environ, GNUPGHOME=str(self.key.gnupg_home))
-        try:
-            r = subprocess.run(["reprepro", "--basedir", str(self.base), "--silent", *args],
-                               capture_output=True, text=True, env=env, check=False)
-        except FileNotFoundError:
-            raise ToolError("reprepro is not installed", hint="apt-get install reprepro (make deps does)") from None
-        if r.returncode != 0:
-            raise ToolError(f"reprepro {' '.join(args[:2])} failed: {(r.stderr or r.stdout).strip()[-2000:]}")
-        return r.stdout
+        return self.runner.run(["reprepro", "--basedir", str(self.base), "--silent", *args],
+                               env={"GNUPGHOME": str(self.key.gnupg_home)}, log=self.log, timeout=REPREPRO_TIMEOUT,
+                               what=f"reprepro {' '.join(args[:2])} failed").stdout
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.errors import InputError, ToolError
+from stackyard.runner import RUNNER, Runner
 
+APT_TIMEOUT = 1800.0
 DEBIAN_VERSIONS = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
 LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9+._/-]*)\s*(?:\[(?P<sel>[^\]]*)\])?\s*(?P<version>[<>=!].*)?$")
 
@@ -72,23 +73,21 @@ def packages_for(entries: list[BindepEntry], codename: str) -> list[str]:
     return list(seen)
 
 
-def missing_packages(packages: list[str]) -> list[str]:
+def missing_packages(packages: list[str], runner: Runner = RUNNER) -> list[str]:
     if not packages:
         return []
-    out = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
-        capture_output=True, text=True, check=False,
-    )
+    # exits 1 when a package is unknown: that one is missing
+    out = runner.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages], check=False, timeout=120)
     installed = {line.split()[0] for line in out.stdout.splitlines() if line.endswith(" installed")}
     return [p for p in packages if p not in installed]
 
 
-def ensure_installed(packages: list[str], bindep_file: Path) -> list[str]:
+def ensure_installed(packages: list[str], bindep_file: Path, *, log: Path | None = None, runner: Runner = RUNNER) -> list[str]:
     """Install missing packages with apt-get (as root); returns what was installed.
 
     Without root, raises naming exactly the packages to install.
     """
-    missing = missing_packages(packages)
+    missing = missing_packages(packages, runner)
     if not missing:
         return []
     if os.geteuid() != 0:
@@ -96,12 +95,15 @@ def ensure_installed(packages: list[str], bindep_file: Path) -> list[str]:
             f"{bindep_file}: build dependencies are not installed: {' '.join(missing)}",
             hint=f"sudo apt-get install --no-install-recommends {' '.join(missing)}",
         )
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        update = subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True, check=False)
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False) if update.returncode == 0 else result
-    if result.returncode != 0:
-        raise ToolError(f"apt-get could not install {' '.join(missing)} (from {bindep_file}):\n{result.stderr[-2000:]}")
+    what = f"apt-get could not install {' '.join(missing)} (from {bindep_file})"
+    result = runner.run(cmd, env=env, log=log, check=False, timeout=APT_TIMEOUT, what=what)
+    if result.returncode != 0:  # stale package lists: update them once, then try again
+        update = runner.run(["apt-get", "update", "-q"], env=env, log=log, check=False, timeout=APT_TIMEOUT, what=what)
+        if update.returncode == 0:
+            runner.run(cmd, env=env, log=log, timeout=APT_TIMEOUT, what=what)
+            return missing
+        raise ToolError(f"{what}: apt-get exited {result.returncode}" + (f" (log: {log})" if log else "") +
+                        f"\n{result.stderr.strip()[-2000:]}")
     return missing

@@ -6,9 +6,11 @@ Exit codes come from the exception hierarchy (stackyard.errors), here only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -357,6 +359,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stackyard", description=__doc__)
     p.add_argument("--version", action="version", version=f"stackyard {__version__}")
+    p.add_argument("--debug", action="store_true", default=bool(os.environ.get("STACKYARD_DEBUG")),
+                   help="show the traceback of an error (also: STACKYARD_DEBUG=1)")
     p.add_argument("--config", default=os.environ.get("STACKYARD_CONFIG", "stackyard.toml"),
                    help="stackyard.toml to use (default: ./stackyard.toml or $STACKYARD_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -457,9 +461,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except StackyardError as exc:
+    except StackyardError as exc:  # the one mapping to exit codes
+        if args.debug:
+            traceback.print_exc()
         print(f"stackyard: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("stackyard: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout went away (| head): nothing to report
+        with contextlib.suppress(OSError, ValueError):  # no flush error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if args.debug:
+            raise
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"stackyard: internal error: {type(exc).__name__}: {message[:1000]} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1

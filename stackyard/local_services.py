@@ -29,6 +29,7 @@ from typing import Callable
 
 from stackyard.config import Config, ImageSettings
 from stackyard.errors import ToolError
+from stackyard.runner import RUNNER, Result, Runner
 
 LOOPBACK = ("127.0.0.1", "localhost")
 CERTS_D = Path("/etc/docker/certs.d")
@@ -45,14 +46,9 @@ def services_dir(config: Config) -> Path:
     return config.paths.output / "services"
 
 
-def _tool(cmd: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
-    except FileNotFoundError:
-        raise ToolError(f"{cmd[0]} is not installed ({what})", hint="make deps installs it") from None
-    if r.returncode != 0:
-        raise ToolError(f"{what}: {' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-2000:]}")
-    return r
+def _tool(cmd: list[str], what: str, *, log: Path | None = None, runner: Runner = RUNNER, stdin: str | None = None,
+          secrets: tuple[str, ...] = ()) -> Result:
+    return runner.run(cmd, log=log, stdin=stdin, secrets=secrets, timeout=120, what=what)
 
 
 # -- secrets and TLS ---------------------------------------------------------
@@ -70,28 +66,32 @@ def registry_password(images: ImageSettings) -> str:
     return file.read_text().strip()
 
 
-def ensure_tls(directory: Path, ca_cert: Path) -> tuple[Path, Path]:
+def ensure_tls(directory: Path, ca_cert: Path, *, log: Path | None = None, runner: Runner = RUNNER) -> tuple[Path, Path]:
     """A CA (at ``ca_cert``) and a server certificate for 127.0.0.1/localhost signed by it."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, cert, key = directory / "ca.key", directory / "server.crt", directory / "server.key"
     if not (ca_cert.exists() and ca_key.exists()):
         ca_cert.parent.mkdir(parents=True, exist_ok=True)
         _tool(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
-               "/CN=stackyard registry CA", "-keyout", str(ca_key), "-out", str(ca_cert)], "make the registry CA")
+               "/CN=stackyard registry CA", "-keyout", str(ca_key), "-out", str(ca_cert)], "make the registry CA",
+              log=log, runner=runner)
         cert.unlink(missing_ok=True)
     if not cert.exists():
         csr = directory / "server.csr"
         ext = directory / "server.ext"
         ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
         _tool(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
-               "-out", str(csr)], "make the registry key")
+               "-out", str(csr)], "make the registry key", log=log, runner=runner)
         _tool(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-               "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(cert)], "sign the registry certificate")
+               "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(cert)], "sign the registry certificate",
+              log=log, runner=runner)
     return cert, key
 
 
-def htpasswd_line(username: str, password: str) -> str:
-    return _tool(["htpasswd", "-nbB", username, password], "hash the registry password").stdout.strip()
+def htpasswd_line(username: str, password: str, *, runner: Runner = RUNNER) -> str:
+    """``username:<bcrypt>``; the password goes to htpasswd on stdin, never on its command line (nor in a log)."""
+    return _tool(["htpasswd", "-niB", username], "hash the registry password", stdin=password + "\n", secrets=(password,),
+                 runner=runner).stdout.strip()
 
 
 def trust_ca(registry: str, ca_cert: Path) -> Path:
@@ -227,7 +227,7 @@ def start_registry(config: Config) -> ServiceStatus:
     host, port = _registry_address(images)
     if _pid(state / "registry.pid") and _connects(address=(host, port)):
         return ServiceStatus("registry", "running", images.registry)
-    cert, key = ensure_tls(state / "tls", images.ca_cert)
+    cert, key = ensure_tls(state / "tls", images.ca_cert, log=state / "setup.log")
     htpasswd = state / "htpasswd"
     htpasswd.write_text(htpasswd_line(images.username, registry_password(images)) + "\n")
     conf = state / "config.yml"

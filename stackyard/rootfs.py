@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -20,14 +19,19 @@ from typing import Iterator
 
 from stackyard.config import Codename
 from stackyard.errors import ToolError
+from stackyard.runner import RUNNER, Result, Runner
 
 # what every test root has before the package under test arrives
 BASE_PACKAGES = ("ca-certificates", "adduser", "systemd", "python3")
 MAX_AGE = 7 * 24 * 3600
+MMDEBSTRAP_TIMEOUT = 1800.0
+COMMAND_TIMEOUT = 1800.0  # apt-get install of a venv deb in the test root
+ROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+            "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
 
 
 def rootfs_tarball(cache: Path, codename: Codename, log: Path, packages: tuple[str, ...] = BASE_PACKAGES,
-                   options: tuple[str, ...] = (), flavour: str = "minbase") -> Path:
+                   options: tuple[str, ...] = (), flavour: str = "minbase", *, runner: Runner = RUNNER) -> Path:
     """A cached mmdebstrap tarball of ``codename`` with ``packages``; remade once it is a week old."""
     key = hashlib.sha256("\0".join([codename.name, codename.mirror, ",".join(packages), *options]).encode()).hexdigest()[:12]
     tarball = cache / "rootfs" / f"{codename.name}-{flavour}-{key}.tar"
@@ -37,16 +41,12 @@ def rootfs_tarball(cache: Path, codename: Codename, log: Path, packages: tuple[s
     tmp = tarball.with_suffix(f".{os.getpid()}.tmp")
     cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}", *options, "--format=tar",
            codename.name, str(tmp), codename.mirror]
-    with log.open("a") as handle:
-        handle.write("$ " + " ".join(cmd) + "\n")
-        handle.flush()
-        try:
-            r = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False)
-        except FileNotFoundError:
-            raise ToolError("mmdebstrap is not installed", hint="apt-get install mmdebstrap (make deps does)") from None
-    if r.returncode != 0:
+    try:
+        runner.run(cmd, log=log, stream=True, timeout=MMDEBSTRAP_TIMEOUT,
+                   what=f"mmdebstrap could not make a {codename.name} root from {codename.mirror}")
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        raise ToolError(f"mmdebstrap could not make a {codename.name} root from {codename.mirror}", hint=f"see {log}")
+        raise
     os.replace(tmp, tarball)
     return tarball
 
@@ -54,16 +54,12 @@ def rootfs_tarball(cache: Path, codename: Codename, log: Path, packages: tuple[s
 class Root:
     """An unpacked root with commands run in it by chroot."""
 
-    def __init__(self, path: Path, log: Path) -> None:
-        self.path, self.log = path, log
+    def __init__(self, path: Path, log: Path, runner: Runner = RUNNER) -> None:
+        self.path, self.log, self.runner = path, log, runner
 
-    def run(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
-               "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
-        r = subprocess.run(["chroot", str(self.path), "/bin/sh", "-c", command], capture_output=True, text=True,
-                           env=env, check=False)
-        with self.log.open("a") as handle:
-            handle.write(f"# {command}\n{r.stdout}{r.stderr}[exit {r.returncode}]\n")
+    def run(self, command: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> Result:
+        r = self.runner.run(["chroot", str(self.path), "/bin/sh", "-c", command], env=ROOT_ENV, inherit_env=False,
+                            log=self.log, check=False, timeout=timeout, what=f"in the test root: {command!r}")
         if check and r.returncode != 0:
             raise ToolError(f"in the test root: {command!r} exited {r.returncode}:\n{(r.stdout + r.stderr).strip()[-3000:]}",
                             hint=f"see {self.log}")
@@ -71,7 +67,7 @@ class Root:
 
 
 @contextmanager
-def fresh_root(tarball: Path, log: Path) -> Iterator[Root]:
+def fresh_root(tarball: Path, log: Path, *, runner: Runner = RUNNER) -> Iterator[Root]:
     base = Path(tempfile.mkdtemp(prefix="stackyard-root-"))
     mounts: list[Path] = []
     try:
@@ -82,12 +78,15 @@ def fresh_root(tarball: Path, log: Path) -> Iterator[Root]:
                                  ("/dev", "dev", ["--bind"])):
             dest = base / target
             dest.mkdir(exist_ok=True)
-            subprocess.run(["mount", *opts, fs, str(dest)], check=True, capture_output=True)
+            runner.run(["mount", *opts, fs, str(dest)], log=log, timeout=60, what=f"mounting {fs} in the test root")
             mounts.append(dest)
-        yield Root(base, log)
+        yield Root(base, log, runner)
     finally:
         for dest in reversed(mounts):
-            subprocess.run(["umount", str(dest)], check=False, capture_output=True)
+            try:
+                runner.run(["umount", str(dest)], log=log, check=False, timeout=60)
+            except ToolError:
+                pass  # what is still mounted is named below
         still = [d for d in mounts if os.path.ismount(d)]
         if still:  # never delete through a bind mount of the host's /dev
             raise ToolError(f"could not unmount {', '.join(map(str, still))}", hint="umount them, then remove " + str(base))

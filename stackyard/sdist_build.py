@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -25,8 +24,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from stackyard.errors import ToolError
-from stackyard.pip import isolated_env
+from stackyard.pip import pip_env
+from stackyard.runner import RUNNER, Runner
 from stackyard.target import Target
+
+BUILD_TIMEOUT = 3 * 3600.0  # one wheel; the slowest OpenStack dependencies take minutes
+PREPARE_TIMEOUT = 1800.0
 
 
 def build_requirements(sdist: Path) -> list[str]:
@@ -74,7 +77,8 @@ SCRATCH = _scratch()
 
 
 class BuildEnv:
-    def __init__(self, cache_root: Path, interpreter: str, target: Target, index_url: str, tools_url: str) -> None:
+    def __init__(self, cache_root: Path, interpreter: str, target: Target, index_url: str, tools_url: str,
+                 runner: Runner = RUNNER) -> None:
         spec = resources.files("stackyard").joinpath("buildenv.txt").read_text()
         self.requirements = [line for line in spec.splitlines() if line and not line.startswith("#")]
         digest = hashlib.sha256(("\n".join(self.requirements) + interpreter + repr(BUILD_FLAGS) + "home").encode()).hexdigest()[:16]
@@ -86,6 +90,12 @@ class BuildEnv:
         self.pip_cache = cache_root / "pip"
         self._installed: dict[str, str] | None = None
         self._lock = threading.Lock()
+        self.runner = runner
+
+    @property
+    def log(self) -> Path:
+        """Where preparing the environment is logged (beside it: the environment is remade from scratch)."""
+        return self.path.with_name(self.path.name + ".log")
 
     @property
     def python(self) -> Path:
@@ -99,16 +109,14 @@ class BuildEnv:
                 raise ToolError(f"{self.interpreter} not found", hint=f"apt-get install python{self.target.python}-venv python{self.target.python}-dev")
             shutil.rmtree(self.path, ignore_errors=True)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            env = isolated_env()
             steps = [
                 [self.interpreter, "-m", "venv", str(self.path)],
                 [str(self.python), "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "-q",
                  "--index-url", self.tools_url, "--cache-dir", str(self.pip_cache), *self.requirements],
             ]
             for cmd in steps:
-                r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-                if r.returncode != 0:
-                    raise ToolError(f"cannot prepare the build environment {self.path}: {' '.join(cmd[:4])} failed:\n{r.stderr[-2000:]}")
+                self.runner.run(cmd, env=pip_env(), log=self.log, timeout=PREPARE_TIMEOUT,
+                                what=f"cannot prepare the build environment {self.path}: {' '.join(cmd[:4])} failed")
             # setuptools reads ~/.pydistutils.cfg: compile a package's extensions in parallel
             home = self.path / "home"
             home.mkdir(exist_ok=True)
@@ -118,7 +126,8 @@ class BuildEnv:
     def installed(self) -> dict[str, str]:
         if self._installed is None:
             code = "import json,importlib.metadata as m;print(json.dumps({d.metadata['Name']:d.version for d in m.distributions()}))"
-            r = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True, check=True)
+            r = self.runner.run([str(self.python), "-c", code], env=pip_env(), timeout=120,
+                                what=f"cannot list the packages of the build environment {self.path}")
             self._installed = {canonicalize_name(k): v for k, v in json.loads(r.stdout).items()}
         return self._installed
 
@@ -155,13 +164,15 @@ class BuildEnv:
                 cmd.append("--no-build-isolation")
             cmd.append(source)
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as handle:
-            handle.write("$ " + " ".join(cmd) + "\n")
-            handle.flush()
-            env = isolated_env(extra={**BUILD_FLAGS, "HOME": str(self.path / "home"), "TMPDIR": SCRATCH})
-            r = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
-        wheels = list(out.glob("*.whl"))
-        if r.returncode != 0 or len(wheels) != 1:
+        log.write_text("")  # this build's log only
+        env = pip_env(extra={**BUILD_FLAGS, "HOME": str(self.path / "home"), "TMPDIR": SCRATCH})
+        try:
+            self.runner.run(cmd, env=env, log=log, stream=True, timeout=BUILD_TIMEOUT,
+                            what=f"building a wheel from {Path(source).name} failed")
+            wheels = list(out.glob("*.whl"))
+            if len(wheels) != 1:
+                raise ToolError(f"building a wheel from {Path(source).name} made {len(wheels)} wheels, not one (log: {log})")
+        except BaseException:
             shutil.rmtree(out, ignore_errors=True)
-            raise ToolError(f"building a wheel from {Path(source).name} failed (exit {r.returncode})")
+            raise
         return wheels[0]

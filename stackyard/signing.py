@@ -8,12 +8,12 @@ the repository (binary for ``signed-by``, and ASCII-armoured).
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.config import RepoSettings
 from stackyard.errors import ToolError
+from stackyard.runner import RUNNER, Result, Runner
 
 KEY_UID = "stackyard repository signing key <packaging@stackyard.example.org>"
 KEYRING_NAME = "stackyard-archive-keyring"
@@ -27,19 +27,16 @@ class SigningKey:
     armored: Path
 
 
-def gpg(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        r = subprocess.run(["gpg", "--batch", "--no-tty", "--homedir", str(home), *args],
-                           capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise ToolError("gpg is not installed", hint="apt-get install gnupg (make deps does)") from None
-    if check and r.returncode != 0:
-        raise ToolError(f"gpg {' '.join(args[:2])} failed: {r.stderr.strip()[-1000:]}")
-    return r
+GPG_TIMEOUT = 300.0  # key generation included
 
 
-def _secret_fingerprints(home: Path) -> list[str]:
-    r = gpg(home, "--with-colons", "--list-secret-keys", check=False)
+def gpg(home: Path, *args: str, check: bool = True, log: Path | None = None, runner: Runner = RUNNER) -> Result:
+    return runner.run(["gpg", "--batch", "--no-tty", "--homedir", str(home), *args], check=check, log=log,
+                      timeout=GPG_TIMEOUT, what=f"gpg {' '.join(args[:2])} failed")
+
+
+def _secret_fingerprints(home: Path, log: Path | None, runner: Runner) -> list[str]:
+    r = gpg(home, "--with-colons", "--list-secret-keys", check=False, log=log, runner=runner)
     lines = r.stdout.splitlines()
     fprs = []
     for i, line in enumerate(lines):
@@ -51,11 +48,11 @@ def _secret_fingerprints(home: Path) -> list[str]:
     return fprs
 
 
-def ensure_signing_key(repo: RepoSettings) -> SigningKey:
+def ensure_signing_key(repo: RepoSettings, *, log: Path | None = None, runner: Runner = RUNNER) -> SigningKey:
     home = repo.gnupg_home
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    available = _secret_fingerprints(home)
+    available = _secret_fingerprints(home, log, runner)
     if repo.signing_key:
         matches = [f for f in available if f.endswith(repo.signing_key)]
         if not matches:
@@ -68,8 +65,8 @@ def ensure_signing_key(repo: RepoSettings) -> SigningKey:
         fingerprint = available[0]
     else:
         r = gpg(home, "--passphrase", "", "--pinentry-mode", "loopback",
-                "--quick-generate-key", KEY_UID, "rsa3072", "sign", "never", check=False)
-        available = _secret_fingerprints(home)
+                "--quick-generate-key", KEY_UID, "rsa3072", "sign", "never", check=False, log=log, runner=runner)
+        available = _secret_fingerprints(home, log, runner)
         if r.returncode != 0 or not available:
             raise ToolError(
                 f"no signing key and none could be made in {home}: {r.stderr.strip()[-500:]}",
@@ -79,7 +76,6 @@ def ensure_signing_key(repo: RepoSettings) -> SigningKey:
     repo.path.mkdir(parents=True, exist_ok=True)
     keyring = repo.path / f"{KEYRING_NAME}.gpg"
     armored = repo.path / f"{KEYRING_NAME}.asc"
-    keyring.write_bytes(subprocess.run(["gpg", "--batch", "--homedir", str(home), "--export", fingerprint],
-                                       capture_output=True, check=True).stdout)
-    armored.write_text(gpg(home, "--armor", "--export", fingerprint).stdout)
+    gpg(home, "--yes", "--output", str(keyring), "--export", fingerprint, log=log, runner=runner)  # binary: straight to the file
+    armored.write_text(gpg(home, "--armor", "--export", fingerprint, log=log, runner=runner).stdout)
     return SigningKey(fingerprint, home, keyring, armored)

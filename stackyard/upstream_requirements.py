@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from stackyard.config import Config, Release
 from stackyard.constraints import parse_constraints
 from stackyard.errors import FetchError, InputError
 from stackyard.http import Http
+from stackyard.runner import RUNNER, Runner
 from stackyard.target import Target
 
 FILES = ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
@@ -57,7 +57,7 @@ def read_source(directory: Path) -> UpstreamSource | None:
     return UpstreamSource(fields.get("from", str(directory)), fields["commit"], fields.get("date", ""))
 
 
-def _from_directory(path: Path) -> tuple[dict[str, str], UpstreamSource]:
+def _from_directory(path: Path, runner: Runner = RUNNER) -> tuple[dict[str, str], UpstreamSource]:
     contents = {}
     for name in FILES:
         file = path / name
@@ -67,7 +67,7 @@ def _from_directory(path: Path) -> tuple[dict[str, str], UpstreamSource]:
     source = read_source(path)
     if (path / ".git").exists():
         git = ["git", "-C", str(path), "log", "-1", "--format=%H %cs"]
-        out = subprocess.run(git, capture_output=True, text=True, check=False)
+        out = runner.run(git, check=False, timeout=60, what=f"reading the commit of {path}")  # not a git tree: SOURCE says
         if out.returncode == 0 and out.stdout.strip():
             commit, date = out.stdout.split()
             source = UpstreamSource(str(path), commit, date)
@@ -92,14 +92,14 @@ def read_source_text(text: str) -> str | None:
     return parts[0] if parts else None
 
 
-def update_requirements(config: Config, release: Release, origin: str, http: Http) -> UpstreamSource:
+def update_requirements(config: Config, release: Release, origin: str, http: Http, *, runner: Runner = RUNNER) -> UpstreamSource:
     if "://" in origin and not origin.startswith("file://"):
         contents, source = _from_url(origin, http)
     else:
         path = Path(origin.removeprefix("file://")).resolve()
         if not path.is_dir():
             raise InputError(f"{origin}: not a directory or URL", hint="give an openstack/requirements checkout or its raw URL")
-        contents, source = _from_directory(path)
+        contents, source = _from_directory(path, runner)
 
     target = Target(release.python, release.glibc, config.wheel_machine, release.codename)
     parse_constraints(contents["upper-constraints.txt"], Path(origin) / "upper-constraints.txt", target)

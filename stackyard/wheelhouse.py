@@ -38,6 +38,7 @@ from stackyard.http import Http
 from stackyard.lock import lock_path, target_for
 from stackyard.package_index import IndexFile, PackageIndex
 from stackyard.recipes import Recipe
+from stackyard.runner import RUNNER, Runner
 from stackyard.sdist_build import BuildEnv, build_requirements
 from stackyard.simple_index import write_simple_index
 from stackyard.target import Target
@@ -169,13 +170,15 @@ def read_manifest(wheelhouse: Path) -> dict | None:
 
 
 class _Run:
-    def __init__(self, config: Config, release: Release, reporter: Reporter, http: Http, allowed: set[str]) -> None:
+    def __init__(self, config: Config, release: Release, reporter: Reporter, http: Http, allowed: set[str],
+                 runner: Runner = RUNNER) -> None:
         self.config, self.release, self.reporter = config, release, reporter
         self.target: Target = target_for(config, release)
         self.cache = Cache(config.paths.cache)
         self.http = http
         self.index = PackageIndex(config.index.url, http)
-        self.buildenv = BuildEnv(config.paths.cache, release.interpreter, self.target, config.index.url, config.index.tools_url)
+        self.buildenv = BuildEnv(config.paths.cache, release.interpreter, self.target, config.index.url, config.index.tools_url,
+                                 runner)
         self.logs = config.logs_dir(STEP, release)
         self.allowed = {canonicalize_name(a) for a in allowed}
         self.results: list[ItemResult] = []
@@ -290,7 +293,8 @@ class _Run:
         log = self.logs / f"{w.key}-{w.version or 'direct'}.log"
         try:
             if sdist is None:
-                assert w.url
+                if not w.url:
+                    raise ResolutionError(f"{w.label}: neither an sdist nor a URL to build a wheel from")
                 wheel = self.buildenv.build(w.url, log, isolated=True)
                 digest_w = sha256_file(wheel)
                 dest = self.cache.file_path(digest_w, wheel.name)
@@ -304,7 +308,8 @@ class _Run:
             self.buildenv.ensure()
             isolated = not self.buildenv.satisfies(build_requirements(sdist))
             wheel = self.buildenv.build(str(sdist), log, isolated=isolated)
-            assert digest
+            if not digest:
+                raise IntegrityError(f"{w.label}: the sdist {sdist.name} has no sha256 to key its build by")
             dest, built = self.cache.store_build(self.target.key, digest, wheel, time.monotonic() - started)
             shutil.rmtree(wheel.parent, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001
@@ -428,6 +433,9 @@ def write_install_requirements(wheelhouse: Path, items: list[ItemResult]) -> Non
 def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items: list[ItemResult], paths: dict[str, Path]) -> Path:
     """Assemble wheels + index + manifest as a new generation; swap the symlink atomically."""
     ok = sorted((i for i in items if i.outcome.ok and i.filename), key=lambda i: (canonicalize_name(i.name), i.filename or ""))
+    unhashed = [f"{i.filename}" for i in ok if not i.sha256]
+    if unhashed:
+        raise IntegrityError(f"no sha256 recorded for {', '.join(unhashed)}; the previous wheelhouse was left in place")
     digest = hashlib.sha256("\n".join(f"{i.filename} {i.sha256}" for i in ok).encode()).hexdigest()[:16]
     generations = wheelhouse.parent / ".generations"
     gen = generations / f"{wheelhouse.name}-{digest}"
@@ -436,9 +444,9 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
     tmp.mkdir(parents=True)
     shas: dict[str, str] = {}
     for item in ok:
-        assert item.filename and item.sha256
-        _link_or_copy(paths[item.filename], tmp / item.filename)
-        shas[item.filename] = item.sha256
+        if item.filename and item.sha256:  # every one (checked above)
+            _link_or_copy(paths[item.filename], tmp / item.filename)
+            shas[item.filename] = item.sha256
     write_simple_index(tmp, shas)
     (tmp / "SHA256SUMS").write_text("".join(f"{shas[f]}  {f}\n" for f in sorted(shas)))
     manifest = {
@@ -482,6 +490,7 @@ def build_wheelhouse(
     reporter: Reporter,
     allowed_failures: set[str] | None = None,
     http: Http | None = None,
+    runner: Runner = RUNNER,
 ) -> WheelhouseResult:
     started = time.monotonic()
     wheelhouse = config.wheelhouse_dir(release)
@@ -492,7 +501,7 @@ def build_wheelhouse(
         wanted = collect_wanted(
             config, release, recipes, upper_constraints=upper_constraints, previous=(previous or {}).get("wheels")
         )
-        run = _Run(config, release, reporter, http, allowed)
+        run = _Run(config, release, reporter, http, allowed, runner)
         reporter(StepStarted(STEP, len(wanted), f"{release.id} {run.target.key} -> {wheelhouse}"))
         run.run(wanted)
         counts = {o.value: sum(1 for i in run.results if i.outcome == o) for o in Outcome}
