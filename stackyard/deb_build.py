@@ -205,9 +205,16 @@ def render_debian(config: Config, release: Release, recipe: Recipe, src: Path, c
         render(f"{script}.j2", debian / f"{pkg}.{script}")
     for service in recipe.services:
         render("service.j2", debian / f"{pkg}.{service.name}.service", service=service)
-    (src / "etc" / recipe.name).mkdir(parents=True)
-    render("conf.j2", src / "etc" / recipe.name / f"{recipe.name}.conf")
-    (debian / f"{pkg}.install").write_text(f"etc/{recipe.name}/{recipe.name}.conf etc/{recipe.name}/\n")
+    etc = src / "etc" / recipe.name
+    etc.mkdir(parents=True)
+    render("conf.j2", etc / f"{recipe.name}.conf")
+    for api in recipe.apis:
+        render("api.service.j2", debian / f"{pkg}.{api.name}.service", api=api)
+        render("uwsgi.ini.j2", etc / f"{api.name}-uwsgi.ini", api=api)
+    if recipe.rootwrap or recipe.privsep:
+        render("sudoers.j2", debian / "sudoers")
+    (debian / f"{pkg}.install").write_text(
+        "".join(f"etc/{recipe.name}/{f.name} etc/{recipe.name}/\n" for f in sorted(etc.iterdir())))
     shutil.copy(config.paths.recipes / "debian" / "copyright", debian / "copyright")
     lintian_overrides = config.paths.recipes / "debian" / "lintian-overrides"
     (debian / f"{pkg}.lintian-overrides").write_text(
@@ -225,6 +232,10 @@ def check_contents(deb: Path, recipe: Recipe, venv: str) -> None:
         f"{svc.command.split()[0]} (service {svc.name})" for svc in recipe.services
         if f"{venv}/bin/{svc.command.split()[0]}" not in paths
     ]
+    helpers = [f"{recipe.name}-rootwrap"] * recipe.rootwrap + ["privsep-helper"] * recipe.privsep
+    missing += [f"{h} (sudoers)" for h in helpers if f"{venv}/bin/{h}" not in paths]
+    if recipe.rootwrap and f"/etc/{recipe.name}/rootwrap.conf" not in paths:
+        missing.append(f"etc/{recipe.name}/rootwrap.conf (rootwrap: true, but the project ships none)")
     if missing:
         raise InputError(
             f"{recipe.file}: {recipe.package} does not provide {', '.join(missing)} in {venv}/bin",

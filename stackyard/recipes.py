@@ -51,6 +51,16 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Api:
+    """A WSGI application the package serves with uwsgi (Debian's python3 plugin, the venv as home)."""
+
+    name: str  # unit and ini name: /lib/systemd/system/<name>.service, /etc/<project>/<name>-uwsgi.ini
+    module: str  # "package.module:callable"
+    port: int
+    description: str
+
+
+@dataclass(frozen=True)
 class ConstraintOverrides:
     drop: tuple[str, ...] = ()  # upper-constraints pins to ignore for this project
     replace: tuple[tuple[str, str], ...] = ()  # (name, "path" | "git+URL@ref")
@@ -87,6 +97,9 @@ class Recipe:
     image: ImageSpec
     requirements: tuple[str, ...] = ()  # more distributions in the venv, pinned by upper-constraints
     keep_tests: bool = False  # keep the packages' tests/ directories in the venv (dropped by default)
+    apis: tuple[Api, ...] = ()  # WSGI applications served by uwsgi units
+    rootwrap: bool = False  # sudo may run <project>-rootwrap (and its daemon) with /etc/<project>/rootwrap.conf
+    privsep: bool = False  # sudo may run the venv's privsep-helper (oslo.privsep) for the service user
 
     def version(self, release_id: str) -> str:
         try:
@@ -147,8 +160,9 @@ class _Node:
 
 TOP_KEYS = {
     "name", "description", "source", "versions", "extras", "console_scripts", "services",
-    "runtime_packages", "smoke", "constraints", "image", "requirements", "keep_tests",
+    "runtime_packages", "smoke", "constraints", "image", "requirements", "keep_tests", "apis", "rootwrap", "privsep",
 }
+WSGI_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_recipe(data: Any, file: Path) -> Recipe:
@@ -206,9 +220,28 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
             value = path.as_uri()
         replace.append((str(lib), value))
 
-    keep_tests = top.child("keep_tests", False).value
-    if not isinstance(keep_tests, bool):
-        raise top.child("keep_tests").error(f"must be true or false, got {keep_tests!r}")
+    flags = {}
+    for flag in ("keep_tests", "rootwrap", "privsep"):
+        value = top.child(flag, False).value
+        if not isinstance(value, bool):
+            raise top.child(flag).error(f"must be true or false, got {value!r}")
+        flags[flag] = value
+
+    apis: list[Api] = []
+    apis_n = top.child("apis", [])
+    if not isinstance(apis_n.value, list):
+        raise apis_n.error("must be a list of {name, module, port, description}")
+    for i, item in enumerate(apis_n.value):
+        node = _Node(file, f"apis[{i}]", item)
+        node.mapping({"name", "module", "port", "description"}, {"name", "module", "port"})
+        port = node.child("port").value
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise node.child("port").error(f"must be a TCP port number, got {port!r}")
+        apis.append(Api(name=node.child("name").string(COMMAND) or "", module=node.child("module").string(WSGI_MODULE) or "",
+                        port=port, description=node.child("description").string(optional=True) or ""))
+    names = [a.name for a in apis] + [s.name for s in services]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        raise top.child("apis").error(f"{dup!r} names both a service and an API (or two of them): units need unique names")
 
     image_n = top.child("image", {})
     image_n.mapping({"name", "wsgi", "packages", "chart", "chart_keys", "client_keys"})
@@ -241,7 +274,10 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
         constraints=ConstraintOverrides(drop=cons.child("drop").strings(), replace=tuple(sorted(replace))),
         image=image,
         requirements=top.child("requirements").strings(REQUIREMENT),
-        keep_tests=keep_tests,
+        keep_tests=flags["keep_tests"],
+        apis=tuple(apis),
+        rootwrap=flags["rootwrap"],
+        privsep=flags["privsep"],
     )
 
 

@@ -104,10 +104,19 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path) -> S
             _check(root, checks, f"/usr/bin/{script} -> {venv}/bin/{script}",
                    f"test \"$(readlink -f /usr/bin/{script})\" = \"$(readlink -f {venv}/bin/{script})\" && test -x /usr/bin/{script}")
         _check(root, checks, f"system user {recipe.name}", f"getent passwd {recipe.name} && test -d /var/lib/{recipe.name}")
-        for service in recipe.services:
-            unit = f"/lib/systemd/system/{service.name}.service"
-            _check(root, checks, f"unit {service.name}.service", f"test -f {unit} && systemd-analyze verify {unit}")
-        _check(root, checks, "purge", f"apt-get purge -y -q --autoremove {recipe.package}")
+        for unit_name in [s.name for s in recipe.services] + [a.name for a in recipe.apis]:
+            unit = f"/lib/systemd/system/{unit_name}.service"
+            _check(root, checks, f"unit {unit_name}.service", f"test -f {unit} && systemd-analyze verify {unit}")
+        for api in recipe.apis:
+            ini = f"/etc/{recipe.name}/{api.name}-uwsgi.ini"
+            _check(root, checks, f"uwsgi ini {ini}", f"grep -qx 'virtualenv = {venv}' {ini} && grep -qx 'module = {api.module}' {ini}")
+        if recipe.rootwrap or recipe.privsep:
+            _check(root, checks, f"visudo -c /etc/sudoers.d/{recipe.name}",
+                   f"visudo -c -f /etc/sudoers.d/{recipe.name} && test \"$(stat -c %a /etc/sudoers.d/{recipe.name})\" = 440")
+        if recipe.rootwrap:
+            _check(root, checks, "rootwrap.conf exec_dirs starts with the venv's bin",
+                   f"grep -q '^exec_dirs={venv}/bin,' /etc/{recipe.name}/rootwrap.conf")
+        _check(root, checks, "purge", f"SUDO_FORCE_REMOVE=yes apt-get purge -y -q --autoremove {recipe.package}")
         left = sorted(_files(root.path) - before)
         if left:
             raise SmokeTestError(f"purging {recipe.package} left {len(left)} paths behind: {', '.join('/' + p for p in left[:15])}",

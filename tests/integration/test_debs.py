@@ -31,9 +31,29 @@ def deb_file(ws: Workspace, version: str, release: str = "2025.1") -> Path:
     return ws.root / "var" / "debs" / release / f"venv-tinyapp_{version}_amd64.deb"
 
 
+# what an OpenStack service's recipe adds: a WSGI API (uwsgi unit + ini), rootwrap and privsep
+# through sudo, checked by the smoke test as the service user
+SERVICE_RECIPE = """\
+apis:
+  - name: tinyapp-api
+    module: tinyapp.wsgi:application
+    port: 18181
+    description: tiny fixture API
+rootwrap: true
+privsep: true
+"""
+SERVICE_SMOKE = """\
+  - sudo -n tinyapp-rootwrap /etc/tinyapp/rootwrap.conf id -u
+  - sudo -n privsep-helper
+"""
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, shared_cache: Path) -> Workspace:
     ws = make_workspace(tmp_path_factory.mktemp("debs") / "ws", index.url, shared_cache)
+    recipe = ws.root / "recipes" / "tinyapp.yaml"
+    text = recipe.read_text().replace("console_scripts: [tinyapp]", "console_scripts: [tinyapp, tinyapp-rootwrap]")
+    recipe.write_text(text.replace("smoke:\n", "smoke:\n" + SERVICE_SMOKE) + SERVICE_RECIPE)
     prepare(ws)
     r = ws.run("deb", "--release", "2025.1", "tinyapp")
     assert "passed (" in r.stdout, r.stdout + r.stderr
@@ -57,18 +77,27 @@ def test_the_package_layout(built: Workspace) -> None:
     listing = dpkg_deb("-c", str(deb))
     for path in ("./opt/openstack/tinyapp/bin/tinyapp", "./opt/openstack/tinyapp/bin/python",
                  "./lib/systemd/system/tinyapp-service.service", "./etc/tinyapp/tinyapp.conf",
-                 "./usr/lib/tmpfiles.d/venv-tinyapp.conf", "./etc/logrotate.d/venv-tinyapp"):
+                 "./usr/lib/tmpfiles.d/venv-tinyapp.conf", "./etc/logrotate.d/venv-tinyapp",
+                 "./lib/systemd/system/tinyapp-api.service", "./etc/tinyapp/tinyapp-api-uwsgi.ini",
+                 "./etc/tinyapp/rootwrap.d/tinyapp.filters", "./opt/openstack/tinyapp/etc/tinyapp/api-paste.ini"):
         assert path in listing, path
+    assert re.search(r"-r--r----- root/root .* \./etc/sudoers\.d/tinyapp\n", listing), listing
     assert re.search(r"\./usr/bin/tinyapp -> /opt/openstack/tinyapp/bin/tinyapp", listing)
     assert "tinyext/_speed.cpython-311-x86_64-linux-gnu.so" in listing
     assert ".pyc" not in listing  # byte-code is compiled in postinst
     assert "/site-packages/pip/" not in listing and "/bin/pip" not in listing
     fields = dpkg_deb("-f", str(deb), "Package", "Version", "Depends")
     assert "Version: 1.0-2025.1.1" in fields
-    assert "Depends: python3.11, adduser" in fields  # the extension links nothing but the interpreter
+    # the extension links nothing but the interpreter; the API needs uwsgi, rootwrap and privsep sudo
+    assert "Depends: python3.11, adduser, uwsgi-core, uwsgi-plugin-python3, sudo" in fields
     control = Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip())
     subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
-    assert (control / "conffiles").read_text().split() == ["/etc/logrotate.d/venv-tinyapp", "/etc/tinyapp/tinyapp.conf"]
+    assert sorted((control / "conffiles").read_text().split()) == [
+        "/etc/logrotate.d/venv-tinyapp", "/etc/sudoers.d/tinyapp", "/etc/tinyapp/api-paste.ini", "/etc/tinyapp/rootwrap.conf",
+        "/etc/tinyapp/rootwrap.d/tinyapp.filters", "/etc/tinyapp/tinyapp-api-uwsgi.ini", "/etc/tinyapp/tinyapp.conf"]
+    rootwrap = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./etc/tinyapp/rootwrap.conf", shell=True,
+                              capture_output=True, text=True, check=True).stdout
+    assert "exec_dirs=/opt/openstack/tinyapp/bin,/sbin,/usr/sbin,/bin,/usr/bin" in rootwrap
     shutil.rmtree(control)
 
 
@@ -250,3 +279,59 @@ def test_a_machine_without_the_changelog_continues_after_the_published_version(w
     assert "1.0-2025.1.2" in r.stdout
     changelog = (ws.root / "var/debs/2025.1/changelogs/venv-tinyapp.changelog").read_text()
     assert "after the published 1.0-2025.1.1" in changelog
+
+
+def test_the_api_answers_under_uwsgi_as_its_unit_runs_it_and_sudo_allows_exactly_rootwrap_and_privsep(
+    built: Workspace, tmp_path: Path
+) -> None:
+    deb = deb_file(built, "1.0-2025.1.1")
+    config = load_config(built.config)
+    log = tmp_path / "root.log"
+    with fresh_root(rootfs_tarball(config.paths.cache, config.codenames["bookworm"], log), log) as root:
+        shutil.copy(deb, root.path / "tmp" / deb.name)
+        root.run(f"apt-get update -q && apt-get install -y -q /tmp/{deb.name}")
+        unit = (root.path / "lib/systemd/system/tinyapp-api.service").read_text()
+        user = re.search(r"(?m)^User=(\S+)$", unit).group(1)  # type: ignore[union-attr]
+        exec_start = re.search(r"(?m)^ExecStart=(.+)$", unit).group(1)  # type: ignore[union-attr]
+        assert user == "tinyapp" and exec_start == "/usr/bin/uwsgi --ini /etc/tinyapp/tinyapp-api-uwsgi.ini"
+        # the unit's command, as its user (no systemd in this root); the API answers on its port
+        out = root.run(textwrap.dedent(f"""\
+            cd / && runuser -u {user} -- {exec_start} --daemonize /tmp/uwsgi.log --pidfile /tmp/uwsgi.pid
+            for i in $(seq 50); do
+                python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:18181/").read().decode())' && break
+                sleep 0.2
+            done
+            pid=$(cat /tmp/uwsgi.pid) && kill -INT "$pid"
+            while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+            """)).stdout
+        assert f"tinyapp 1.0 api, 2+3 = 5, uid {root.run('id -u tinyapp').stdout.strip()}" in out, out
+        # sudo: rootwrap with the venv's exec_dirs, privsep-helper; nothing else
+        out = root.run("cd / && runuser -u tinyapp -- sudo -n tinyapp-rootwrap /etc/tinyapp/rootwrap.conf id -u").stdout
+        assert out.split("\n")[:3] == ["rootwrap as root", "exec_dirs /opt/openstack/tinyapp/bin", "0"], out
+        assert "privsep-helper as root" in root.run("cd / && runuser -u tinyapp -- sudo -n privsep-helper").stdout
+        denied = root.run("cd / && runuser -u tinyapp -- sudo -n id -u", check=False)
+        assert denied.returncode != 0 and "password is required" in denied.stderr, denied.stdout + denied.stderr
+        assert "NOPASSWD: /opt/openstack/tinyapp/bin/tinyapp-rootwrap /etc/tinyapp/rootwrap.conf *" in root.run(
+            "sudo -l -U tinyapp").stdout
+
+
+def test_a_user_that_existed_before_survives_purge_and_a_statoverride_survives_reinstall(built: Workspace, tmp_path: Path) -> None:
+    deb = deb_file(built, "1.0-2025.1.1")
+    config = load_config(built.config)
+    log = tmp_path / "root.log"
+    with fresh_root(rootfs_tarball(config.paths.cache, config.codenames["bookworm"], log), log) as root:
+        shutil.copy(deb, root.path / "tmp" / deb.name)
+        root.run("adduser --system --group --quiet --no-create-home tinyapp && apt-get update -q")
+        root.run(f"apt-get install -y -q /tmp/{deb.name}")
+        root.run("dpkg-statoverride --update --add root tinyapp 0710 /etc/tinyapp")
+        root.run(f"apt-get install -y -q --reinstall /tmp/{deb.name}")  # configure runs again, as on an upgrade
+        assert root.run("stat -c '%U:%G %a' /etc/tinyapp").stdout.strip() == "root:tinyapp 710"
+        assert root.run("stat -c '%U:%G %a' /var/lib/tinyapp").stdout.strip() == "tinyapp:tinyapp 750"
+        root.run("dpkg-statoverride --remove /etc/tinyapp && apt-get purge -y -q venv-tinyapp")
+        assert root.run("getent passwd tinyapp", check=False).returncode == 0  # not ours to remove
+        assert not (root.path / "var/lib/tinyapp").exists()
+
+        # a user the package made goes with the purge
+        root.run("deluser --system --quiet tinyapp; delgroup --system --quiet tinyapp || true")
+        root.run(f"apt-get install -y -q /tmp/{deb.name} && apt-get purge -y -q venv-tinyapp")
+        assert root.run("getent passwd tinyapp", check=False).returncode == 2
