@@ -94,9 +94,10 @@ bench: deps
 	$(VENV)/bin/python bench/wheels
 	$(VENV)/bin/python bench/deb
 	$(VENV)/bin/python bench/image
+	$(VENV)/bin/python bench/lock
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image master.cfg
+	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image bench/lock master.cfg
 
 clean:
 	rm -rf var

@@ -66,17 +66,26 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from stackyard.lock import compile_lock
+    from stackyard.events import Event, ItemFinished
+    from stackyard.lock import lock_projects
 
     config = _config(args)
     release = config.release(args.release)
     recipes = load_recipes(config.paths.recipes)
-    rows = []
-    for recipe in select(recipes, args.projects, config.paths.recipes):
-        print(f"==> lock {recipe.name} {recipe.version(release.id)} ({release.id})", file=sys.stderr, flush=True)
-        result = compile_lock(config, release, recipe, force=args.force)
-        rows.append([result.project, str(result.packages), "changed" if result.changed else "unchanged",
-                     f"{result.seconds:.1f}", str(result.file.relative_to(config.paths.root))])
+    console = ConsoleReporter()
+
+    def report(event: Event) -> None:  # a project's line: its state, package count, resolver and seconds
+        if isinstance(event, ItemFinished):
+            width = len(str(event.total))
+            print(f"  [{event.index:>{width}}/{event.total}] {event.name} {event.version}: {event.detail} "
+                  f"({event.seconds:.1f}s)", file=sys.stderr, flush=True)
+        else:
+            console(event)
+
+    results = lock_projects(config, release, select(recipes, args.projects, config.paths.recipes),
+                            force=args.force, report=report)
+    rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
+             str(r.file.relative_to(config.paths.root))] for r in results]
     if args.json:
         print(json.dumps([{"project": r[0], "packages": int(r[1]), "changed": r[2] == "changed", "file": r[4]} for r in rows]))
     else:

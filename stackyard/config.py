@@ -58,6 +58,14 @@ class IndexSettings:
     timeout: float
 
 
+LOCK_RESOLVERS = ("uv", "pip-compile")
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    resolver: str = "uv"  # "uv" (uv pip compile, pip-compile's format) or "pip-compile"
+
+
 @dataclass(frozen=True)
 class WheelSettings:
     download_jobs: int
@@ -124,6 +132,7 @@ class Config:
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
+    lock: LockSettings = LockSettings()
 
     def release(self, name: str) -> Release:
         """A release by id (``2025.1``) or series name (``epoxy``)."""
@@ -244,7 +253,7 @@ def load_config(file: Path) -> Config:
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "wheels", "deb", "repo", "images", "buildbot", "codenames", "releases", "architecture"})
+    top.check_keys({"paths", "index", "lock", "wheels", "deb", "repo", "images", "buildbot", "codenames", "releases", "architecture"})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -267,6 +276,12 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         if not re.match(r"^(https?|file)://", value):
             raise index_t.error(f"{value!r} is not an http(s) or file URL", key)
     index = IndexSettings(url=url.rstrip("/"), tools_url=tools_url.rstrip("/"), retries=index_t.int("retries", 4), timeout=float(index_t.int("timeout", 60, 1)))
+
+    lock_t = top.sub("lock")
+    lock_t.check_keys({"resolver"})
+    resolver = lock_t.str("resolver", "uv")
+    if resolver not in LOCK_RESOLVERS:
+        raise lock_t.error(f"{resolver!r} is not one of {', '.join(LOCK_RESOLVERS)}", "resolver")
 
     wheels_t = top.sub("wheels")
     wheels_t.check_keys({"download_jobs", "build_jobs", "allowed_failures"})
@@ -350,4 +365,5 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         architecture=architecture,
         codenames=codenames,
         releases=releases,
+        lock=LockSettings(resolver=resolver),
     )

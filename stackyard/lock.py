@@ -1,20 +1,38 @@
 """Per-project locks: the full dependency closure, pinned and hashed.
 
-pip-compile (pip-tools) resolves ``<project>[extras]==<version>`` against the
-release's upper-constraints evaluated for the target python. It runs in a
-scratch directory with fixed relative file names and no header, so the same
-inputs give a byte-identical lock.
+``<project>[extras]==<version>`` is resolved against the release's
+upper-constraints evaluated for the target python, in a scratch directory with
+fixed relative file names and no header, so the same inputs give a
+byte-identical lock. The format is pip-compile's (pip-tools: ``--generate-hashes
+--allow-unsafe --strip-extras``, split ``# via`` annotations).
+
+Two resolvers write it (``[lock] resolver``):
+
+- ``uv`` (default): ``uv pip compile`` with the same inputs, isolated from any
+  uv configuration, resolving for this very interpreter as pip-compile does.
+  Its output differs from pip-compile's in one way only: setuptools, pip and
+  distribute are listed in order instead of under pip-compile's "unsafe"
+  heading; ``to_pip_compile_format`` moves them there. Hashes are the same set
+  (every file of the pinned version on the index: pip-compile's
+  ``allow_all_wheels``). tests/e2e/test_lock_resolvers.py shows the two write
+  identical files for real projects. A requirement that is a direct reference
+  (``name @ URL``: a git source, a ``replace``) goes to pip-compile: there the
+  two differ (hashes, warnings).
+- ``pip-compile``: pip-tools itself, ten to fifty times slower when its cache is cold.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -22,12 +40,18 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from stackyard.config import Config, Release
 from stackyard.constraints import Constraints, load_constraints
 from stackyard.errors import ResolutionError, ToolError
+from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, discard
 from stackyard.extras import verify_extras
 from stackyard.pip import isolated_env
 from stackyard.recipes import Recipe
 from stackyard.target import Target
 
 LOCK_FORMAT = 1
+CONSTRAINTS_FILE = "upper-constraints.txt"  # the name '# via -c ...' annotations show
+OUTPUT_FILE = "lock.txt"
+UNSAFE_PACKAGES = frozenset({"setuptools", "distribute", "pip"})  # pip-tools' UNSAFE_PACKAGES
+UNSAFE_HEADING = "# The following packages are considered to be unsafe in a requirements file:"
+HEARTBEAT = 10.0  # seconds between "still resolving" notes
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,7 @@ class LockResult:
     changed: bool
     packages: int
     seconds: float
+    resolver: str = ""  # "" when the inputs' digest was unchanged and nothing ran
 
 
 def target_for(config: Config, release: Release) -> Target:
@@ -154,9 +179,159 @@ def explain_conflict(output: str, constraints: Constraints, uc_file: Path) -> st
     return None
 
 
-def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: bool = False) -> LockResult:
-    import time
+def pip_compile_command(config: Config, project: str, python: str = sys.executable) -> list[str]:
+    """pip-compile (pip-tools) run in the scratch directory holding ``<project>.in`` and the constraints."""
+    return [
+        python, "-m", "piptools", "compile",
+        "--quiet", "--no-header", "--generate-hashes", "--allow-unsafe", "--strip-extras",
+        "--no-emit-index-url", "--no-emit-trusted-host", "--no-emit-find-links",
+        "--index-url", config.index.url,
+        "--cache-dir", str(config.paths.cache / "pip-tools"),
+        "--pip-args", f"--isolated --cache-dir {config.paths.cache / 'pip'} --retries {config.index.retries}",
+        "--constraint", CONSTRAINTS_FILE,
+        "--output-file", OUTPUT_FILE,
+        f"{project}.in",
+    ]
 
+
+def uv_command(config: Config, project: str, uv: str, python: str = sys.executable) -> list[str]:
+    """``uv pip compile`` with pip-compile's options: no header, hashes, extras stripped, split annotations.
+
+    uv pins setuptools/pip like ``--allow-unsafe`` and writes no index URL unless asked; ``--python`` makes it
+    evaluate markers for this interpreter, the one pip-compile would run on (no ``--universal``)."""
+    return [
+        uv, "pip", "compile",
+        "--no-config", "--no-python-downloads", "--color", "never", "--quiet",
+        "--python", python,
+        "--default-index", config.index.url,
+        "--cache-dir", str(config.paths.cache / "uv"),
+        "--no-header", "--generate-hashes", "--annotation-style", "split",
+        "--constraints", CONSTRAINTS_FILE,
+        "--output-file", OUTPUT_FILE,
+        f"{project}.in",
+    ]
+
+
+def uv_env(config: Config, base: dict[str, str] | None = None) -> dict[str, str]:
+    """pip's isolated environment without any UV_* variable of the machine, plus uv's own isolation."""
+    env = {k: v for k, v in (isolated_env() if base is None else base).items() if not k.startswith("UV_")}
+    env.update(
+        UV_NO_CONFIG="1",
+        UV_NO_PROGRESS="1",
+        NO_COLOR="1",
+        UV_HTTP_TIMEOUT=str(int(config.index.timeout)),
+        UV_HTTP_RETRIES=str(config.index.retries),
+    )
+    return env
+
+
+def find_uv() -> str | None:
+    """The uv binary of stackyard's own environment (the ``uv`` wheel), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def has_direct_reference(inputs: LockInputs) -> bool:
+    return any(" @ " in line for line in inputs.requirement_in.splitlines())
+
+
+def resolver_for(config: Config, inputs: LockInputs) -> str:
+    """The configured resolver, but pip-compile for direct references (uv writes them differently)."""
+    if config.lock.resolver == "uv" and has_direct_reference(inputs):
+        return "pip-compile"
+    return config.lock.resolver
+
+
+_REQUIREMENT_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(==| @ )")
+
+
+def to_pip_compile_format(text: str) -> str:
+    """uv's ``--no-header --generate-hashes`` requirements as pip-compile ``--allow-unsafe`` writes them.
+
+    Each entry (a pin line with its ``--hash`` and ``# via`` continuation lines) is kept verbatim; entries are
+    ordered by canonical name (what both tools do) and setuptools, pip and distribute move under
+    pip-compile's "unsafe" heading after a blank line. Anything else at the top level (a comment, an option
+    line) means uv wrote something this format has no place for: an error rather than a different lock."""
+    entries: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if not line.strip() or line == UNSAFE_HEADING:  # (pip-compile's own output is a fixed point)
+            continue
+        if line[0].isspace():
+            if not entries:
+                raise ToolError(f"uv pip compile: unexpected output line {line!r}")
+            entries[-1][1].append(line)
+            continue
+        match = _REQUIREMENT_LINE.match(line)
+        if not match:
+            raise ToolError(f"uv pip compile: unexpected output line {line!r}",
+                            hint="set [lock] resolver = \"pip-compile\" in stackyard.toml")
+        entries.append((canonicalize_name(match.group(1)), [line]))
+    entries.sort(key=lambda e: e[0])
+    safe = [lines for name, lines in entries if name not in UNSAFE_PACKAGES]
+    unsafe = [lines for name, lines in entries if name in UNSAFE_PACKAGES]
+    out = [line for lines in safe for line in lines]
+    if unsafe:
+        out += ["", UNSAFE_HEADING, *(line for lines in unsafe for line in lines)]
+    return "\n".join(out) + "\n"
+
+
+def explain_uv_conflict(output: str, constraints: Constraints, uc_file: Path) -> str | None:
+    """uv's 'No solution found' derivation as 'P V requires X<spec>, but upper-constraints pins X===V'."""
+    if "No solution found" not in output and "there is no version of" not in output:
+        return None
+    # one paragraph: drop the tree drawing and the wrapping
+    flat = " ".join(re.sub(r"^[\s×╰─▶│]+", "", line) for line in output.splitlines())
+    flat = re.sub(r"\s+", " ", flat)
+    name_re = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+    # "tinyapp==1.1 depends on tinyext>=2.0" / "keystone==27.0.2 depends on oslo-config>=9.7.0,<10"
+    for dependent, version, dep, spec in re.findall(
+        rf"({name_re})==(\S+?) depends on ({name_re})(?:\[[^\]]*\])?((?:[<>=!~]=?[^\s,]+)(?:,\s?[<>=!~]=?[^\s,]+)*)", flat
+    ):
+        pin = constraints.get(dep)
+        if pin is None:
+            continue
+        try:
+            if Requirement(f"{dep}{spec}").specifier.contains(pin.version, prereleases=True):
+                continue
+        except InvalidRequirement:
+            continue
+        return (
+            f"{canonicalize_name(dependent)} {version} requires {canonicalize_name(dep)}{spec}, "
+            f"but upper-constraints pins {pin.name}==={pin.version} ({uc_file}:{pin.line})"
+        )
+    missing = re.search(rf"there is no version of ({name_re})(\S*)", flat)
+    if missing:
+        name, spec = missing.group(1), missing.group(2).rstrip(".,")
+        pin = constraints.get(name)
+        where = f" (pinned at {uc_file}:{pin.line})" if pin else ""
+        return f"no distribution on the index satisfies {name}{spec}{where}"
+    block = output.strip()
+    return "conflicting requirements:\n" + block[-3000:] if block else None
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, report: Reporter, label: str) -> int:
+    """Run ``cmd`` with its output in ``log``; a note every HEARTBEAT seconds while it runs."""
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=HEARTBEAT)
+                except subprocess.TimeoutExpired:
+                    report(Note("lock", f"{label}: still resolving ({time.monotonic() - started:.0f}s)"))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: bool = False,
+                 report: Reporter = discard) -> LockResult:
     started = time.monotonic()
     if sys.version_info[:2] != tuple(int(x) for x in release.python.split(".")):
         raise ToolError(
@@ -174,31 +349,37 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
 
         return LockResult(recipe.name, out, False, len(load_lock(out)), time.monotonic() - started)
 
+    resolver = resolver_for(config, inputs)
+    label = f"{recipe.name} {recipe.version(release.id)}"
+    if resolver == "uv":
+        uv = find_uv()
+        if uv is None:
+            raise ToolError("uv is not installed (the 'uv' wheel or a uv on PATH)",
+                            hint='install stackyard\'s dependencies (make deps), or set [lock] resolver = "pip-compile"')
+        cmd, env = uv_command(config, recipe.name, uv), uv_env(config)
+    else:
+        cmd, env = pip_compile_command(config, recipe.name), isolated_env()
+    if resolver != config.lock.resolver:
+        report(Note("lock", f"{label}: a direct reference in its requirements: {resolver} instead of {config.lock.resolver}"))
+    report(Note("lock", f"{label}: resolving with {resolver} ..."))
+
     with tempfile.TemporaryDirectory(prefix="stackyard-lock-") as tmp:
         work = Path(tmp)
         (work / f"{recipe.name}.in").write_text(inputs.requirement_in)
-        (work / "upper-constraints.txt").write_text(inputs.constraints_txt)
-        cmd = [
-            sys.executable, "-m", "piptools", "compile",
-            "--quiet", "--no-header", "--generate-hashes", "--allow-unsafe", "--strip-extras",
-            "--no-emit-index-url", "--no-emit-trusted-host", "--no-emit-find-links",
-            "--index-url", config.index.url,
-            "--cache-dir", str(config.paths.cache / "pip-tools"),
-            "--pip-args", f"--isolated --cache-dir {config.paths.cache / 'pip'} --retries {config.index.retries}",
-            "--constraint", "upper-constraints.txt",
-            "--output-file", "lock.txt",
-            f"{recipe.name}.in",
-        ]
-        result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=isolated_env(), check=False)
-        if result.returncode != 0:
-            output = result.stdout + result.stderr
-            explained = explain_conflict(output, constraints, uc_file)
+        (work / CONSTRAINTS_FILE).write_text(inputs.constraints_txt)
+        log = work / "resolver.log"
+        returncode = _run(cmd, work, env, log, report, label)
+        if returncode != 0:
+            output = log.read_text(errors="replace")
+            explained = (explain_uv_conflict if resolver == "uv" else explain_conflict)(output, constraints, uc_file)
             raise ResolutionError(
                 f"cannot lock {recipe.name} {recipe.version(release.id)} for {release.id}: "
                 + (explained or output.strip()[-3000:]),
                 hint="drop or replace the pin in the recipe's 'constraints' section, or pick another version",
             )
-        body = (work / "lock.txt").read_text()
+        body = (work / OUTPUT_FILE).read_text()
+    if resolver == "uv":
+        body = to_pip_compile_format(body)
     text = _header(recipe, release, inputs) + body
     changed = not out.exists() or out.read_text() != text
     if changed:
@@ -208,4 +389,24 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
         tmp_out.replace(out)
     from stackyard.constraints import parse_lock
 
-    return LockResult(recipe.name, out, changed, len(parse_lock(text, out)), time.monotonic() - started)
+    return LockResult(recipe.name, out, changed, len(parse_lock(text, out)), time.monotonic() - started, resolver)
+
+
+def lock_projects(config: Config, release: Release, recipes: Iterable[Recipe], *, force: bool = False,
+                  report: Reporter = discard) -> list[LockResult]:
+    """Lock each recipe in turn: a StepStarted, notes while one resolves, an ItemFinished per project."""
+    chosen = list(recipes)
+    started = time.monotonic()
+    report(StepStarted("lock", len(chosen), f"for {release.id} with {config.lock.resolver}"))
+    results = []
+    for index, recipe in enumerate(chosen, 1):
+        result = compile_lock(config, release, recipe, force=force, report=report)
+        results.append(result)
+        state = "changed" if result.changed else "unchanged" if result.resolver else "up to date (inputs unchanged)"
+        detail = f"{state}, {result.packages} packages" + (f", {result.resolver}" if result.resolver else "")
+        report(ItemFinished("lock", recipe.name, recipe.version(release.id),
+                            Outcome.BUILT if result.changed else Outcome.CACHED, result.seconds, index, len(chosen),
+                            detail=detail))
+    counts = {"changed": sum(r.changed for r in results), "unchanged": sum(not r.changed for r in results)}
+    report(StepFinished("lock", time.monotonic() - started, counts))
+    return results
