@@ -6,6 +6,7 @@ Exit codes come from the exception hierarchy (stackyard.errors), here only.
 from __future__ import annotations
 
 import argparse
+import functools
 import contextlib
 import json
 import os
@@ -216,9 +217,11 @@ def _release_debs(config: Config, release: Release, projects: list[str]) -> list
                              hint=f"stackyard deb --release {release.id} {recipe.name}")
         debs.append(found[0])
     # the wheelhouse the venv debs were built from goes along, whichever projects are named
-    wheels = sorted(debs_dir(config, release).glob(f"openstack-wheels-{release.id}_*.deb"))
+    wheels = list(debs_dir(config, release).glob(f"openstack-wheels-{release.id}_*.deb"))
     if wheels:
-        debs.append(wheels[-1])
+        from debian.debian_support import version_compare
+
+        debs.append(max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1]))))
     return debs
 
 
