@@ -166,7 +166,7 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
 
 def cmd_deb(args: argparse.Namespace) -> int:
     from stackyard.deb_build import build_deb
-    from stackyard.smoke import smoke_test
+    from stackyard.smoke import passed, smoke_test
 
     config = _config(args)
     release = config.release(args.release)
@@ -174,22 +174,29 @@ def cmd_deb(args: argparse.Namespace) -> int:
     rows = []
     for recipe in recipes:
         print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
-        result = build_deb(config, release, recipe)
-        print(f"    built {result.file.name} in {result.build_seconds:.1f}s (lintian {result.lintian_seconds:.1f}s)"
-              + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
-              file=sys.stderr, flush=True)
-        tags: dict[str, int] = {}
-        for warning in result.lintian_warnings:
-            tag = warning.split()[2] if len(warning.split()) > 2 else warning
-            tags[tag] = tags.get(tag, 0) + 1
-        for tag, count in sorted(tags.items()):
-            print(f"      W: {tag} ({count}x)", file=sys.stderr)
+        result = build_deb(config, release, recipe, rebuild=args.rebuild)
+        if result.unchanged:
+            print(f"    unchanged: {result.file.name} (same lock and packaging; --rebuild builds it again)",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"    built {result.file.name} in {result.build_seconds:.1f}s (lintian {result.lintian_seconds:.1f}s)"
+                  + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
+                  file=sys.stderr, flush=True)
+            tags: dict[str, int] = {}
+            for warning in result.lintian_warnings:
+                tag = warning.split()[2] if len(warning.split()) > 2 else warning
+                tags[tag] = tags.get(tag, 0) + 1
+            for tag, count in sorted(tags.items()):
+                print(f"      W: {tag} ({count}x)", file=sys.stderr)
         smoke = "skipped"
-        if not args.no_smoke:
+        if result.unchanged and passed(result.file):
+            smoke = "passed before"
+        elif not args.no_smoke:
             print(f"==> deb {recipe.package}: smoke test in a clean {release.codename} root", file=sys.stderr, flush=True)
             tested = smoke_test(config, release, recipe, result.file)
             smoke = f"passed ({len(tested.checks)} checks)"
-        rows.append([result.package, result.version, "new" if result.new_entry else "same", str(len(result.lintian_warnings)),
+        state = "unchanged" if result.unchanged else ("new" if result.new_entry else "same")
+        rows.append([result.package, result.version, state, str(len(result.lintian_warnings)),
                      smoke, f"{result.seconds:.1f}", str(result.file)])
     print(table(["package", "version", "changelog", "lintian W", "smoke", "seconds", "file"], rows))
     return 0
@@ -419,6 +426,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="+", metavar="PROJECT")
     s.add_argument("--no-smoke", action="store_true", help="build only (the package cannot be published)")
+    s.add_argument("--rebuild", action="store_true", help="build, lint and test again even if nothing it is made from changed")
     s.set_defaults(func=cmd_deb)
 
     s = sub.add_parser("publish", help="put tested packages into <codename>-<release>-staging")

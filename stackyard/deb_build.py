@@ -53,6 +53,7 @@ class DebResult:
     log: Path
     build_seconds: float  # dpkg-buildpackage alone
     lintian_seconds: float
+    unchanged: bool = False  # nothing it is made from changed: the existing file stands (no build, lintian or smoke)
 
 
 def debs_dir(config: Config, release: Release) -> Path:
@@ -254,12 +255,33 @@ def run_lintian(deb: Path, log: Path) -> tuple[str, ...]:
     return tuple(line for line in r.stdout.splitlines() if line.startswith("W: "))
 
 
-def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
+def _existing(config: Config, release: Release, package: str, version: str) -> tuple[Path, dict] | None:
+    """The built file of ``version`` whose record still matches its bytes, with that record."""
+    for deb in sorted(debs_dir(config, release).glob(f"{package}_{version}_*.deb")):
+        record = deb.parent / f"{deb.name}.json"
+        try:
+            data = json.loads(record.read_text())
+        except (FileNotFoundError, ValueError):
+            continue
+        if data.get("version") == version and data.get("sha256") == sha256_file(deb):
+            return deb, data
+    return None
+
+
+def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False) -> DebResult:
+    """Build ``venv-<project>``; with its inputs unchanged since the last build (same lock and packaging,
+    so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``."""
     started = time.monotonic()
     install = verify_wheelhouse(config, release, recipe)
     lock_text = lock_path(config, release, recipe.name).read_text()
     changelog, new_entry = next_changelog(config, release, recipe, lock_text)
     version = str(changelog.version)
+    found = None if new_entry or rebuild else _existing(config, release, recipe.package, version)
+    if found is not None:
+        deb, data = found
+        log = config.logs_dir("deb", release) / f"{recipe.package}_{version}.log"
+        return DebResult(recipe.name, recipe.package, version, deb, time.monotonic() - started, False,
+                         tuple(data.get("lintian_warnings") or ()), log, 0.0, 0.0, unchanged=True)
     build_root = config.paths.output / "build" / release.id
     src = build_root / recipe.package
     shutil.rmtree(src, ignore_errors=True)
@@ -302,6 +324,7 @@ def build_deb(config: Config, release: Release, recipe: Recipe) -> DebResult:
     if record.exists():  # an identical rebuild keeps its smoke-test verdict
         previous = json.loads(record.read_text()).get("smoke") or {}
         smoke = previous if previous.get("sha256") == digest else None
-    record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest, "smoke": smoke}, indent=1))
+    record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest,
+                                  "lintian_warnings": list(warnings), "smoke": smoke}, indent=1))
     return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log,
                      build_seconds, lintian_seconds)
