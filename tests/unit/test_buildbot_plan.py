@@ -67,8 +67,10 @@ def test_adding_a_recipe_file_adds_its_builders(plan_of: Callable[..., MasterPla
 
 def test_project_steps_are_stackyard_commands_in_pipeline_order(plan_of: Callable[..., MasterPlan]) -> None:
     builder = plan_of().builder("keystone-2025.1")
-    assert [s.name for s in builder.steps] == ["pin", "lock", "wheels", "deb", "publish", "image"]
+    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish", "image"]
     commands = {s.name: s.command for s in builder.steps}
+    assert commands["wait-for"] == ("stackyard", "wait-for", "--release", "2025.1", "--attempts", "15", "--delay", "30",
+                                    "keystone", Prop("version"))
     assert commands["pin"] == ("stackyard", "pin", "--release", "2025.1", "keystone", Prop("version"))
     assert commands["lock"] == ("stackyard", "lock", "--release", "2025.1", "keystone")
     assert commands["wheels"] == ("stackyard", "wheels", "--release", "2025.1", "keystone")
@@ -76,12 +78,15 @@ def test_project_steps_are_stackyard_commands_in_pipeline_order(plan_of: Callabl
     assert commands["publish"] == ("stackyard", "publish", "--release", "2025.1", "keystone")
     assert commands["image"] == ("stackyard", "image", "--release", "2025.1", "keystone", "--push")
     assert all(s.command[0] == "stackyard" for s in builder.steps)
-    assert builder.steps[0].only_if == "version"  # a tag or the force form's upstream ref moves the pin first
+    # a new version (openstack/releases, the force form's upstream ref) is awaited on the index, then moves the pin
+    assert builder.steps[0].only_if == builder.steps[1].only_if == "version"
+    # a recipe from git builds from its tag: nothing to wait for
+    assert [s.name for s in plan_of().builder("tinyapp-2025.1").steps] == ["pin", "lock", "wheels", "deb", "publish", "image"]
 
 
 def test_images_false_drops_only_the_image_step(plan_of: Callable[..., MasterPlan]) -> None:
     builder = plan_of("[buildbot]\nimages = false\n").builder("keystone-2025.1")
-    assert [s.name for s in builder.steps] == ["pin", "lock", "wheels", "deb", "publish"]
+    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish"]
 
 
 def test_locks_serialize_repository_and_registry_writes_not_projects(plan_of: Callable[..., MasterPlan]) -> None:
@@ -220,7 +225,9 @@ def test_pin_rewrites_only_the_release_line_keeping_comments(tmp_path: Path) -> 
 def test_openstack_releases_deliverables_give_the_series_tags(repo: Path) -> None:
     from builders.tags import deliverable_versions
 
-    deliverables = repo.parent / "shared" / "openstack-releases" / "deliverables"
+    # a copy of openstack/releases' epoxy keystone deliverable (../shared/openstack-releases): the unit
+    # suite runs without ../shared
+    deliverables = repo / "tests" / "fixtures" / "openstack-releases" / "deliverables"
     listed = deliverable_versions(deliverables, "epoxy", "keystone")
     assert "27.0.0.0rc1" in listed and "27.0.2" in listed
     rule = series_rule("2025.1", "27.0.2", listed)
