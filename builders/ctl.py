@@ -74,11 +74,13 @@ def running(basedir: Path) -> bool:
     """Whether the twistd of ``basedir`` runs; a pid file left by a crash is removed (so start works)."""
     pidfile = basedir / "twistd.pid"
     try:
-        os.kill(int(pidfile.read_text().strip()), 0)
+        stat = Path(f"/proc/{int(pidfile.read_text().strip())}/stat").read_text()
+    except (FileNotFoundError, ValueError):
+        stat = ""
+    if stat and stat.rsplit(")", 1)[1].split()[0] != "Z":  # a killed process nobody reaped yet is no master
         return True
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        pidfile.unlink(missing_ok=True)
-        return False
+    pidfile.unlink(missing_ok=True)
+    return False
 
 
 def worker_dir(settings: BuildbotSettings, name: str) -> Path:

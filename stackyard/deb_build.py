@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,14 +28,16 @@ from debian.changelog import Changelog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
+from stackyard import dpkg
 from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.constraints import load_lock
 from stackyard import __version__
 from stackyard.deb_version import debian_upstream, decide, input_lines, recorded_inputs
-from stackyard.errors import ConfigError, InputError, IntegrityError, ToolError
+from stackyard.errors import ConfigError, InputError, IntegrityError
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe
+from stackyard.runner import RUNNER, Runner
 from stackyard.upstream_requirements import read_source
 from stackyard.wheelhouse import read_manifest
 
@@ -225,9 +226,8 @@ def render_debian(config: Config, release: Release, recipe: Recipe, src: Path, c
     (debian / "changelog").write_text(str(changelog))
 
 
-def check_contents(deb: Path, recipe: Recipe, venv: str) -> None:
-    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
-    paths = {line.split()[5].removeprefix(".") for line in listing.splitlines() if len(line.split()) >= 6}
+def check_contents(deb: Path, recipe: Recipe, venv: str, *, runner: Runner = RUNNER) -> None:
+    paths = dpkg.contents(deb, runner=runner)
     missing = [s for s in recipe.console_scripts if f"{venv}/bin/{s}" not in paths]
     missing += [
         f"{svc.command.split()[0]} (service {svc.name})" for svc in recipe.services
@@ -244,17 +244,6 @@ def check_contents(deb: Path, recipe: Recipe, venv: str) -> None:
         )
 
 
-def run_lintian(deb: Path, log: Path) -> tuple[str, ...]:
-    r = subprocess.run(["lintian", "--no-tag-display-limit", "--fail-on", "error", str(deb)],
-                       capture_output=True, text=True, check=False)
-    with log.open("a") as handle:
-        handle.write("\n$ lintian " + str(deb) + "\n" + r.stdout + r.stderr)
-    errors = [line for line in r.stdout.splitlines() if line.startswith("E: ")]
-    if r.returncode != 0 or errors:
-        raise ToolError(f"lintian found errors in {deb.name}:\n" + "\n".join(errors or [r.stderr.strip()]), hint=f"see {log}")
-    return tuple(line for line in r.stdout.splitlines() if line.startswith("W: "))
-
-
 def _existing(config: Config, release: Release, package: str, version: str) -> tuple[Path, dict] | None:
     """The built file of ``version`` whose record still matches its bytes, with that record."""
     for deb in sorted(debs_dir(config, release).glob(f"{package}_{version}_*.deb")):
@@ -268,7 +257,8 @@ def _existing(config: Config, release: Release, package: str, version: str) -> t
     return None
 
 
-def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False) -> DebResult:
+def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False,
+              runner: Runner = RUNNER) -> DebResult:
     """Build ``venv-<project>``; with its inputs unchanged since the last build (same lock and packaging,
     so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``."""
     started = time.monotonic()
@@ -290,31 +280,19 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     shutil.copy(install, src / "requirements.txt")
 
     log = config.logs_dir("deb", release) / f"{recipe.package}_{version}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     epoch = int(parsedate_to_datetime(changelog.date).timestamp()) if changelog.date else _epoch(config, release)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(SOURCE_DATE_EPOCH=str(epoch), DEB_BUILD_OPTIONS="nocheck", LC_ALL="C.UTF-8", TZ="UTC")
-    for stale in build_root.glob(f"{recipe.package}_*"):
-        stale.unlink()
     build_started = time.monotonic()
-    with log.open("w") as handle:
-        r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, stdout=handle,
-                           stderr=subprocess.STDOUT, env=env, check=False)
+    deb = dpkg.buildpackage(src, recipe.package, version, log, epoch, runner=runner)
     build_seconds = time.monotonic() - build_started
-    if r.returncode != 0:
-        raise ToolError(f"dpkg-buildpackage failed for {recipe.package} {version}", hint=f"see {log}")
-    built = list(build_root.glob(f"{recipe.package}_{version}_*.deb"))
-    if len(built) != 1:
-        raise ToolError(f"dpkg-buildpackage made no {recipe.package}_{version}_*.deb", hint=f"see {log}")
-    check_contents(built[0], recipe, f"{config.deb.prefix}/{recipe.name}")
+    check_contents(deb, recipe, f"{config.deb.prefix}/{recipe.name}", runner=runner)
     lintian_started = time.monotonic()
-    warnings = run_lintian(built[0], log)
+    warnings = dpkg.lintian(deb, log, runner=runner)
     lintian_seconds = time.monotonic() - lintian_started
 
     out = debs_dir(config, release)
     out.mkdir(parents=True, exist_ok=True)
-    dest = out / built[0].name
-    os.replace(built[0], dest)
+    dest = out / deb.name
+    os.replace(deb, dest)
     cl = changelog_path(config, release, recipe.package)
     cl.parent.mkdir(parents=True, exist_ok=True)
     cl.write_text(str(changelog))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from stackyard.config import Config, Release
 from stackyard.errors import BuildError
 from stackyard.recipes import Recipe
 from stackyard.rootfs import Root, fresh_root, rootfs_tarball
+from stackyard.runner import RUNNER, Runner
 from stackyard.signing import SigningKey, ensure_signing_key, gpg
 
 # paths whose changes are apt's, dpkg's or the system's business, not the package's
@@ -55,14 +55,13 @@ def _files(root: Path) -> set[str]:
     return out
 
 
-def signed_flat_repo(debs: list[Path], key: SigningKey, into: Path) -> None:
+def signed_flat_repo(debs: list[Path], key: SigningKey, into: Path, *, runner: Runner = RUNNER) -> None:
     into.mkdir(parents=True)
     for deb in debs:
         shutil.copy(deb, into / deb.name)
-    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=into, capture_output=True,
-                              text=True, check=True).stdout
+    packages = runner.run(["dpkg-scanpackages", "--multiversion", "."], cwd=into, what="indexing the test repository").stdout
     (into / "Packages").write_text(packages)
-    release = subprocess.run(["apt-ftparchive", "release", "."], cwd=into, capture_output=True, text=True, check=True).stdout
+    release = runner.run(["apt-ftparchive", "release", "."], cwd=into, what="indexing the test repository").stdout
     (into / "Release").write_text(release)
     gpg(key.gnupg_home, "--yes", "--local-user", key.fingerprint, "--clearsign", "--output", str(into / "InRelease"),
         str(into / "Release"))

@@ -1,8 +1,10 @@
 """openstack-wheels-<release>: the wheelhouse as a Debian package.
 
 Installs the wheels, their PEP 503 index, SHA256SUMS and manifest under
-``/usr/share/openstack-wheels/<release>/``. Architecture ``all`` when every
-wheel is pure Python, the build architecture otherwise. The version is
+``/usr/lib/openstack-wheels/<release>/`` with the build architecture when a
+wheel is compiled, ``/usr/share/...`` with architecture ``all`` when every
+wheel is pure Python (Debian keeps /usr/share architecture-independent).
+Built, like every deb, by stackyard.dpkg (reproducible, lintian errors fail). The version is
 ``<upper-constraints date>.<n>``: ``n`` grows only when the content changes,
 so rebuilding an unchanged wheelhouse gives the same version.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -22,10 +23,12 @@ from pathlib import Path
 from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from stackyard import dpkg
 from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
-from stackyard.errors import InputError, ToolError
+from stackyard.errors import InputError
 from stackyard.lock import target_for
+from stackyard.runner import RUNNER, Runner
 from stackyard.upstream_requirements import read_source
 from stackyard.wheelhouse import read_manifest
 
@@ -37,6 +40,7 @@ class WheelsDeb:
     architecture: str
     wheels: int
     file: Path
+    lintian_warnings: tuple[str, ...] = ()
 
 
 def _templates() -> Environment:
@@ -58,7 +62,7 @@ def _next_version(state_file: Path, base: str, digest: str) -> str:
     return version
 
 
-def build_wheels_deb(config: Config, release: Release) -> WheelsDeb:
+def build_wheels_deb(config: Config, release: Release, *, runner: Runner = RUNNER) -> WheelsDeb:
     wheelhouse = config.wheelhouse_dir(release)
     manifest = read_manifest(wheelhouse)
     if manifest is None:
@@ -73,7 +77,7 @@ def build_wheels_deb(config: Config, release: Release) -> WheelsDeb:
     version = _next_version(out_dir / f".{package}.state.json", date, digest)
     pure = all(w["filename"].endswith("-none-any.whl") for w in wheels)
     architecture = "all" if pure else config.architecture
-    install_dir = f"/usr/share/openstack-wheels/{release.id}"
+    install_dir = f"/usr/{'share' if pure else 'lib'}/openstack-wheels/{release.id}"
 
     env = _templates()
     context = {
@@ -101,17 +105,11 @@ def build_wheels_deb(config: Config, release: Release) -> WheelsDeb:
         changelog.add_change(f"  * Wheelhouse of OpenStack {release.id}: {len(wheels)} wheels, upper-constraints of {date}.")
         changelog.add_change("")
         (src / "debian" / "changelog").write_text(str(changelog))
+        (src / "debian" / "copyright").write_text(env.get_template("wheels-deb/copyright.j2").render(context))
         log = config.logs_dir("wheels-deb", release) / f"{package}_{version}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        build_env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), DEB_BUILD_OPTIONS="nocheck")
-        with log.open("w") as handle:
-            r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, stdout=handle, stderr=subprocess.STDOUT, env=build_env, check=False)
-        if r.returncode != 0:
-            raise ToolError(f"dpkg-buildpackage failed for {package} {version}", hint=f"see {log}")
-        debs = list(Path(tmp).glob(f"{package}_{version}_*.deb"))
-        if len(debs) != 1:
-            raise ToolError(f"dpkg-buildpackage made no {package}_{version}_*.deb", hint=f"see {log}")
+        deb = dpkg.buildpackage(src, package, version, log, epoch, runner=runner)
+        warnings = dpkg.lintian(deb, log, runner=runner)
         out_dir.mkdir(parents=True, exist_ok=True)
-        dest = out_dir / debs[0].name
-        shutil.move(str(debs[0]), dest)
-    return WheelsDeb(package, version, architecture, len(wheels), dest)
+        dest = out_dir / deb.name
+        shutil.move(str(deb), dest)
+    return WheelsDeb(package, version, architecture, len(wheels), dest, warnings)

@@ -177,7 +177,7 @@ def test_publish_promote_and_install_from_the_signed_repository_then_upgrade_to_
 
 def test_a_recipe_naming_a_missing_console_script_fails_and_publishes_nothing(ws: Workspace) -> None:
     recipe = ws.root / "recipes" / "tinyapp.yaml"
-    recipe.write_text(recipe.read_text().replace("console_scripts: [tinyapp]", "console_scripts: [tinyapp, tinyctl]"))
+    recipe.write_text(recipe.read_text().replace("console_scripts: [tinyapp, ", "console_scripts: [tinyapp, tinyctl, "))
     shutil.rmtree(ws.root / "var" / "debs" / "2025.1" / "changelogs")
     before = sorted(p.name for p in (ws.root / "var" / "debs" / "2025.1").glob("*.deb"))
     r = ws.run("deb", "--release", "2025.1", "tinyapp", check=False)

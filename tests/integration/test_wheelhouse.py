@@ -173,9 +173,9 @@ def test_wheels_deb_installs_the_wheelhouse_with_its_index(workspace: Workspace)
     deb = Path(re.search(r"(\S+\.deb)", first.stdout).group(1))  # type: ignore[union-attr]
     assert deb.name == "openstack-wheels-2025.1_20260813.1_amd64.deb"
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
-    for path in ("usr/share/openstack-wheels/2025.1/simple/tinyext/index.html",
-                 "usr/share/openstack-wheels/2025.1/tinyext-1.0-cp311-cp311-linux_x86_64.whl",
-                 "usr/share/openstack-wheels/2025.1/manifest.json"):
+    for path in ("usr/lib/openstack-wheels/2025.1/simple/tinyext/index.html",
+                 "usr/lib/openstack-wheels/2025.1/tinyext-1.0-cp311-cp311-linux_x86_64.whl",
+                 "usr/lib/openstack-wheels/2025.1/manifest.json"):
         assert f"./{path}" in listing
     fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Architecture"], capture_output=True, text=True).stdout
     assert "Package: openstack-wheels-2025.1" in fields and "Architecture: amd64" in fields
