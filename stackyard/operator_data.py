@@ -24,6 +24,7 @@ from stackyard.apt_repo import AptRepository, PublishedPackage, final
 from stackyard.apt_repo import staging as staging_distribution
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
+from stackyard.runner import RUNNER, Runner
 from stackyard.signing import KEYRING_NAME
 
 RELEASE_PRIORITY = 990  # the host's release: above Debian (500), below a forced downgrade (1000)
@@ -84,7 +85,7 @@ def parse_project_release(config: Config, value: str) -> tuple[str, Release]:
 
 
 def apt_plan(config: Config, release: Release, *, staging: bool = False,
-             projects: Mapping[str, Release] | None = None, url: str | None = None) -> AptPlan:
+             projects: Mapping[str, Release] | None = None, url: str | None = None, runner: Runner = RUNNER) -> AptPlan:
     dist = staging_distribution if staging else final
     projects = {p: r for p, r in (projects or {}).items() if r.id != release.id}
     others = sorted({r.id: r for r in projects.values()}.values(), key=lambda r: r.id)
@@ -96,7 +97,7 @@ def apt_plan(config: Config, release: Release, *, staging: bool = False,
     pins += [AptPin(f"stackyard-{r.id}", "*", dist(r), OTHER_PRIORITY, f"OpenStack {r.id}: only the packages pinned above")
              for r in others]
     warnings = []
-    repo = AptRepository(config)
+    repo = AptRepository(config, runner)
     for source in sources:
         published = {p.name for p in repo.list(source.distribution)}
         if not published:
@@ -129,9 +130,9 @@ def apt_files(plan: AptPlan, keyring: bytes) -> dict[str, bytes]:
     return files
 
 
-def packages_of(config: Config, plan: AptPlan) -> dict[str, str]:
+def packages_of(config: Config, plan: AptPlan, *, runner: Runner = RUNNER) -> dict[str, str]:
     """Every package of the plan's release at its published version, overridden projects from theirs."""
-    repo = AptRepository(config)
+    repo = AptRepository(config, runner)
 
     def listed(release: Release) -> list[PublishedPackage]:
         return repo.list(staging_distribution(release) if plan.staging else final(release))
@@ -148,10 +149,10 @@ def packages_of(config: Config, plan: AptPlan) -> dict[str, str]:
     return dict(sorted(packages.items()))
 
 
-def puppet_data(config: Config, plan: AptPlan, armored_key: str) -> tuple[str, int]:
+def puppet_data(config: Config, plan: AptPlan, armored_key: str, *, runner: Runner = RUNNER) -> tuple[str, int]:
     """Hiera YAML for ``include stackyard`` (puppet/stackyard): ``apt::sources``, ``apt::pins`` for
     puppetlabs-apt, ``stackyard::keyrings`` and ``stackyard::packages`` (and how many packages)."""
-    packages = packages_of(config, plan)
+    packages = packages_of(config, plan, runner=runner)
     if not packages:
         dist = plan.sources[0].distribution
         raise InputError(f"nothing is published in {dist} for {plan.release.id}",

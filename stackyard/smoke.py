@@ -64,7 +64,7 @@ def signed_flat_repo(debs: list[Path], key: SigningKey, into: Path, *, runner: R
     release = runner.run(["apt-ftparchive", "release", "."], cwd=into, what="indexing the test repository").stdout
     (into / "Release").write_text(release)
     gpg(key.gnupg_home, "--yes", "--local-user", key.fingerprint, "--clearsign", "--output", str(into / "InRelease"),
-        str(into / "Release"))
+        str(into / "Release"), runner=runner)
 
 
 def _check(root: Root, checks: list[str], what: str, command: str) -> str:
@@ -76,18 +76,18 @@ def _check(root: Root, checks: list[str], what: str, command: str) -> str:
     return r.stdout
 
 
-def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path) -> SmokeResult:
+def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, runner: Runner = RUNNER) -> SmokeResult:
     log = config.logs_dir("smoke", release) / f"{deb.stem}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    key = ensure_signing_key(config.repo)
-    tarball = rootfs_tarball(config.paths.cache, config.codenames[release.codename], log)
+    key = ensure_signing_key(config.repo, runner=runner)
+    tarball = rootfs_tarball(config.paths.cache, config.codenames[release.codename], log, runner=runner)
     venv = f"{config.deb.prefix}/{recipe.name}"
     upstream = recipe.version(release.id)
     checks: list[str] = []
-    with fresh_root(tarball, log) as root:
+    with fresh_root(tarball, log, runner=runner) as root:
         repo = root.path / "srv" / "stackyard-test"
-        signed_flat_repo([deb], key, repo)
+        signed_flat_repo([deb], key, repo, runner=runner)
         shutil.copy(key.keyring, root.path / "usr/share/keyrings/stackyard-test.gpg")
         (root.path / "etc/apt/sources.list.d/stackyard-test.list").write_text(
             "deb [signed-by=/usr/share/keyrings/stackyard-test.gpg] file:/srv/stackyard-test ./\n")
