@@ -134,7 +134,7 @@ def packaging_digest(config: Config, recipe: Recipe) -> str:
     return h.hexdigest()
 
 
-def newest_published(config: Config, release: Release, package: str) -> str | None:
+def newest_published(config: Config, release: Release, package: str, *, runner: Runner = RUNNER) -> str | None:
     """The highest version of ``package`` in the release's distributions, if any."""
     from debian.debian_support import version_compare
 
@@ -142,19 +142,20 @@ def newest_published(config: Config, release: Release, package: str) -> str | No
 
     if not (config.repo.path / "db").exists():
         return None
-    repo = AptRepository(config)
+    repo = AptRepository(config, runner)
     versions = [p.version for dist in (staging(release), final(release)) for p in repo.list(dist) if p.name == package]
     return max(versions, key=functools.cmp_to_key(version_compare)) if versions else None
 
 
-def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str) -> tuple[Changelog, bool]:
+def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str, *,
+                   runner: Runner = RUNNER) -> tuple[Changelog, bool]:
     file = changelog_path(config, release, recipe.package)
     changelog = Changelog(file.read_text()) if file.exists() else Changelog()
     previous_version = str(changelog.version) if file.exists() else None
     previous_inputs = recorded_inputs(changelog[0].changes()) if file.exists() else {}
     seeded = None
     if previous_version is None:  # no changelog kept here: never reuse a published version
-        previous_version = seeded = newest_published(config, release, recipe.package)
+        previous_version = seeded = newest_published(config, release, recipe.package, runner=runner)
     inputs = {"lock": _lock_digest(lock_text), "packaging": packaging_digest(config, recipe)}
     upstream = recipe.version(release.id)
     decision = decide(previous_version, previous_inputs, upstream, release.id, inputs)
@@ -264,7 +265,7 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     started = time.monotonic()
     install = verify_wheelhouse(config, release, recipe)
     lock_text = lock_path(config, release, recipe.name).read_text()
-    changelog, new_entry = next_changelog(config, release, recipe, lock_text)
+    changelog, new_entry = next_changelog(config, release, recipe, lock_text, runner=runner)
     version = str(changelog.version)
     found = None if new_entry or rebuild else _existing(config, release, recipe.package, version)
     if found is not None:
