@@ -20,6 +20,7 @@ from stackyard.config import Config, Release, load_config
 from stackyard.errors import BuildError, InputError, StackyardError
 from stackyard.recipes import load_recipes, select
 from stackyard.render import ConsoleReporter, table
+from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
     from stackyard.operator_data import AptPlan
@@ -61,7 +62,8 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     origin = args.origin or release.upstream
-    source = update_requirements(config, release, origin, Http(config.index.retries, config.index.timeout))
+    source = update_requirements(config, release, origin, Http(config.index.retries, config.index.timeout),
+                                 runner=args.runner)
     print(f"{config.requirements_dir(release)}: updated from {source.origin} (commit {source.commit})")
     return 0
 
@@ -116,7 +118,7 @@ def cmd_bindep(args: argparse.Namespace) -> int:
         file = config.requirements_dir(release) / "bindep.txt"
         packages = bindep.packages_for(bindep.parse_bindep(file.read_text(), file), release.codename)
         if args.install:
-            installed = bindep.ensure_installed(packages, file)
+            installed = bindep.ensure_installed(packages, file, runner=args.runner)
             print(f"{release.id}: {len(packages)} build dependencies present" + (f", installed {' '.join(installed)}" if installed else ""))
         else:
             print(" ".join(packages))
@@ -136,9 +138,11 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
         chosen = [r for r in recipes.values() if lock_path(config, release, r.name).exists()]
     bindep_file = config.requirements_dir(release) / "bindep.txt"
-    bindep.ensure_installed(bindep.packages_for(bindep.parse_bindep(bindep_file.read_text(), bindep_file), release.codename), bindep_file)
+    bindep.ensure_installed(bindep.packages_for(bindep.parse_bindep(bindep_file.read_text(), bindep_file), release.codename), bindep_file,
+                            runner=args.runner)
     result = build_wheelhouse(
-        config, release, chosen, upper_constraints=args.all, reporter=ConsoleReporter(), allowed_failures=set(args.allow_fail)
+        config, release, chosen, upper_constraints=args.all, reporter=ConsoleReporter(), allowed_failures=set(args.allow_fail),
+        runner=args.runner,
     )
     rows = [[k, str(v)] for k, v in result.counts.items() if v] + [["seconds", f"{result.seconds:.1f}"]]
     print(table(["outcome", "count"], rows))
@@ -158,7 +162,7 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    result = build_wheels_deb(config, release)
+    result = build_wheels_deb(config, release, runner=args.runner)
     print(table(["package", "version", "architecture", "wheels", "file"],
                 [[result.package, result.version, result.architecture, str(result.wheels), str(result.file)]]))
     return 0
@@ -174,7 +178,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
     rows = []
     for recipe in recipes:
         print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
-        result = build_deb(config, release, recipe, rebuild=args.rebuild)
+        result = build_deb(config, release, recipe, rebuild=args.rebuild, runner=args.runner)
         if result.unchanged:
             print(f"    unchanged: {result.file.name} (same lock and packaging; --rebuild builds it again)",
                   file=sys.stderr, flush=True)
@@ -193,7 +197,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
             smoke = "passed before"
         elif not args.no_smoke:
             print(f"==> deb {recipe.package}: smoke test in a clean {release.codename} root", file=sys.stderr, flush=True)
-            tested = smoke_test(config, release, recipe, result.file)
+            tested = smoke_test(config, release, recipe, result.file, runner=args.runner)
             smoke = f"passed ({len(tested.checks)} checks)"
         state = "unchanged" if result.unchanged else ("new" if result.new_entry else "same")
         rows.append([result.package, result.version, state, str(len(result.lintian_warnings)),
@@ -244,7 +248,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     debs = _release_debs(config, release, args.projects)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
-    _print_packages(AptRepository(config).publish(release, debs))
+    _print_packages(AptRepository(config, args.runner).publish(release, debs))
     print(f"published {len(debs)} packages to {staging(release)} in {config.repo.path}")
     return 0
 
@@ -265,7 +269,8 @@ def _apt_plan(args: argparse.Namespace, config: Config) -> AptPlan:
     from stackyard.operator_data import apt_plan, parse_project_release
 
     projects = dict(parse_project_release(config, value) for value in args.project)
-    return apt_plan(config, config.release(args.release), staging=args.staging, projects=projects, url=args.url)
+    return apt_plan(config, config.release(args.release), staging=args.staging, projects=projects, url=args.url,
+                    runner=args.runner)
 
 
 def cmd_apt_config(args: argparse.Namespace) -> int:
@@ -305,7 +310,7 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
     armored = config.repo.path / "stackyard-archive-keyring.asc"
     suffix = "-staging" if args.staging else ""
     out = Path(args.output) if args.output else config.paths.output / "puppet" / f"{plan.release.id}{suffix}.yaml"
-    text, count = puppet_data(config, plan, armored.read_text() if armored.exists() else "")
+    text, count = puppet_data(config, plan, armored.read_text() if armored.exists() else "", runner=args.runner)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"{out}: {count} packages of {plan.release.id}"
@@ -474,8 +479,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, runner: Runner | None = None) -> int:
+    """``runner``: the tool runner of every command (default: stackyard.runner.RUNNER; unit tests pass a fake)."""
     args = parser().parse_args(argv)
+    args.runner = runner if runner is not None else RUNNER
     if args.command == "wheels" and args.projects and args.all:
         print("stackyard: error: give PROJECT... or --all, not both", file=sys.stderr)
         return 2

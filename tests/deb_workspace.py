@@ -4,8 +4,10 @@ and a FakeRunner that answers dpkg-buildpackage (writing the .deb it would make)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from debian.changelog import Changelog
 from stackyard.config import Config, Release
 from stackyard.lock import lock_path
 from stackyard.runner import Call
+from tests.fake_repo import gpg_prefix, with_key
 from tests.fakes import FakeRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +77,36 @@ def built(call: Call) -> None:
 
 def listing(*paths: str) -> str:
     return "".join(f"-rwxr-xr-x root/root 100 2025-06-01 00:00 .{p}\n" for p in paths)
+
+
+ROOT_DIRS = ("etc/apt/sources.list.d", "usr/share/keyrings", "usr/bin", "var/lib/dpkg", "tmp")
+
+
+def rootfs(call: Call) -> None:
+    """What mmdebstrap writes: a tarball of a small root."""
+    with tarfile.open(call.argv[-2], "w") as tf:
+        for d in ROOT_DIRS:
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tf.addfile(info)
+        data = b"root:x:0:0:root:/root:/bin/sh\n"
+        f = tarfile.TarInfo("etc/passwd")
+        f.size = len(data)
+        tf.addfile(f, io.BytesIO(data))
+
+
+def smoke_runner(config: Config, fake: FakeRunner | None = None) -> FakeRunner:
+    """Answers what a smoke test runs outside its root: gpg (the key, its exported keyring), mmdebstrap, the indexers.
+
+    Commands in the root (chroot) exit 0 with no output unless ``fake`` answers them."""
+    fake = with_key(config, fake)
+    fake.reply(*gpg_prefix(config), "--yes", "--output",
+               effect=lambda call: Path(call.argv[call.argv.index("--output") + 1]).write_bytes(b"\x99key"))
+    fake.reply("mmdebstrap", effect=rootfs)
+    fake.reply("dpkg-scanpackages", stdout="Package: venv-x\n")
+    fake.reply("apt-ftparchive", stdout="Origin: test\n")
+    return fake
 
 
 def deb_runner(fake: FakeRunner | None = None, *, contents: tuple[str, ...] = ("/opt/openstack/tiny/bin/tiny-manage",),

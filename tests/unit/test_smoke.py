@@ -3,10 +3,8 @@ leftovers after the purge, the recorded verdict (no process runs: chroot, mount,
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import tarfile
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -17,10 +15,9 @@ from stackyard.config import Config, Release
 from stackyard.recipes import Recipe, load_recipe
 from stackyard.runner import Call, Completed
 from stackyard.smoke import SmokeTestError, passed, signed_flat_repo, smoke_test
-from tests.fake_repo import FPR, gpg_prefix, with_key
+from tests.deb_workspace import smoke_runner
+from tests.fake_repo import FPR
 from tests.fakes import FakeRunner
-
-ROOT_DIRS = ("etc/apt/sources.list.d", "usr/share/keyrings", "usr/bin", "var/lib/dpkg", "tmp")
 
 
 class RootRunner(FakeRunner):
@@ -50,29 +47,10 @@ class RootRunner(FakeRunner):
         return Completed(0)
 
 
-def _rootfs(call: Call) -> None:
-    """What mmdebstrap writes: a tarball of a small root."""
-    with tarfile.open(call.argv[-2], "w") as tf:
-        for d in ROOT_DIRS:
-            info = tarfile.TarInfo(d)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            tf.addfile(info)
-        data = b"root:x:0:0:root:/root:/bin/sh\n"
-        f = tarfile.TarInfo("etc/passwd")
-        f.size = len(data)
-        tf.addfile(f, io.BytesIO(data))
-
-
 @pytest.fixture
 def runner(config: Config) -> RootRunner:
     fake = RootRunner()
-    with_key(config, fake)
-    fake.reply(*gpg_prefix(config), "--yes", "--output",
-               effect=lambda call: Path(call.argv[call.argv.index("--output") + 1]).write_bytes(b"\x99key"))
-    fake.reply("mmdebstrap", effect=_rootfs)
-    fake.reply("dpkg-scanpackages", stdout="Package: venv-x\n")
-    fake.reply("apt-ftparchive", stdout="Origin: test\n")
+    smoke_runner(config, fake)
     return fake
 
 
