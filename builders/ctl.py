@@ -87,7 +87,7 @@ def worker_dir(settings: BuildbotSettings, name: str) -> Path:
     return settings.basedir.parent / "buildbot-workers" / name
 
 
-def up(config_file: Path) -> list[str]:
+def up(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
     config = load_config(config_file)
     settings = config.buildbot
     env = _env(config.file)
@@ -97,15 +97,15 @@ def up(config_file: Path) -> list[str]:
     if not (basedir / "buildbot.tac").exists():
         basedir.parent.mkdir(parents=True, exist_ok=True)
         _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
-              "--config", str(ROOT / "master.cfg"), str(basedir)], env, log)
+              "--config", str(ROOT / "master.cfg"), str(basedir)], env, log, runner=runner)
         (basedir / "master.cfg.sample").unlink(missing_ok=True)
     if running(basedir):
         # what 'buildbot reconfig' does, without waiting on the log: it reloads master.cfg (recipes, config)
         os.kill(int((basedir / "twistd.pid").read_text().strip()), signal.SIGHUP)
         said.append(f"master: already running, asked to reload its configuration: {settings.url}")
     else:
-        _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env, log)
-        _run([str(BIN / "buildbot"), "start", str(basedir)], env, log)
+        _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env, log, runner=runner)
+        _run([str(BIN / "buildbot"), "start", str(basedir)], env, log, runner=runner)
         said.append(f"master: {settings.url} (log: {basedir / 'twistd.log'})")
     for w in settings.workers:
         if w.name != LOCAL:
@@ -113,18 +113,19 @@ def up(config_file: Path) -> list[str]:
         wdir = worker_dir(settings, w.name)
         if needs_password(wdir):
             wdir.parent.mkdir(parents=True, exist_ok=True)
-            create_worker(wdir, f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password), env, log)
+            create_worker(wdir, f"{settings.worker_host}:{settings.worker_port}", w.name, secret_value(w.password), env, log,
+                          runner=runner)
         if running(wdir):
             said.append(f"worker {w.name}: already running ({wdir})")
             continue
-        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env, log)
+        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env, log, runner=runner)
         said.append(f"worker {w.name}: {wdir}")
     for u in settings.users:
         said.append(f"web user {u.name}: password in {u.password.describe()}")
     return said
 
 
-def down(config_file: Path) -> list[str]:
+def down(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
     settings = load_config(config_file).buildbot
     env = _env(config_file.resolve())
     log = _log(settings)
@@ -132,10 +133,10 @@ def down(config_file: Path) -> list[str]:
     for w in settings.workers:
         wdir = worker_dir(settings, w.name)
         if running(wdir):
-            _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, log, ok=(0, 1))
+            _run([str(BIN / "buildbot-worker"), "stop", str(wdir)], env, log, ok=(0, 1), runner=runner)
             said.append(f"worker {w.name}: stopped")
     if running(settings.basedir):
-        _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, log, ok=(0, 1))
+        _run([str(BIN / "buildbot"), "stop", str(settings.basedir)], env, log, ok=(0, 1), runner=runner)
         said.append("master: stopped")
     return said or ["nothing was running"]
 
