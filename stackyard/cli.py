@@ -339,7 +339,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     rows = []
     for recipe in recipes:
         print(f"==> image {recipe.image.name} ({release.id}) from {recipe.package} in {distribution}", file=sys.stderr, flush=True)
-        result = build_image(config, release, recipe, client, distribution=distribution, report=reporter)
+        result = build_image(config, release, recipe, client, distribution=distribution, report=reporter, runner=args.runner)
         if registry is not None and password is not None:
             result = push_image(config, release, result, client, password, registry, reporter)
         r = result.record

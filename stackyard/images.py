@@ -43,6 +43,7 @@ from stackyard.recipes import Recipe
 from stackyard.registry_client import Registry
 from stackyard.repo_server import RepoServer
 from stackyard.rootfs import rootfs_tarball
+from stackyard.runner import RUNNER, Runner
 
 # what every image has before its project arrives
 BASE_PACKAGES = ("ca-certificates", "adduser", "python3", "sudo", "netbase")
@@ -142,8 +143,9 @@ def _upstream_revision(deb: DebFile, recipe: Recipe, memo: Path) -> str:
     return revision
 
 
-def published_deb(config: Config, release: Release, recipe: Recipe, distribution: str) -> PublishedDeb:
-    listed = {p.name: p for p in AptRepository(config).list(distribution)}
+def published_deb(config: Config, release: Release, recipe: Recipe, distribution: str, *,
+                  runner: Runner = RUNNER) -> PublishedDeb:
+    listed = {p.name: p for p in AptRepository(config, runner).list(distribution)}
     found = listed.get(recipe.package)
     if found is None:
         raise InputError(f"{recipe.package} is not published in {distribution}",
@@ -189,10 +191,11 @@ def project_template(config: Config, recipe: Recipe) -> str:
     return own if (config.paths.images / own).exists() else "project.Dockerfile.j2"
 
 
-def ensure_base(config: Config, release: Release, client: docker.DockerClient, log: Path, report: Reporter) -> str:
+def ensure_base(config: Config, release: Release, client: docker.DockerClient, log: Path, report: Reporter, *,
+                runner: Runner = RUNNER) -> str:
     """The base image for the release's codename: made from a local rootfs when its inputs change."""
     codename = config.codenames[release.codename]
-    tarball = rootfs_tarball(config.paths.cache, codename, log, BASE_PACKAGES, BASE_OPTIONS, flavour="image")
+    tarball = rootfs_tarball(config.paths.cache, codename, log, BASE_PACKAGES, BASE_OPTIONS, flavour="image", runner=runner)
     dockerfile = render(config, "base.Dockerfile.j2", codename=codename.name)
     key = hashlib.sha256(dockerfile.encode() + b"\0" + sha256_file(tarball).encode()).hexdigest()[:12]
     tag = f"stackyard-base:{codename.name}-{key}"
@@ -211,13 +214,14 @@ def ensure_base(config: Config, release: Release, client: docker.DockerClient, l
 
 
 def build_image(config: Config, release: Release, recipe: Recipe, client: docker.DockerClient, *,
-                distribution: str | None = None, nocache: bool = False, report: Reporter = discard) -> ImageResult:
+                distribution: str | None = None, nocache: bool = False, report: Reporter = discard,
+                runner: Runner = RUNNER) -> ImageResult:
     started = time.monotonic()
     spec = recipe.image
     log = config.logs_dir("image", release) / f"{spec.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    deb = published_deb(config, release, recipe, distribution or staging(release))
-    base = ensure_base(config, release, client, log, report)
+    deb = published_deb(config, release, recipe, distribution or staging(release), runner=runner)
+    base = ensure_base(config, release, client, log, report, runner=runner)
     keyring = config.repo.path / KEYRING
     if not keyring.exists():
         raise InputError(f"{keyring}: missing", hint=f"publish first: stackyard publish --release {release.id}")
