@@ -163,8 +163,10 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     result = build_wheels_deb(config, release, runner=args.runner)
-    print(table(["package", "version", "architecture", "wheels", "file"],
-                [[result.package, result.version, result.architecture, str(result.wheels), str(result.file)]]))
+    print(table(["package", "version", "architecture", "wheels", "build", "file"],
+                [[result.package, result.version, result.architecture, str(result.wheels),
+                  "unchanged" if result.unchanged else f"built, lintian: {len(result.lintian_warnings)} warnings",
+                  str(result.file)]]))
     return 0
 
 
@@ -232,7 +234,12 @@ def _release_debs(config: Config, release: Release, projects: list[str]) -> list
     if wheels:
         from debian.debian_support import version_compare
 
-        debs.append(max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1]))))
+        from stackyard.apt_repo import AptRepository, staging
+
+        newest = max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1])))
+        present = {(p.name, p.version) for p in AptRepository(config).list(staging(release))}
+        if (f"openstack-wheels-{release.id}", newest.name.split("_")[1]) not in present:
+            debs.append(newest)  # once per version: its projects' publishes do not add it again
     return debs
 
 

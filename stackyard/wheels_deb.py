@@ -41,6 +41,7 @@ class WheelsDeb:
     wheels: int
     file: Path
     lintian_warnings: tuple[str, ...] = ()
+    unchanged: bool = False  # the file of this version was there: not built again
 
 
 def _templates() -> Environment:
@@ -62,7 +63,7 @@ def _next_version(state_file: Path, base: str, digest: str) -> str:
     return version
 
 
-def build_wheels_deb(config: Config, release: Release, *, runner: Runner = RUNNER) -> WheelsDeb:
+def build_wheels_deb(config: Config, release: Release, *, rebuild: bool = False, runner: Runner = RUNNER) -> WheelsDeb:
     wheelhouse = config.wheelhouse_dir(release)
     manifest = read_manifest(wheelhouse)
     if manifest is None:
@@ -78,6 +79,9 @@ def build_wheels_deb(config: Config, release: Release, *, runner: Runner = RUNNE
     pure = all(w["filename"].endswith("-none-any.whl") for w in wheels)
     architecture = "all" if pure else config.architecture
     install_dir = f"/usr/{'share' if pure else 'lib'}/openstack-wheels/{release.id}"
+    built = sorted(out_dir.glob(f"{package}_{version}_*.deb"))
+    if built and not rebuild:  # the version names the wheelhouse's content: nothing changed, nothing rebuilt
+        return WheelsDeb(package, version, architecture, len(wheels), built[0], unchanged=True)
 
     env = _templates()
     context = {

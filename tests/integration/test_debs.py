@@ -260,14 +260,17 @@ def test_publish_takes_the_wheels_deb_along_and_a_failure_part_way_restores_the_
     ws.run("wheels-deb", "--release", "2025.1")
     out = ws.run("publish", "--release", "2025.1").stdout
     assert "openstack-wheels-2025.1" in out and "venv-tinyapp" in out
+    again = ws.run("publish", "--release", "2025.1", "tinyapp").stdout  # the wheels deb is there: not added twice
+    assert "published 1 packages" in again, again
     inrelease = ws.root / "var/repo/dists/bookworm-2025.1-staging/InRelease"
     before = inrelease.read_bytes()
 
     ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")  # a new, tested venv-tinyapp ...
     prepare(ws)
     ws.run("deb", "--release", "2025.1", "tinyapp")
-    wheels_deb = next((ws.root / "var/debs/2025.1").glob("openstack-wheels-2025.1_*.deb"))
-    wheels_deb.write_bytes(wheels_deb.read_bytes()[:4096])  # ... and a damaged wheels deb after it
+    ws.run("wheels-deb", "--release", "2025.1")
+    wheels_deb = next((ws.root / "var/debs/2025.1").glob("openstack-wheels-2025.1_*.2_*.deb"))
+    wheels_deb.write_bytes(wheels_deb.read_bytes()[:4096])  # ... and the new wheels deb damaged after it
     r = ws.run("publish", "--release", "2025.1", check=False)
     assert r.returncode == 6, r.stderr
     assert inrelease.read_bytes() == before
