@@ -82,7 +82,7 @@ test: deps
 	$(call PYTEST,tests/unit tests/integration tests/e2e)
 
 test-unit: $(VENV)/.deps-stamp
-	$(call PYTEST,tests/unit)
+	$(call PYTEST,tests/unit --cov=stackyard --cov=builders --cov-report=term --cov-fail-under=80)
 
 test-integration: deps
 	$(call PYTEST,tests/integration)

@@ -208,7 +208,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
     return 0
 
 
-def _release_debs(config: Config, release: Release, projects: list[str]) -> list[Path]:
+def _release_debs(config: Config, release: Release, projects: list[str], runner: Runner = RUNNER) -> list[Path]:
     from stackyard.deb_build import changelog_path, debs_dir
     from stackyard.smoke import passed
 
@@ -237,7 +237,7 @@ def _release_debs(config: Config, release: Release, projects: list[str]) -> list
         from stackyard.apt_repo import AptRepository, staging
 
         newest = max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1])))
-        present = {(p.name, p.version) for p in AptRepository(config).list(staging(release))}
+        present = {(p.name, p.version) for p in AptRepository(config, runner).list(staging(release))}
         if (f"openstack-wheels-{release.id}", newest.name.split("_")[1]) not in present:
             debs.append(newest)  # once per version: its projects' publishes do not add it again
     return debs
@@ -252,7 +252,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    debs = _release_debs(config, release, args.projects)
+    debs = _release_debs(config, release, args.projects, args.runner)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
     _print_packages(AptRepository(config, args.runner).publish(release, debs))

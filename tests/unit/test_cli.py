@@ -216,8 +216,12 @@ def test_wheels_deb_prints_what_it_packaged(config: Config, run: Run, release) -
                                                          "openstack-wheels-2025.1_20250601.1_all.deb").write_bytes(b"d"))
     code, out, _ = run(config, "wheels-deb", "--release", "2025.1", runner=fake)
     assert code == 0
-    assert table_rows(out, "package") == [["openstack-wheels-2025.1", "20250601.1", "all", "2",
-                                           str(debs_dir(config, release) / "openstack-wheels-2025.1_20250601.1_all.deb")]]
+    file = str(debs_dir(config, release) / "openstack-wheels-2025.1_20250601.1_all.deb")
+    assert table_rows(out, "package") == [["openstack-wheels-2025.1", "20250601.1", "all", "2", "built, lintian: 1 warnings", file]]
+    calls = len(fake.calls)
+    code, out, _ = run(config, "wheels-deb", "--release", "2025.1", runner=fake)
+    assert table_rows(out, "package") == [["openstack-wheels-2025.1", "20250601.1", "all", "2", "unchanged", file]]
+    assert len(fake.calls) == calls  # nothing built or linted again
 
 
 def test_wheels_deb_without_a_wheelhouse_exits_2(config: Config, run: Run) -> None:
@@ -305,14 +309,14 @@ def test_publish_refuses_a_package_that_was_not_smoke_tested(config: Config, run
     assert fake.calls == []
 
 
-def test_publish_takes_the_tested_debs_and_the_newest_wheels_deb(config: Config, run: Run, release) -> None:  # type: ignore[no-untyped-def]
+def test_publish_takes_the_tested_debs_and_the_newest_wheels_deb_once(config: Config, run: Run, release) -> None:  # type: ignore[no-untyped-def]
     workspace(config, release)
     assert run(config, "deb", "--release", "2025.1", "tiny", runner=deb_and_smoke(config))[0] == 0
     out_dir = debs_dir(config, release)
     for version in ("20250601.2", "20250601.10", "20250530.11"):
         (out_dir / f"openstack-wheels-2025.1_{version}_all.deb").write_bytes(b"wheels")
     fake = published(config, {"bookworm-2025.1-staging": [("venv-tiny", "1.2.0-2025.1.1"),
-                                                           ("openstack-wheels-2025.1", "20250601.10")]})
+                                                           ("openstack-wheels-2025.1", "20250601.2")]})
     code, out, _ = run(config, "publish", "--release", "2025.1", runner=fake)
     assert code == 0
     included = [c.argv[-1] for c in fake.calls if "includedeb" in c.argv]
@@ -320,8 +324,14 @@ def test_publish_takes_the_tested_debs_and_the_newest_wheels_deb(config: Config,
                         str(out_dir / "openstack-wheels-2025.1_20250601.10_all.deb")]  # by Debian version, not by name
     assert all(c.argv[c.argv.index("includedeb") + 1] == "bookworm-2025.1-staging" for c in fake.calls if "includedeb" in c.argv)
     assert table_rows(out, "distribution") == [["bookworm-2025.1-staging", "venv-tiny", "1.2.0-2025.1.1", "amd64"],
-                                               ["bookworm-2025.1-staging", "openstack-wheels-2025.1", "20250601.10", "amd64"]]
+                                               ["bookworm-2025.1-staging", "openstack-wheels-2025.1", "20250601.2", "amd64"]]
     assert out.endswith(f"published 2 packages to bookworm-2025.1-staging in {config.repo.path}\n")
+    # that version of the wheels deb in staging: a project's next publish does not add it again
+    fake = published(config, {"bookworm-2025.1-staging": [("openstack-wheels-2025.1", "20250601.10")]})
+    code, out, _ = run(config, "publish", "--release", "2025.1", "tiny", runner=fake)
+    assert code == 0 and [c.argv[-1] for c in fake.calls if "includedeb" in c.argv] == [
+        str(out_dir / "venv-tiny_1.2.0-2025.1.1_amd64.deb")]
+    assert out.endswith("published 1 packages to bookworm-2025.1-staging in " + str(config.repo.path) + "\n")
 
 
 def test_a_failing_reprepro_exits_6_naming_the_repository_log(config: Config, run: Run, release) -> None:  # type: ignore[no-untyped-def]

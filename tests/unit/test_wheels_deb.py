@@ -78,8 +78,14 @@ def test_one_compiled_wheel_makes_it_architecture_specific_under_usr_lib(config:
 
 def test_the_version_moves_only_when_the_wheelhouse_or_its_date_does(config: Config, release: Release) -> None:
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl")
-    assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.1"
-    assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.1"  # unchanged: same version
+    first = build_wheels_deb(config, release, runner=Builds())
+    assert first.version == "20250601.1" and not first.unchanged
+    fake = Builds()
+    again = build_wheels_deb(config, release, runner=fake)  # unchanged: same version, that file stands
+    assert again.unchanged and again.version == "20250601.1" and again.file == first.file and fake.calls == []
+    rebuilt = build_wheels_deb(config, release, rebuild=True, runner=fake)
+    assert not rebuilt.unchanged and rebuilt.version == "20250601.1" and [c.argv[0] for c in fake.calls] == [
+        "dpkg-buildpackage", "lintian"]
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", "pbr-6.1.0-py2.py3-none-any.whl")
     assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.2"
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", "pbr-6.1.0-py2.py3-none-any.whl", source_date="2025-07-15")
