@@ -12,10 +12,10 @@ export PIP_CONFIG_FILE := /dev/null
 # from each release's bindep.txt via 'stackyard bindep --install'); chromium is for
 # the headless screenshot test of the Buildbot web UI.
 DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certificates \
-	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd \
+	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd systemd-container \
 	docker.io docker-registry skopeo apache2-utils openssl curl chromium
 
-.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down
+.PHONY: deps demo test test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down verify
 
 deps: $(VENV)/.deps-stamp
 	$(STACKYARD) bindep --install --release all
@@ -40,6 +40,7 @@ demo: deps
 	$(STACKYARD) wheels-deb --release $(RELEASE)
 	$(STACKYARD) deb --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) publish --release $(RELEASE) $(PROJECTS)
+	$(STACKYARD) verify --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) promote --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) puppet-data --release $(RELEASE)
 	$(STACKYARD) apt-config --release $(RELEASE)
@@ -64,7 +65,13 @@ up: $(VENV)/.deps-stamp
 	$(MAKE) buildbot-up
 
 down: buildbot-down
-	@if [ -x $(STACKYARD) ]; then $(STACKYARD) services down; fi
+	@if [ -x $(STACKYARD) ]; then $(STACKYARD) services down; $(STACKYARD) verify --clean; fi
+
+# A control plane from the release's staging packages (every project verify knows
+# unless VERIFY_PROJECTS names some) answers the scenario; promote requires it.
+VERIFY_PROJECTS ?=
+verify: deps
+	$(STACKYARD) verify --release $(RELEASE) $(VERIFY_PROJECTS)
 
 # Buildbot master (var/buildbot, SQLite) and the local worker; web UI on
 # http://127.0.0.1:8010/ (user admin, password in var/buildbot/secrets/user-admin)
@@ -95,9 +102,10 @@ bench: deps
 	$(VENV)/bin/python bench/deb
 	$(VENV)/bin/python bench/image
 	$(VENV)/bin/python bench/lock
+	$(VENV)/bin/python bench/verify
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image bench/lock master.cfg
+	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image bench/lock bench/verify master.cfg
 
 clean:
 	rm -rf var

@@ -125,10 +125,20 @@ class AptRepository:
                 self.reprepro("includedeb", staging(release), str(deb))
         return self.list(staging(release))
 
-    def promote(self, release: Release, packages: list[str]) -> tuple[list[PublishedPackage], str]:
+    def promote(self, release: Release, packages: list[str], *, force: str | None = None) -> tuple[list[PublishedPackage], str]:
+        """Copy ``packages`` (default: every staged one) from staging to the release's distribution and snapshot it.
+
+        Only packages whose staged file passed ``stackyard verify`` go (the wheels deb travels along): the
+        latest verify record that installed that very version must have passed. ``force`` (a reason)
+        promotes without one; the reason goes into the snapshot's record (``promotion.json``)."""
+        import json
+
+        from stackyard.verify.record import promotion_note, read_packages_index, refusals
+
         with self._writing():
             self._configure()
-            available = {p.name for p in self.list(staging(release))}
+            staged = {p.name: p.version for p in self.list(staging(release))}
+            available = set(staged)
             names = packages or sorted(available)
             wheels = f"openstack-wheels-{release.id}"
             if wheels in available and wheels not in names:
@@ -139,10 +149,28 @@ class AptRepository:
                     f"not in {staging(release)}: {', '.join(unknown)}",
                     hint=f"publish first: stackyard publish --release {release.id} ...",
                 )
+            verify_dir = self.config.paths.output / "verify" / release.id
+            if force is None and names:
+                index = read_packages_index(self.base / "dists" / staging(release), self.config.repo.component,
+                                            self.config.architecture)
+                refused = refusals(verify_dir, {n: index.get(n) or staged[n] for n in names})
+                if refused:
+                    raise InputError(
+                        f"not promoted: {len(refused)} of {len(names)} packages {'has' if len(refused) == 1 else 'have'} "
+                        "no passing verify record:\n  "
+                        + "\n  ".join(refused.values()),
+                        hint=f"stackyard verify --release {release.id} "
+                             + " ".join(sorted(n.removeprefix("venv-") for n in refused))
+                             + f" (or, knowing why: stackyard promote --release {release.id} --force REASON)",
+                    )
             if names:
                 self.reprepro("copy", final(release), staging(release), *names)
             snapshot = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             self.reprepro("gensnapshot", final(release), snapshot)
+            note = promotion_note(release.id, {n: staged[n] for n in names}, force, verify_dir, snapshot)
+            target = self.base / "dists" / final(release) / "snapshots" / snapshot / "promotion.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(note, indent=1) + "\n")
         return self.list(final(release)), snapshot
 
     def list(self, distribution: str) -> list[PublishedPackage]:

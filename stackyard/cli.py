@@ -266,9 +266,48 @@ def cmd_promote(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     packages = [p if p.startswith(("venv-", "openstack-wheels-")) else f"venv-{p}" for p in args.projects]
-    listed, snapshot = AptRepository(config).promote(release, packages)
+    if args.force is not None and not args.force.strip():
+        raise InputError("--force needs a reason", hint='e.g. --force "hotfix: verify cannot run keystone-only changes"')
+    listed, snapshot = AptRepository(config).promote(release, packages, force=args.force)
     _print_packages(listed)
-    print(f"promoted to {final(release)}; snapshot {snapshot}")
+    forced = f" (forced without a passing verify: {args.force})" if args.force else ""
+    print(f"promoted to {final(release)}; snapshot {snapshot}{forced}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from stackyard.verify.container import clean_leftovers
+    from stackyard.verify.plan import Override
+    from stackyard.verify.run import verify, workdir_of
+
+    config = _config(args)
+    if args.clean:  # make down: a container a killed verify left, its mounts, its root
+        releases = list(config.releases.values()) if args.release in (None, "all") else [config.release(args.release)]
+        for release in releases:
+            workdir = workdir_of(config, release)
+            if workdir.exists():
+                for line in clean_leftovers(workdir, workdir / "verify.log") or [f"{workdir}: nothing left running"]:
+                    print(f"verify {release.id}: {line}")
+        return 0
+    if not args.release:
+        raise InputError("verify needs --release (or --clean)")
+    release = config.release(args.release)
+    overrides = tuple(Override.parse(o) for o in args.set)
+    result = verify(config, release, args.projects, promoted=args.promoted, overrides=overrides,
+                    report=ConsoleReporter(), keep=args.keep)
+    record = result.record
+    rows = []
+    for step in record.steps:
+        if step.kind == "unit":
+            rows.append([step.service, step.state, step.api or "-", "", f"{step.seconds:.1f}"])
+        else:
+            rows.append([step.service or "-", "", "", f"{step.name}" + (f": {step.detail}" if step.detail else ""),
+                         f"{step.seconds:.1f}"])
+    print(table(["service", "unit state", "API answered", "scenario step", "seconds"], rows))
+    phases = ", ".join(f"{k} {v:.0f}s" for k, v in record.phases.items())
+    print(f"verify {release.id}: passed in {record.seconds:.0f}s ({phases}); peak memory "
+          f"{record.peak_memory_bytes / 2**30:.1f} GiB; {len(record.packages)} packages from {record.distribution}")
+    print(f"record: {result.path}")
     return 0
 
 
@@ -449,7 +488,21 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("promote", help="copy packages from staging to <codename>-<release> and snapshot")
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s.add_argument("--force", metavar="REASON",
+                   help="promote without a passing verify record for the staged versions; REASON goes into the snapshot's record")
     s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("verify", help="boot a bookworm machine, install the release's packages, run a control plane and a scenario")
+    s.add_argument("--release", help="the release whose staging (or, with --promoted, promoted) packages are installed")
+    s.add_argument("projects", nargs="*", metavar="PROJECT",
+                   help="default: keystone glance placement nova python-openstackclient (what they need is added)")
+    s.add_argument("--promoted", action="store_true", help="install from <codename>-<release> instead of its staging")
+    s.add_argument("--set", action="append", default=[], metavar="FILE:SECTION.KEY=VALUE",
+                   help="change one option of a configuration file verify writes (repeatable)")
+    s.add_argument("--keep", action="store_true", help="keep the root after a passing verify too (until the next one)")
+    s.add_argument("--clean", action="store_true",
+                   help="only kill a container a killed verify left, unmount and remove its root (every release without --release)")
+    s.set_defaults(func=cmd_verify)
 
     for name, help_, out_help in (
         ("apt-config", "the apt sources, pins and keyring for a release (deb822 .sources, .pref)",
