@@ -9,8 +9,8 @@ from stackyard.events import Event, ItemFinished, Note, Outcome, StepFinished, S
 
 
 class ConsoleReporter:
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # this process's stderr when the reporter is made
 
     def __call__(self, event: Event) -> None:
         w = self.stream.write

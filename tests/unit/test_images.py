@@ -251,3 +251,76 @@ def test_an_image_the_registry_already_has_is_not_pushed_again(config: Config, r
     moved = Registry({f"tiny:{record.release_tag}": "sha256:" + "9" * 64, f"tiny:{record.dated_tag}": record.digest})
     push_image(config, release, pushed, client, "pw", moved)  # type: ignore[arg-type]
     assert len(client.pushes) == 4  # the release tag points elsewhere: push again
+
+
+# -- the image command ----------------------------------------------------------------------
+
+class FakeRegistry:
+    """Stands in for the registry client: a login that passes or not, and the digests it holds."""
+
+    refuse = False
+    digests: dict[str, str] = {}
+    logins: list[str] = []
+
+    def __init__(self, images_: object, password: str) -> None:
+        self.password = password
+
+    def check_login(self) -> None:
+        FakeRegistry.logins.append(self.password)
+        if FakeRegistry.refuse:
+            raise InputError("registry registry.example:5000 refused the login of 'stackyard'")
+
+    def digest(self, image: str, tag: str) -> str | None:
+        return FakeRegistry.digests.get(f"{image}:{tag}")
+
+
+@pytest.fixture
+def command(config: Config, recipe: Recipe, monkeypatch: pytest.MonkeyPatch,
+            capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[str], FakeClient]]:
+    """Runs 'stackyard image' against a fake engine (the one connect would return) and a fake registry."""
+    from stackyard import cli, docker_engine, registry_client
+
+    client = FakeClient()
+    monkeypatch.setattr(docker_engine, "connect", lambda images_: client)
+    monkeypatch.setattr(registry_client, "Registry", FakeRegistry)
+    monkeypatch.setattr(FakeRegistry, "refuse", False)
+    monkeypatch.setattr(FakeRegistry, "digests", {})
+    monkeypatch.setattr(FakeRegistry, "logins", [])
+    monkeypatch.setenv("STACKYARD_REGISTRY_PASSWORD", "pw")
+
+    def run(*argv: str) -> tuple[int, list[str], FakeClient]:
+        code = cli.main(["--config", str(config.file), "image", "--release", "2025.1", "tiny", *argv], runner=publish(config))
+        out, err = capsys.readouterr()
+        rows = [line.split() for line in out.splitlines()[2:]]
+        return code, (rows[0] if rows else [err]), client
+
+    return run
+
+
+def test_the_image_command_builds_once_and_reports_unchanged_after(command: Callable[..., Any]) -> None:
+    code, row, client = command()
+    assert code == 0, row
+    assert row[:5] == ["tiny", "1.2.0-2025.1.1", "built", "123", "MB"] and row[6] == "-"  # no --push: nothing sent
+    assert row[7].startswith("registry.example:5000/stackyard/tiny:2025.1-debian_bookworm-")
+    code, row, client = command()
+    assert code == 0 and row[2] == "unchanged" and len(client.builds) == 2
+
+
+def test_the_promoted_distribution_must_hold_the_deb(command: Callable[..., Any]) -> None:
+    code, (err,), client = command("--promoted")
+    assert code == 2 and "venv-tiny is not published in bookworm-2025.1\n" in err and client.builds == []
+
+
+def test_push_checks_the_login_before_building_and_skips_what_the_registry_has(command: Callable[..., Any],
+                                                                              config: Config) -> None:
+    FakeRegistry.refuse = True
+    code, (err,), client = command("--push")
+    assert code == 2 and "refused the login" in err and client.builds == [] and FakeRegistry.logins == ["pw"]
+    FakeRegistry.refuse = False
+    code, row, client = command("--push")
+    assert code == 0 and row[6:8] == ["2", "sent"] and len(client.pushes) == 2
+    record = read_record(config, config.release("2025.1"), "tiny")
+    assert record is not None and record.digest
+    FakeRegistry.digests = {f"tiny:{record.release_tag}": record.digest, f"tiny:{record.dated_tag}": record.digest}
+    code, row, client = command("--push")
+    assert code == 0 and row[2] == "unchanged" and row[6:8] == ["already", "there"] and len(client.pushes) == 2

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
+
+import pytest
 
 from stackyard.events import ItemFinished, Note, Outcome, StepFinished, StepStarted
 from stackyard.render import ConsoleReporter, table
@@ -48,3 +51,10 @@ def test_a_table_pads_to_the_widest_cell_and_strips_trailing_space() -> None:
         "x              100",
     ]
     assert table(["outcome", "count"], []) == "outcome  count\n-------  -----"
+
+
+def test_the_default_stream_is_stderr_when_the_reporter_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)  # as pytest's capture, or a caller redirecting stderr, does
+    ConsoleReporter()(Note("lock", "keystone: resolving with uv ..."))
+    assert stream.getvalue() == "    lock: keystone: resolving with uv ...\n"
