@@ -270,7 +270,7 @@ def test_publish_takes_the_wheels_deb_along_and_a_failure_part_way_restores_the_
     ws.run("deb", "--release", "2025.1", "tinyapp")
     ws.run("wheels-deb", "--release", "2025.1")
     wheels_deb = next((ws.root / "var/debs/2025.1").glob("openstack-wheels-2025.1_*.2_*.deb"))
-    wheels_deb.write_bytes(wheels_deb.read_bytes()[:4096])  # ... and the new wheels deb damaged after it
+    wheels_deb.write_bytes(b"!<arch>\nnot a package\n")  # ... and the new wheels deb damaged after it
     r = ws.run("publish", "--release", "2025.1", check=False)
     assert r.returncode == 6, r.stderr
     assert inrelease.read_bytes() == before
