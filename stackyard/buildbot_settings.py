@@ -64,6 +64,7 @@ class BuildbotSettings:
     deliverables: Path | None  # openstack/releases deliverables/ (tags of a series), or None
     workers: tuple[WorkerSettings, ...]
     users: tuple[WebUser, ...]
+    verify: bool = True  # promote-<release> runs 'stackyard verify' first (false: promote --force, naming this key)
 
     @property
     def url(self) -> str:
@@ -100,12 +101,12 @@ def _port(t: "_Table", key: str, default: int) -> int:
 def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
-        "nightly", "images", "requirements_update", "deliverables", "workers", "users",
+        "nightly", "images", "requirements_update", "verify", "deliverables", "workers", "users",
     })
     basedir = root / t.data["basedir"] if "basedir" in t.data else output / "buildbot"
     t.str("basedir", "var/buildbot")  # type check
     secrets = basedir / "secrets"
-    for key in ("images", "requirements_update"):
+    for key in ("images", "requirements_update", "verify"):
         if not isinstance(t.data.get(key, True), bool):
             raise t.error(f"must be true or false, got {t.data[key]!r}", key)
     db_url = t.str("db_url", f"sqlite:///{basedir / 'state.sqlite'}")
@@ -151,4 +152,5 @@ def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
         deliverables=(root / deliverables) if deliverables else None,
         workers=tuple(workers),
         users=tuple(users),
+        verify=bool(t.data.get("verify", True)),
     )

@@ -204,6 +204,7 @@ def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, i
         poll_interval = {poll_interval}
         images = {str(images).lower()}
         requirements_update = false
+        verify = false
         [[buildbot.workers]]
         name = "local"
         max_builds = 2

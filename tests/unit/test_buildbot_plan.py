@@ -89,13 +89,21 @@ def test_images_false_drops_only_the_image_step(plan_of: Callable[..., MasterPla
     assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish"]
 
 
+def test_promote_runs_verify_first_unless_buildbot_verify_is_false(plan_of: Callable[..., MasterPlan]) -> None:
+    verify, promote = plan_of().builder("promote-2025.1").steps
+    assert verify.command == ("stackyard", "verify", "--release", "2025.1", Prop("projects", split=True))
+    assert promote.command == ("stackyard", "promote", "--release", "2025.1", Prop("projects", split=True))
+    (forced,) = plan_of("[buildbot]\nverify = false\n").builder("promote-2025.1").steps
+    assert forced.command[-2:] == ("--force", "[buildbot] verify = false") and forced.locks == (REPREPRO,)
+
+
 def test_locks_serialize_repository_and_registry_writes_not_projects(plan_of: Callable[..., MasterPlan]) -> None:
     plan = plan_of()
     steps = {s.name: s for s in plan.builder("keystone-2025.1").steps}
     assert steps["publish"].locks == (REPREPRO,) and steps["image"].locks == (REGISTRY,)
     assert steps["wheels"].locks == ("wheelhouse-2025.1",)
     assert steps["deb"].locks == ()  # builds of different projects run in parallel
-    assert plan.builder("promote-2025.1").steps[0].locks == (REPREPRO,)
+    assert [(s.name, s.locks) for s in plan.builder("promote-2025.1").steps] == [("verify", ()), ("promote", (REPREPRO,))]
     assert plan.builder("keystone-2025.1").locks != plan.builder("tinyapp-2025.1").locks
     assert {REPREPRO, REGISTRY, "wheelhouse-2025.1"} <= set(plan.locks)
 
