@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from builders.plan import Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
+from builders.releases_poller import ReleasesPoller
 from stackyard.buildbot_settings import BuildbotSettings, Secret
 from stackyard.config import Config, load_config
 from stackyard.errors import ConfigError
@@ -135,10 +136,10 @@ class _Objects:
             return schedulers.Triggerable(name=s.name, builderNames=list(s.builders))
         if s.kind == "nightly":
             return schedulers.Nightly(name=s.name, builderNames=list(s.builders), hour=s.hour, minute=s.minute, onlyIfChanged=False)
-        if s.kind == "tag":
+        if s.kind in ("tag", "release"):  # one build per change: a tag, or a version in openstack/releases
             return schedulers.AnyBranchScheduler(
                 name=s.name, builderNames=list(s.builders), treeStableTimer=None,
-                change_filter=util.ChangeFilter(project=s.project, category=s.release),
+                change_filter=util.ChangeFilter(project=s.project, category=s.release, repository=s.repository),
             )
         raise ValueError(s.kind)
 
@@ -166,6 +167,19 @@ class _Objects:
         )
 
 
+def change_sources(plan: MasterPlan) -> list[Any]:
+    """A tag poller per recipe from git; the openstack/releases poller for the recipes from the index."""
+    sources: list[Any] = [
+        TagPoller(name=p.name, repourl=p.repourl, project=p.project, rules=p.rules, pollInterval=p.interval, pollAtLaunch=True)
+        for p in plan.pollers
+    ]
+    if plan.releases:
+        r = plan.releases
+        sources.append(ReleasesPoller(name=r.name, repourl=r.repourl, branch=r.branch, targets=r.targets, pollInterval=r.interval,
+                                      pollAtLaunch=True))
+    return sources
+
+
 def www(settings: BuildbotSettings, plan: MasterPlan) -> dict[str, Any]:
     users = {u.name: secret_value(u.password) for u in settings.users}
     return {
@@ -176,7 +190,7 @@ def www(settings: BuildbotSettings, plan: MasterPlan) -> dict[str, Any]:
             allowRules=[util.AnyControlEndpointMatcher(role="admins")],
             roleMatchers=[util.RolesFromUsername(roles=["admins"], usernames=list(users))],
         ),
-        "change_hook_dialects": {"poller": {"allowed": [p.name for p in plan.pollers]}},
+        "change_hook_dialects": {"poller": {"allowed": list(plan.poller_names)}},
     }
 
 
@@ -195,10 +209,7 @@ def master_config(config: Config) -> dict[str, Any]:
         "workers": [worker.Worker(w.name, secret_value(w.password), max_builds=w.max_builds or None) for w in settings.workers],
         "builders": [objects.builder(b) for b in plan.builders],
         "schedulers": [objects.scheduler(s) for s in plan.schedulers],
-        "change_source": [
-            TagPoller(name=p.name, repourl=p.repourl, project=p.project, rules=p.rules, pollInterval=p.interval, pollAtLaunch=True)
-            for p in plan.pollers
-        ],
+        "change_source": change_sources(plan),
         "www": www(settings, plan),
     }
 

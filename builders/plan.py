@@ -12,10 +12,13 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Union
 
+from builders.deliverables import ReleaseTarget, release_target
 from builders.tags import SeriesRule, deliverable_versions, series_rule
 from stackyard.config import Config
 from stackyard.errors import ConfigError
 from stackyard.recipes import Recipe
+
+RELEASES_POLLER = "openstack-releases"
 
 # master locks (exclusive): one apt repository, one registry, one wheelhouse per release
 REPREPRO = "reprepro"
@@ -61,10 +64,11 @@ class BuilderPlan:
 @dataclass(frozen=True)
 class SchedulerPlan:
     name: str
-    kind: str  # "force" | "triggerable" | "nightly" | "tag"
+    kind: str  # "force" | "triggerable" | "nightly" | "tag" | "release"
     builders: tuple[str, ...]
     release: str
     project: str | None = None
+    repository: str | None = None  # "tag", "release": only changes of this repository (the poller's)
     hour: int = 0
     minute: int = 0
 
@@ -79,11 +83,28 @@ class PollerPlan:
 
 
 @dataclass(frozen=True)
+class ReleasesPollerPlan:
+    """The openstack/releases poller: POST /change_hook/poller?poller=openstack-releases polls at once."""
+
+    name: str
+    repourl: str
+    branch: str
+    targets: tuple[ReleaseTarget, ...]  # every (index recipe, configured release) it may start
+    interval: int
+
+
+@dataclass(frozen=True)
 class MasterPlan:
     builders: tuple[BuilderPlan, ...]
     schedulers: tuple[SchedulerPlan, ...]
     pollers: tuple[PollerPlan, ...]
     locks: tuple[str, ...] = field(default=())
+    releases: ReleasesPollerPlan | None = None  # None: no recipe from the index, or [buildbot] releases_repo = ""
+
+    @property
+    def poller_names(self) -> tuple[str, ...]:
+        """Every change source, by the name the change hook takes."""
+        return tuple(p.name for p in self.pollers) + ((self.releases.name,) if self.releases else ())
 
     def builder(self, name: str) -> BuilderPlan:
         return next(b for b in self.builders if b.name == name)
@@ -102,17 +123,22 @@ class StepTemplate:
     locks: tuple[str, ...] = ()
     only_if: str | None = None
     setting: str | None = None  # a boolean of [buildbot] that must be true
+    source: str | None = None  # only for recipes with this kind of source ("pypi")
 
-    def render(self, release: str, project: str) -> StepPlan:
+    def render(self, release: str, project: str, **values: object) -> StepPlan:
         def fill(a: Arg) -> Arg:
-            return a.format(release=release, project=project) if isinstance(a, str) else a
+            return a.format(release=release, project=project, **values) if isinstance(a, str) else a
 
         return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks), self.only_if)  # type: ignore[misc]
 
 
-# A project builder, in order: a tag (or the force form's "upstream ref") moves
-# the recipe's pin first; then the pipeline of the earlier stages.
+# A project builder, in order: a new version (a tag, an openstack/releases entry
+# or the force form's "upstream ref") is awaited on the index (recipes from the
+# index: a release is tagged before its sdist is uploaded), then moves the
+# recipe's pin; then the pipeline of the earlier stages.
 PROJECT_STEPS: tuple[StepTemplate, ...] = (
+    StepTemplate("wait-for", stackyard("wait-for", "--release", "{release}", "--attempts", "{wait_attempts}", "--delay", "{wait_delay}",
+                                       "{project}", Prop("version")), only_if="version", source="pypi"),
     StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
     StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
     StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
@@ -199,22 +225,35 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
             f"{config.file}: releases.{rid}")
         schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
 
+    # Who starts a project builder with a new upstream version: a recipe from git, its tag poller
+    # (tags-<project>); a recipe from the index, the openstack/releases poller. Never both.
+    targets: list[ReleaseTarget] = []
     for recipe in recipes.values():
         rules = []
+        source = "git" if recipe.source.git else "pypi"
         for rid in config.releases:
             if rid not in recipe.versions:
                 continue
             name = project_builder_name(recipe.name, rid)
-            steps = tuple(t.render(rid, recipe.name) for t in PROJECT_STEPS if t.setting is None or getattr(settings, t.setting))
+            steps = tuple(t.render(rid, recipe.name, wait_attempts=settings.wait_attempts, wait_delay=settings.wait_delay)
+                          for t in PROJECT_STEPS
+                          if (t.setting is None or getattr(settings, t.setting)) and t.source in (None, source))
             add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",)), str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
+            release = config.releases[rid]
             if recipe.source.git:
-                schedulers.append(SchedulerPlan(f"tag-{name}", "tag", (name,), rid, recipe.name))
-                release = config.releases[rid]
+                schedulers.append(SchedulerPlan(f"tag-{name}", "tag", (name,), rid, recipe.name, repository=recipe.source.git))
                 listed = deliverable_versions(settings.deliverables, release.series, recipe.name)
                 rules.append(series_rule(rid, recipe.versions[rid], listed))
+            elif settings.releases_repo:
+                schedulers.append(SchedulerPlan(f"release-{name}", "release", (name,), rid, recipe.name, repository=settings.releases_repo))
+                targets.append(release_target(recipe.name, recipe.source.distribution, rid, release.series, recipe.versions[rid]))
         if recipe.source.git and rules:
             pollers.append(PollerPlan(f"tags-{recipe.name}", recipe.name, recipe.source.git, tuple(rules), settings.poll_interval))
 
     locks = sorted({lock for b in builders for s in b.steps for lock in s.locks} | {lock for b in builders for lock in b.locks})
-    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks))
+    releases = None
+    if targets:
+        releases = ReleasesPollerPlan(RELEASES_POLLER, settings.releases_repo, settings.releases_branch, tuple(targets),
+                                      settings.poll_interval)
+    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks), releases)

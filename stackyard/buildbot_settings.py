@@ -20,6 +20,9 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DB_URL = re.compile(r"^(sqlite|postgresql|postgresql\+[a-z0-9]+|mysql|mysql\+[a-z0-9]+)://")
 BUILDER_PATTERN = re.compile(r"^[a-z0-9*?.\[\]_-]+$")
+BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
+RELEASES_REPO = "https://opendev.org/openstack/releases"
+MAX_WAIT_DELAY = 300  # seconds: the first wait between index attempts; later ones double, up to 10x it
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class BuildbotSettings:
     images: bool  # the project builders build and push the image (needs a registry)
     requirements_update: bool  # the wheels builders refresh upper-constraints from upstream first
     deliverables: Path | None  # openstack/releases deliverables/ (tags of a series), or None
+    releases_repo: str  # the openstack/releases git repository the releases poller watches ("" = no poller)
+    releases_branch: str
+    wait_attempts: int  # 'stackyard wait-for': attempts to find a new version on the index
+    wait_delay: int  # seconds before the second attempt; doubles each time, up to 10x
     workers: tuple[WorkerSettings, ...]
     users: tuple[WebUser, ...]
     verify: bool = True  # promote-<release> runs 'stackyard verify' first (false: promote --force, naming this key)
@@ -101,7 +108,8 @@ def _port(t: "_Table", key: str, default: int) -> int:
 def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
-        "nightly", "images", "requirements_update", "verify", "deliverables", "workers", "users",
+        "nightly", "images", "requirements_update", "verify", "deliverables", "releases_repo", "releases_branch",
+        "wait_attempts", "wait_delay", "workers", "users",
     })
     basedir = root / t.data["basedir"] if "basedir" in t.data else output / "buildbot"
     t.str("basedir", "var/buildbot")  # type check
@@ -137,6 +145,12 @@ def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
         users.append(WebUser(name, _secret(u, "password", root, secrets / f"user-{name}")))
 
     nightly = t.str("nightly", "03:00", pattern=CLOCK)
+    releases_repo = t.data.get("releases_repo", RELEASES_REPO)
+    if not isinstance(releases_repo, str) or releases_repo.startswith("-") or any(c.isspace() for c in releases_repo):
+        raise t.error(f"must be a git repository URL (or \"\" for no releases poller), got {releases_repo!r}", "releases_repo")
+    wait_delay = t.int("wait_delay", 30, 1)
+    if wait_delay > MAX_WAIT_DELAY:
+        raise t.error(f"must be at most {MAX_WAIT_DELAY} seconds, got {wait_delay}", "wait_delay")
     return BuildbotSettings(
         basedir=basedir,
         title=t.str("title", "stackyard"),
@@ -150,6 +164,10 @@ def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
         images=bool(t.data.get("images", True)),
         requirements_update=bool(t.data.get("requirements_update", True)),
         deliverables=(root / deliverables) if deliverables else None,
+        releases_repo=releases_repo,
+        releases_branch=t.str("releases_branch", "master", pattern=BRANCH),
+        wait_attempts=t.int("wait_attempts", 15, 1),
+        wait_delay=wait_delay,
         workers=tuple(workers),
         users=tuple(users),
         verify=bool(t.data.get("verify", True)),

@@ -110,6 +110,26 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wait_for(args: argparse.Namespace) -> int:
+    from stackyard.http import Http
+    from stackyard.wait_for import forget_cached_pages, wait_for_version
+
+    config = _config(args)
+    release = config.release(args.release)
+    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    if recipe.source.git:
+        print(f"{recipe.name}: built from {recipe.source.git} at tag {args.version}: no index to wait for")
+        return 0
+    found = wait_for_version(config.index.url, recipe.source.distribution, args.version,
+                             Http(config.index.retries, config.index.timeout), args.attempts, args.delay,
+                             say=lambda line: print(line, flush=True))
+    forgot = forget_cached_pages(config, release, recipe.source.distribution)
+    if forgot:
+        print(forgot)
+    print(f"{recipe.name} {found.version} ({release.id}): on {config.index.url} after {found.attempts} attempts")
+    return 0
+
+
 def cmd_bindep(args: argparse.Namespace) -> int:
     from stackyard import bindep
 
@@ -456,6 +476,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("version", metavar="VERSION")
     s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("wait-for", help="wait until a new upstream version of a project is on the package index")
+    s.add_argument("--release", required=True)
+    s.add_argument("project", metavar="PROJECT")
+    s.add_argument("version", metavar="VERSION")
+    s.add_argument("--attempts", type=int, default=15, help="attempts before giving up (default: 15)")
+    s.add_argument("--delay", type=float, default=30,
+                   help="seconds before the second attempt; doubling, at most 10x (default: 30)")
+    s.set_defaults(func=cmd_wait_for)
 
     s = sub.add_parser("bindep", help="list or install the Debian build dependencies of a release")
     s.add_argument("--release", required=True, help="release id, series, or 'all'")

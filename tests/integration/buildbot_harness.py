@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from tests.fixtures import projects
 
 INTERNAL_STEPS = {"worker_preparation", "locks_acquire"}
 BIN = Path(sys.executable).parent
+SHARED_RELEASES = ROOT.parent / "shared" / "openstack-releases"
 FINISHED = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
 
 
@@ -161,9 +163,64 @@ class Api:
 
 
 @dataclass
+class ReleasesRepo:
+    """A local openstack/releases: a working copy and the bare repository the releases poller fetches."""
+
+    work: Path
+    bare: Path
+
+    @property
+    def url(self) -> str:
+        return self.bare.as_uri()
+
+    def write(self, path: str, text: str) -> None:
+        (self.work / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.work / path).write_text(text)
+
+    def read(self, path: str) -> str:
+        return (self.work / path).read_text()
+
+    def commit(self, message: str) -> str:
+        """Commit every change and push it (the post-receive hook polls); the new commit's hash."""
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "-m", message)
+        git(self.work, "push", "-q", "origin", "HEAD:refs/heads/master")
+        return git(self.work, "rev-parse", "HEAD").strip()
+
+
+def deliverable(project: str, *versions: str) -> str:
+    """An openstack/releases deliverable file listing ``versions`` of ``project`` (each with a made-up commit)."""
+    head = (f"---\nlaunchpad: {project}\nrelease-model: cycle-with-rc\nteam: {project}\ntype: service\n"
+            f"repository-settings:\n  openstack/{project}: {{}}\nreleases:\n")
+    return head + "".join(
+        f"  - version: {v}\n    projects:\n      - repo: openstack/{project}\n"
+        f"        hash: {hashlib.sha1(f'{project} {v}'.encode()).hexdigest()}\n" for v in versions)
+
+
+def make_releases_repo(root: Path, notify: str, copy: tuple[str, ...], files: dict[str, str]) -> ReleasesRepo:
+    """openstack/releases with ``copy`` (paths of ../shared/openstack-releases) and ``files``; pushes POST ``notify``."""
+    work, bare = root / "releases-work", root / "releases.git"
+    work.mkdir(parents=True)
+    git(work, "init", "-q", "-b", "master")
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(f"#!{sys.executable}\nimport urllib.request\n"
+                    f"urllib.request.urlopen(urllib.request.Request({notify!r}, method='POST'), timeout=10).read()\n")
+    hook.chmod(0o755)
+    git(work, "remote", "add", "origin", str(bare))
+    repo = ReleasesRepo(work, bare)
+    for path in copy:
+        repo.write(path, (SHARED_RELEASES / path).read_text())
+    for path, text in files.items():
+        repo.write(path, text)
+    repo.commit("the deliverables of the test")
+    return repo
+
+
+@dataclass
 class Master:
     ws: Workspace
-    upstream: Upstream
+    upstream: Upstream | None
     api: Api
     url: str
     log: Path
@@ -196,7 +253,9 @@ def ctl(ws: Workspace, action: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
-def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, images: bool = False) -> str:
+def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, images: bool = False, releases_repo: str = "",
+                   wait_attempts: int = 3, wait_delay: int = 1) -> str:
+    """[buildbot] for a test master; no openstack/releases poller unless ``releases_repo`` is given."""
     return textwrap.dedent(f"""
         [buildbot]
         web_port = {web_port}
@@ -205,6 +264,9 @@ def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, i
         images = {str(images).lower()}
         requirements_update = false
         verify = false
+        releases_repo = "{releases_repo}"
+        wait_attempts = {wait_attempts}
+        wait_delay = {wait_delay}
         [[buildbot.workers]]
         name = "local"
         max_builds = 2

@@ -39,6 +39,8 @@ def test_defaults_are_the_embedded_single_machine_setup() -> None:
     assert bb.db_url == "sqlite:////srv/stackyard/var/buildbot/state.sqlite"
     assert bb.images is True and bb.requirements_update is True and bb.deliverables is None
     assert bb.poll_interval == 300 and bb.nightly == "03:00"
+    assert (bb.releases_repo, bb.releases_branch) == ("https://opendev.org/openstack/releases", "master")
+    assert (bb.wait_attempts, bb.wait_delay) == (15, 30)
     (local,) = bb.workers
     assert (local.name, local.builders, local.max_builds) == ("local", (), 2)
     assert local.password.file == Path("/srv/stackyard/var/buildbot/secrets/worker-local") and local.password.env is None
@@ -75,6 +77,11 @@ def test_workers_users_and_postgresql() -> None:
     ({"workers": [{"name": "a", "builders": ["no spaces"]}]}, "buildbot.workers[0].builders", "builder name or pattern"),
     ({"users": [{"name": "Bad Name"}]}, "buildbot.users[0].name", "does not match"),
     ({"deliverables": "no/such/dir"}, "buildbot.deliverables", "not a directory"),
+    ({"releases_repo": 3}, "buildbot.releases_repo", "git repository URL"),
+    ({"releases_repo": "--upload-pack=evil"}, "buildbot.releases_repo", "git repository URL"),
+    ({"releases_branch": "a b"}, "buildbot.releases_branch", "does not match"),
+    ({"wait_attempts": 0}, "buildbot.wait_attempts", "integer >= 1"),
+    ({"wait_delay": 301}, "buildbot.wait_delay", "at most 300"),
 ])
 def test_bad_values_name_file_and_key(table: dict[str, Any], key: str, words: str) -> None:
     message = error(table)

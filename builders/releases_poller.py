@@ -1,0 +1,116 @@
+"""The openstack/releases poller: one change source for every project taken from the index.
+
+Every ``pollInterval`` seconds (or at once on ``POST
+/change_hook/poller?poller=openstack-releases``) it fetches the head of the
+configured branch of the openstack/releases repository into a shallow bare
+repository under the master's directory (only the head is read: no history is
+kept), reads the deliverable files of its targets at that commit with one
+``git cat-file --batch``, and emits one change per version to build (see
+``builders.deliverables``), with the version as the ``version`` property.
+
+An unreachable repository is logged and tried again at the next poll; a
+malformed deliverable file is logged with its file and line and skipped. The
+master, the other pollers and the other files go on.
+"""
+
+from __future__ import annotations
+
+import os
+
+from buildbot.changes.base import ReconfigurablePollingChangeSource
+from buildbot.util import runprocess
+from buildbot.util.state import StateMixin
+from twisted.internet import defer
+from twisted.python import log
+
+from builders.deliverables import PollerState, ReleaseTarget, decide, parse_cat_file_batch, unchanged
+
+STATE = "releases"
+REF = "refs/heads/stackyard-releases"
+WORKDIR = "openstack-releases.git"
+
+
+class ReleasesPoller(ReconfigurablePollingChangeSource, StateMixin):
+    """``ReleasesPoller(name=..., repourl=..., branch=..., targets=..., pollInterval=...)``."""
+
+    repourl = ""
+    branch = "master"
+    targets: tuple[ReleaseTarget, ...] = ()
+
+    def checkConfig(self, repourl: str, branch: str, targets: tuple[ReleaseTarget, ...],  # type: ignore[override]
+                    pollInterval: int = 300, pollAtLaunch: bool = True) -> None:
+        super().checkConfig(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def reconfigService(self, repourl: str, branch: str, targets: tuple[ReleaseTarget, ...],  # type: ignore[override]
+                        pollInterval: int = 300, pollAtLaunch: bool = True) -> defer.Deferred[None]:
+        self.repourl, self.branch, self.targets = repourl, branch, targets
+        return super().reconfigService(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def describe(self) -> str:
+        projects = sorted({t.project for t in self.targets})
+        return f"ReleasesPoller {self.name} watching {self.repourl} ({self.branch}) for {' '.join(projects)}"
+
+    @property
+    def workdir(self) -> str:
+        return os.path.join(self.master.basedir, WORKDIR)
+
+    @defer.inlineCallbacks
+    def _git(self, *args: str, stdin: bytes | None = None, timeout: int = 300):  # type: ignore[no-untyped-def]
+        result = yield runprocess.run_process(
+            self.master.reactor, ["git", "-C", self.workdir, *args],
+            env={"GIT_TERMINAL_PROMPT": "0"}, collect_stdout=True, collect_stderr=True, io_timeout=120,
+            runtime_timeout=timeout, initial_stdin=stdin,
+        )
+        return result
+
+    @defer.inlineCallbacks
+    def poll(self):  # type: ignore[no-untyped-def,override]
+        if not os.path.isdir(os.path.join(self.workdir, "objects")):
+            rc, _out, err = yield runprocess.run_process(
+                self.master.reactor, ["git", "init", "-q", "--bare", self.workdir], collect_stdout=True, collect_stderr=True)
+            if rc != 0:
+                log.msg(f"{self.name}: cannot create {self.workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
+                return
+        rc, _out, err = yield self._git("fetch", "-q", "--depth=1", "--no-tags", self.repourl, f"+refs/heads/{self.branch}:{REF}")
+        if rc != 0:
+            log.msg(f"{self.name}: cannot fetch {self.branch} of {self.repourl} (git exited {rc}): "
+                    f"{err.decode(errors='replace').strip()}; trying again in {self.pollInterval}s")
+            return
+        rc, out, err = yield self._git("rev-parse", "--verify", f"{REF}^{{commit}}")
+        if rc != 0:
+            log.msg(f"{self.name}: no commit at {REF} in {self.workdir}: {err.decode(errors='replace').strip()}")
+            return
+        commit = out.decode().strip()
+        state = PollerState.load((yield self.getState(STATE, None)))
+        if unchanged(self.targets, commit, state):
+            log.msg(f"{self.name}: {self.repourl} {self.branch} at {commit[:12]}: nothing new")
+            return
+        paths = sorted({p for t in self.targets for p in t.paths})
+        rc, out, err = yield self._git("cat-file", "--batch", stdin="".join(f"{commit}:{p}\n" for p in paths).encode())
+        if rc != 0:
+            log.msg(f"{self.name}: cannot read the deliverables at {commit[:12]}: {err.decode(errors='replace').strip()}")
+            return
+        decision = decide(self.targets, parse_cat_file_batch(out, paths), commit, state)
+        for problem in decision.problems:
+            log.msg(f"{self.name}: skipped a malformed deliverable at {commit[:12]}: {problem}")
+        if decision.first_seen:
+            log.msg(f"{self.name}: first read of {len(decision.first_seen)} deliverable files at {commit[:12]} "
+                    f"(their versions are history, not news): {' '.join(decision.first_seen)}")
+        for build in decision.builds:
+            log.msg(f"{self.name}: {build.project} {build.version} in {build.file} at {commit[:12]} -> "
+                    f"{build.project}-{build.release}")
+            yield self.master.data.updates.addChange(
+                author=f"openstack/releases <{self.repourl}>",
+                revision=build.commit,
+                branch=f"refs/tags/{build.version}",
+                project=build.project,
+                category=build.release,
+                repository=self.repourl,
+                comments=f"{build.project} {build.version} released ({build.file}, openstack/releases {commit[:12]})",
+                files=[build.file],
+                properties={"version": build.version, "deliverable": build.file, "releases_commit": commit},
+                src="git",
+            )
+        if not decision.builds:
+            log.msg(f"{self.name}: {self.repourl} {self.branch} at {commit[:12]}: nothing to build")
+        yield self.setState(STATE, decision.state.dump())
