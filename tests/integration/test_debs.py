@@ -142,7 +142,7 @@ def test_publish_promote_and_install_from_the_signed_repository_then_upgrade_to_
     assert "BEGIN PGP SIGNED MESSAGE" in inrelease.read_text()
     r = ws.run("puppet-data", "--release", "2025.1", check=False)  # nothing promoted yet
     assert r.returncode == 2 and "stackyard promote --release 2025.1" in r.stderr
-    ws.run("promote", "--release", "2025.1")
+    ws.run("promote", "--release", "2025.1", "--force", "fixture: tinyapp runs no control plane")
     assert re.search(r"bookworm-2025\.1/snapshots/\d{8}T\d{6}Z", "\n".join(
         str(p) for p in (ws.root / "var/repo/dists").glob("bookworm-2025.1/snapshots/*")))
     ws.run("puppet-data", "--release", "2025.1")
@@ -151,7 +151,7 @@ def test_publish_promote_and_install_from_the_signed_repository_then_upgrade_to_
     prepare(ws, "2025.2")
     ws.run("deb", "--release", "2025.2", "tinyapp")
     ws.run("publish", "--release", "2025.2", "tinyapp")
-    ws.run("promote", "--release", "2025.2", "tinyapp")
+    ws.run("promote", "--release", "2025.2", "tinyapp", "--force", "fixture: tinyapp runs no control plane")
 
     config = load_config(ws.config)
     log = tmp_path / "client.log"
@@ -274,7 +274,7 @@ def test_publish_takes_the_wheels_deb_along_and_a_failure_part_way_restores_the_
     r = ws.run("publish", "--release", "2025.1", check=False)
     assert r.returncode == 6, r.stderr
     assert inrelease.read_bytes() == before
-    listing = ws.run("promote", "--release", "2025.1", "tinyapp").stdout  # staging still has the old one
+    listing = ws.run("promote", "--release", "2025.1", "tinyapp", "--force", "fixture: tinyapp runs no control plane").stdout  # staging still has the old one
     assert re.search(r"venv-tinyapp\s+1\.0-2025\.1\.1\s", listing), listing
 
 
