@@ -194,11 +194,14 @@ def pip_compile_command(config: Config, project: str, python: str = sys.executab
     ]
 
 
-def uv_command(config: Config, project: str, uv: str, python: str = sys.executable) -> list[str]:
+def uv_command(config: Config, project: str, uv: str, python: str = sys.executable,
+               refresh: tuple[str, ...] = ()) -> list[str]:
     """``uv pip compile`` with pip-compile's options: no header, hashes, extras stripped, split annotations.
 
     uv pins setuptools/pip like ``--allow-unsafe`` and writes no index URL unless asked; ``--python`` makes it
-    evaluate markers for this interpreter, the one pip-compile would run on (no ``--universal``)."""
+    evaluate markers for this interpreter, the one pip-compile would run on (no ``--universal``). ``refresh``
+    names distributions whose index pages uv must ask again (the project itself: a version uploaded minutes
+    ago is not in uv's cached page)."""
     return [
         uv, "pip", "compile",
         "--no-config", "--no-python-downloads", "--color", "never", "--quiet",
@@ -208,6 +211,7 @@ def uv_command(config: Config, project: str, uv: str, python: str = sys.executab
         "--no-header", "--generate-hashes", "--annotation-style", "split",
         "--constraints", CONSTRAINTS_FILE,
         "--output-file", OUTPUT_FILE,
+        *[arg for dist in refresh for arg in ("--refresh-package", dist)],
         f"{project}.in",
     ]
 
@@ -356,7 +360,8 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
         if uv is None:
             raise ToolError("uv is not installed (the 'uv' wheel or a uv on PATH)",
                             hint='install stackyard\'s dependencies (make deps), or set [lock] resolver = "pip-compile"')
-        cmd, env = uv_command(config, recipe.name, uv), uv_env(config)
+        refresh = (recipe.source.distribution,) if recipe.source.pypi else ()
+        cmd, env = uv_command(config, recipe.name, uv, refresh=refresh), uv_env(config)
     else:
         cmd, env = pip_compile_command(config, recipe.name), isolated_env()
     if resolver != config.lock.resolver:

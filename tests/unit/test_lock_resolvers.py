@@ -131,6 +131,9 @@ def test_uv_command(make_config: Callable[..., Config]) -> None:
         "--output-file", "lock.txt",
         "keystone.in",
     ]
+    # the project's own index page is asked again: a version uploaded minutes ago is not in uv's cached page
+    refreshed = uv_command(config, "placement", "/bin/uv", python="/py", refresh=("openstack-placement",))
+    assert refreshed[-3:] == ["--refresh-package", "openstack-placement", "placement.in"]
 
 
 def test_uv_command_has_no_option_that_changes_the_format(config: Config) -> None:
