@@ -129,6 +129,14 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             Command("nova-manage db sync", "nova"),
         ),
     ),
+    Profile(
+        "cinder", requires=("keystone",), units=("cinder-api", "cinder-scheduler"), api_paths={"cinder-api": "/"},
+        databases=(Database("cinder", "cinder"),), rabbit=True,
+        catalog=(CatalogEntry("volumev3", "cinderv3", f"http://{HOST}:8776/v3/%(project_id)s"),
+                 CatalogEntry("block-storage", "cinder", f"http://{HOST}:8776/v3/%(project_id)s")),
+        files=(ConfigFile("/etc/cinder/cinder.conf", "cinder.conf.j2", "cinder"),),
+        setup=(Command("cinder-manage db sync", "cinder"),),
+    ),
     Profile(CLIENT),
 )}
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import os
+import re
 import shutil
 import signal
 import threading
@@ -45,6 +47,8 @@ ROOT_PACKAGES = (*ROOT_BASE, "systemd-sysv", "dbus", *BASE_PACKAGES, "curl")
 ROOT_OPTIONS = ("--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
                 "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright")
 JOURNAL_LINES = 30
+JOURNAL_SCAN = 400  # lines of a failed unit's journal searched for its first errors
+FIRST_ERRORS = 3
 Reporter = Callable[[Event], None]
 
 
@@ -68,8 +72,9 @@ class VerifyResult:
     cleaned: list[str]
 
 
-def machine_name(release: Release) -> str:
-    return f"sy-verify-{release.id.replace('.', '-')}"
+def machine_name(release: Release, workdir: Path) -> str:
+    """The machine's name and hostname: per release and per output directory (two checkouts may verify at once)."""
+    return f"sy-verify-{release.id.replace('.', '-')}-{hashlib.sha256(str(workdir).encode()).hexdigest()[:6]}"
 
 
 def workdir_of(config: Config, release: Release) -> Path:
@@ -206,7 +211,7 @@ class Session:
         return self.fail(entry.name, message, units)
 
     def fail(self, step: str, message: str, units: tuple[str, ...]) -> VerifyError:
-        """The error naming the step, its unit(s) and the last lines of their journals."""
+        """The error naming the step, its unit(s), the first errors and the last lines of their journals."""
         journals = []
         if self.c.running:
             # the unit that is not running is the one to blame; else each named unit
@@ -214,16 +219,35 @@ class Session:
             for unit in broken:
                 state = self.c.unit_state(unit)
                 journals.append((unit, f"{state.get('ActiveState', '?')}/{state.get('SubState', '?')}",
-                                 self.c.journal(unit, JOURNAL_LINES)))
+                                 self.c.journal(unit, JOURNAL_SCAN)))
         unit = journals[0][0] if journals else ""
         self.failure = {"step": step, "unit": unit, "message": message[-4000:],
-                        "journal": "\n".join(j for _, _, j in journals)[-8000:]}
+                        "journal": "\n".join(tail(j, JOURNAL_LINES, 6000) for _, _, j in journals)[-8000:]}
         text = f"verify {self.release.id}: {step} failed" + (f" ({unit}.service)" if unit else "") + f": {message.strip()}"
         for name, state, journal in journals:
+            first = first_errors(journal)
+            if first:
+                text += f"\n--- {name}.service: its first errors ---\n" + "\n".join(first)
             text += f"\n--- {name}.service is {state}; journalctl -u {name} (last {JOURNAL_LINES} lines) ---\n"
             text += tail(journal, JOURNAL_LINES, 6000) if journal else "(no journal lines)"
         return VerifyError(text, hint=f"the root and logs stay in {self.c.workdir} until the next verify "
                                       f"(journalctl -D {self.c.root}/var/log/journal -u UNIT)")
+
+
+def first_errors(journal: str, count: int = FIRST_ERRORS) -> list[str]:
+    """The first distinct CRITICAL, then ERROR lines of a journal (oslo.log's level field): usually the cause,
+    where the tail shows its consequences (restarts, a worker killed while its sibling failed)."""
+    found: dict[str, list[str]] = {"CRITICAL": [], "ERROR": []}
+    seen: set[str] = set()
+    for line in journal.splitlines():
+        m = re.search(r"\d \d+ (CRITICAL|ERROR) (\S+) (?:\[[^\]]*\] )?(.*)", line)
+        if not m or m.group(3).startswith(("Traceback", "  File ", "    ")) or not m.group(3).strip():
+            continue
+        key = m.group(3)[:200]
+        if key not in seen:
+            seen.add(key)
+            found[m.group(1)].append(line[-1000:])
+    return (found["CRITICAL"] + found["ERROR"])[:count]
 
 
 def verify(config: Config, release: Release, projects: list[str] | tuple[str, ...] = (), *, promoted: bool = False,
@@ -243,7 +267,7 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
             report(Note("verify", line))
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
-        machine = machine_name(release)
+        machine = machine_name(release, workdir)
         plan = make_plan(load_recipes(config.paths.recipes), projects, hostname=machine, overrides=overrides)
         index = read_packages_index(config.repo.path / "dists" / distribution, config.repo.component, config.architecture)
         missing = [p for p in plan.packages if p not in index]

@@ -150,7 +150,7 @@ def _identity(s: "Session") -> None:
                     if owner == user:
                         osc(s, "admin", f"service create --name {entry.name} {entry.type} -f value -c id", units=ks)
                         for interface in ("public", "internal"):
-                            osc(s, "admin", f"endpoint create --region {REGION} {entry.type} {interface} {entry.url} "
+                            osc(s, "admin", f"endpoint create --region {REGION} {entry.type} {interface} {shlex.quote(entry.url)} "
                                             "-f value -c id", units=ks)
             return run
 
@@ -212,6 +212,8 @@ def run(s: "Session") -> None:
         first.append(lambda: _neutron(s))
     if "nova" in has:
         first.append(lambda: _nova_ready(s))
+    if "cinder" in has:
+        first.append(lambda: _cinder(s))
     _parallel(first)
     then: list[Callable[[], None]] = []
     if "nova" in has:
@@ -245,6 +247,17 @@ def _glance(s: "Session") -> None:
         if len(sums) < 4 or sums[0] != sums[2]:
             raise _failed(f"the downloaded image differs from the uploaded one: {' '.join(sums)}", ("glance-api",))
         st.detail = f"image {image}, sha256 {sums[0][:16]}..."
+
+
+def _cinder(s: "Session") -> None:
+    units = ("cinder-api", "cinder-scheduler")
+    with _scenario(s, "admin: volume service list: cinder-scheduler up", units, "cinder") as st:
+        def scheduler_up() -> str | None:
+            out = osc(s, "admin", "volume service list -f value -c Binary -c Host -c State", units=units)
+            up = [line.split()[0] for line in out.splitlines() if line.split()[-1:] == ["up"]]
+            return " ".join(sorted(up)) if "cinder-scheduler" in up else None
+
+        st.detail = "up: " + _poll(s, "cinder-scheduler reports up", scheduler_up, SERVICE_TIMEOUT, units, interval=2)
 
 
 def _privsep_step(s: "Session", user: str, name: str, script: str, rootwrap: str = "") -> None:

@@ -9,6 +9,12 @@ import pytest
 from tests.conftest import ROOT, Workspace, free_port
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_control_plane.py runs last: it builds and publishes on top of what the other e2e tests built in
+    ``ws`` (test_keystone_deb.py wants its debs new) and promotes what its verify passed."""
+    items.sort(key=lambda item: item.path.name == "test_control_plane.py")
+
+
 @pytest.fixture(scope="session")
 def ws(tmp_path_factory: pytest.TempPathFactory, docker_engine: str) -> Iterator[Workspace]:
     """The project's own config, recipes, requirements and image templates, with output in a temp dir;

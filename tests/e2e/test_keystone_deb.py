@@ -36,7 +36,7 @@ def test_keystone_glance_placement_install_from_the_published_repository(ws: Wor
     assert "python3.11" in depends and "libldap-2.5-0" in depends  # python-ldap's, found by dh_shlibdeps
 
     ws.run("publish", "--release", "2025.1", *PROJECTS)
-    ws.run("promote", "--release", "2025.1", *PROJECTS)
+    ws.run("promote", "--release", "2025.1", *PROJECTS, "--force", "e2e: an install test; test_control_plane.py verifies")
 
     config = load_config(ws.config)
     log = tmp_path / "client.log"

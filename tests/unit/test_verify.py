@@ -51,6 +51,7 @@ def test_the_default_set_closes_over_what_nova_needs_in_start_order() -> None:
     assert close_projects([]) == close_projects(DEFAULT_PROJECTS) == (
         "keystone", "glance", "placement", "neutron", "nova", "python-openstackclient")
     assert close_projects(["glance"]) == ("keystone", "glance", "python-openstackclient")
+    assert close_projects(["nova", "cinder"])[-2:] == ("cinder", "python-openstackclient")  # cinder only when asked for
     with pytest.raises(InputError, match="verify cannot run heat yet"):
         close_projects(["heat"])
 
@@ -237,6 +238,22 @@ def test_a_failed_step_names_the_unit_that_is_down_and_the_tail_of_its_journal(r
     assert "--- nova-compute.service is failed/failed; journalctl -u nova-compute (last 30 lines) ---" in text
     assert "nova-compute line 99" in text and "nova-compute line 69" not in text and "nova-conductor" not in text.split("---")[1]
     assert session.failure and session.failure["unit"] == "nova-compute" and session.steps[0].result == "failed"
+
+
+def test_the_first_errors_of_a_journal_come_before_its_tail() -> None:
+    from stackyard.verify.run import first_errors
+
+    journal = "\n".join([
+        "Nov 29 15:41:04 h uwsgi[581]: 2026-11-29 15:41:04.338 581 ERROR stevedore.extension [-] Could not load 'cinder'",
+        "Nov 29 15:41:05 h uwsgi[581]: 2026-11-29 15:41:05.107 581 CRITICAL glance [None req-1 - -] Unhandled error: RuntimeError: x",
+        "Nov 29 15:41:05 h uwsgi[581]: 2026-11-29 15:41:05.107 581 ERROR glance Traceback (most recent call last):",
+        "Nov 29 15:41:05 h uwsgi[581]: 2026-11-29 15:41:05.107 581 ERROR glance   File \"/opt/x.py\", line 1",
+        "Nov 29 15:41:06 h uwsgi[590]: 2026-11-29 15:41:06.107 590 CRITICAL glance [None req-2 - -] Unhandled error: RuntimeError: x",
+        "Nov 29 15:41:06 h systemd[1]: glance-api.service: Failed with result 'exit-code'.",
+    ])
+    assert [line.split(" 581 ")[1] for line in first_errors(journal)] == [
+        "CRITICAL glance [None req-1 - -] Unhandled error: RuntimeError: x",
+        "ERROR stevedore.extension [-] Could not load 'cinder'"]
 
 
 # -- leftovers --------------------------------------------------------------------
