@@ -524,7 +524,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="boot a bookworm machine, install the release's packages, run a control plane and a scenario")
     s.add_argument("--release", help="the release whose staging (or, with --promoted, promoted) packages are installed")
     s.add_argument("projects", nargs="*", metavar="PROJECT",
-                   help="default: keystone glance placement nova python-openstackclient (what they need is added)")
+                   help="default: keystone glance placement neutron nova python-openstackclient (what a project needs is added: nova needs glance, placement and neutron); cinder when named")
     s.add_argument("--promoted", action="store_true", help="install from <codename>-<release> instead of its staging")
     s.add_argument("--set", action="append", default=[], metavar="FILE:SECTION.KEY=VALUE",
                    help="change one option of a configuration file verify writes (repeatable)")
