@@ -297,8 +297,10 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
                 _configure_apt(config, release, promoted, container, distribution)
             judged = True  # from here on, a failure is the packages' (a Depends apt cannot satisfy, a unit...)
             with session.step("apt: update, download what the packages depend on (host network)"):
+                # autoclean: the shared cache keeps only what can still be downloaded (no superseded versions)
                 container.run_once("apt-get update -q && apt-get install -y -q --no-install-recommends --download-only "
-                                   + " ".join(plan.packages), timeout=1800, what="apt-get could not fetch the packages")
+                                   + " ".join(plan.packages) + " && apt-get autoclean -q", timeout=1800,
+                                   what="apt-get could not fetch the packages")
             with session.step("boot: systemd in the container") as s:
                 s.detail = f"{container.boot(workdir / 'console.log'):.1f}s to multi-user"
                 assert container.pids is not None
