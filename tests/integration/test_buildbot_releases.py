@@ -5,7 +5,7 @@ A local openstack/releases repository (a few deliverable files copied from
 /change_hook/poller on every push; tinyapp comes from a package index of the
 module's own (a copy of the fixture index: versions 1.0, 1.1, 1.2, 1.5; 1.3 is
 uploaded while a build waits for it; 1.4 never). Images are off
-(``buildbot.images = false``): the image step is covered by test_buildbot.py.
+(``buildbot.images = true``): a version's deb lands in staging and its image in the registry.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import free_port
+from stackyard.config import load_config
+from stackyard.images import read_record
+from stackyard.local_services import registry_password
+from stackyard.registry_client import Registry
+from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer, write_index
 from tests.integration.buildbot_harness import (
@@ -83,7 +87,8 @@ class Releases:
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory: pytest.TempPathFactory, own_index: IndexServer, shared_cache: Path) -> Iterator[Releases]:
+def releases(tmp_path_factory: pytest.TempPathFactory, own_index: IndexServer, shared_cache: Path,
+             docker_engine: str) -> Iterator[Releases]:
     base = tmp_path_factory.mktemp("buildbot-releases")
     web, pb = free_port(), free_port()
     url = f"http://127.0.0.1:{web}/"
@@ -100,7 +105,11 @@ def releases(tmp_path_factory: pytest.TempPathFactory, own_index: IndexServer, s
     (recipes / "keystone.yaml").write_text('name: keystone\nsource: {pypi: keystone}\nversions: {"2025.1": "27.0.2"}\n')
     (recipes / "tinyghost.yaml").write_text(
         f'name: tinyghost\nsource: {{git: "{(base / "gone" / "tinyghost.git").as_uri()}"}}\nversions: {{"2025.1": "1.0"}}\n')
-    ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb, releases_repo=repo.url, wait_attempts=ATTEMPTS))
+    # project builders also build and push the image: the session's engine, a registry of the workspace's own
+    shutil.copytree(ROOT / "images", ws.root / "images")
+    ws.config.write_text(ws.config.read_text() + buildbot_table(web, pb, images=True, releases_repo=repo.url,
+                                                                wait_attempts=ATTEMPTS) + images_toml(docker_engine))
+    ws.run("services", "up")
     r = ctl(ws, "up")
     assert r.returncode == 0, r.stdout + r.stderr
     basedir = ws.root / "var" / "buildbot"
@@ -114,6 +123,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory, own_index: IndexServer, s
         yield Releases(m, repo, own_index)
     finally:
         down = ctl(ws, "down")
+        ws.run("services", "down")
         assert down.returncode == 0, down.stdout + down.stderr
 
 
@@ -123,9 +133,14 @@ def succeeded(r: Releases, number: int, version: str) -> dict:  # type: ignore[t
     steps = api.steps(build)
     assert build["results"] == 0, (steps, [api.step_log(build, s)[-3000:] for s, how in steps.items() if how == "failure"])
     assert api.steps(build) == {"wait-for": "success", "pin": "success", "lock": "success", "wheels": "success",
-                                "deb": "success", "publish": "success"}
+                                "deb": "success", "publish": "success", "image": "success"}
     assert api.properties(build)["version"] == version
     assert f"venv-tinyapp {version}-2025.1.1" in r.master.staging()
+    # ... and its image in the registry, built from that deb
+    config = load_config(r.master.ws.config)
+    record = read_record(config, config.release("2025.1"), "tinyapp")
+    assert record is not None and record.version == f"{version}-2025.1.1"
+    assert Registry(config.images, registry_password(config.images)).digest("tinyapp", "2025.1-debian_bookworm") == record.digest
     assert f'"2025.1": "{version}"' in (r.master.ws.root / "recipes" / "tinyapp.yaml").read_text()
     return build
 

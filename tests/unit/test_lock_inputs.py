@@ -137,7 +137,7 @@ def test_python_openstackclient_does_not_constrain_itself(repo: Path, bookworm: 
     assert constraints.get("python-openstackclient") is not None
     inputs = lock_inputs(recipe, release, constraints)
     assert "python-openstackclient" not in constraint_names(inputs.constraints_txt)
-    assert inputs.requirement_in == "python-openstackclient==7.5.0\nSQLAlchemy\nPyMySQL\n"
+    assert inputs.requirement_in == "python-openstackclient==7.5.0\nSQLAlchemy\nPyMySQL\nosc-placement\n"
     assert len(inputs.constraints_txt.splitlines()) == len(constraints.pins) - 1
 
 
