@@ -64,9 +64,8 @@ class Upstream:
         git(self.work, "push", "-q", "origin", f"refs/tags/{tag}")
 
 
-def make_upstream(root: Path, notify: str) -> Upstream:
-    """A git repository holding tinyapp 1.0 (tag 1.0); pushes POST ``notify`` (the change hook)."""
-    work, bare = root / "tinyapp-work", root / "tinyapp.git"
+def notifying_repo(work: Path, bare: Path, notify: str) -> tuple[Path, Path]:
+    """A work tree pushing to a bare repository whose post-receive hook POSTs ``notify`` (the change hook)."""
     work.mkdir(parents=True)
     git(work, "init", "-q", "-b", "master")
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
@@ -75,6 +74,12 @@ def make_upstream(root: Path, notify: str) -> Upstream:
                     f"urllib.request.urlopen(urllib.request.Request({notify!r}, method='POST'), timeout=10).read()\n")
     hook.chmod(0o755)
     git(work, "remote", "add", "origin", str(bare))
+    return work, bare
+
+
+def make_upstream(root: Path, notify: str) -> Upstream:
+    """A git repository holding tinyapp 1.0 (tag 1.0); pushes POST ``notify`` (the change hook)."""
+    work, bare = notifying_repo(root / "tinyapp-work", root / "tinyapp.git", notify)
     up = Upstream(work, bare)
     up.release("1.0", "1.0")
     return up
@@ -199,15 +204,7 @@ def deliverable(project: str, *versions: str) -> str:
 
 def make_releases_repo(root: Path, notify: str, copy: tuple[str, ...], files: dict[str, str]) -> ReleasesRepo:
     """openstack/releases with ``copy`` (paths of ../shared/openstack-releases) and ``files``; pushes POST ``notify``."""
-    work, bare = root / "releases-work", root / "releases.git"
-    work.mkdir(parents=True)
-    git(work, "init", "-q", "-b", "master")
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
-    hook = bare / "hooks" / "post-receive"
-    hook.write_text(f"#!{sys.executable}\nimport urllib.request\n"
-                    f"urllib.request.urlopen(urllib.request.Request({notify!r}, method='POST'), timeout=10).read()\n")
-    hook.chmod(0o755)
-    git(work, "remote", "add", "origin", str(bare))
+    work, bare = notifying_repo(root / "releases-work", root / "releases.git", notify)
     repo = ReleasesRepo(work, bare)
     for path in copy:
         repo.write(path, (SHARED_RELEASES / path).read_text())
