@@ -150,6 +150,12 @@ class _Node:
             raise self.error(f"{self.value!r} is not valid (expected {pattern.pattern})")
         return self.value
 
+    def entries(self, shape: str) -> list["_Node"]:
+        """The items of a list of mappings (``shape`` names their keys in the error)."""
+        if not isinstance(self.value, list):
+            raise self.error(f"must be a list of {shape}")
+        return [_Node(self.file, f"{self.key}[{i}]", v) for i, v in enumerate(self.value)]
+
     def strings(self, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
         if self.value is None:
             return ()
@@ -191,11 +197,7 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
         versions[key] = node.string(VERSION) or ""
 
     services: list[Service] = []
-    services_n = top.child("services", [])
-    if not isinstance(services_n.value, list):
-        raise services_n.error("must be a list of {name, command, description}")
-    for i, item in enumerate(services_n.value):
-        node = _Node(file, f"services[{i}]", item)
+    for node in top.child("services", []).entries("{name, command, description}"):
         node.mapping({"name", "command", "description"}, {"name", "command"})
         services.append(
             Service(
@@ -228,11 +230,7 @@ def parse_recipe(data: Any, file: Path) -> Recipe:
         flags[flag] = value
 
     apis: list[Api] = []
-    apis_n = top.child("apis", [])
-    if not isinstance(apis_n.value, list):
-        raise apis_n.error("must be a list of {name, module, port, description}")
-    for i, item in enumerate(apis_n.value):
-        node = _Node(file, f"apis[{i}]", item)
+    for node in top.child("apis", []).entries("{name, module, port, description}"):
         node.mapping({"name", "module", "port", "description"}, {"name", "module", "port"})
         port = node.child("port").value
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
