@@ -298,6 +298,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from stackyard.verify.container import clean_leftovers
     from stackyard.verify.plan import Override
+    from stackyard.operator_data import parse_project_release
     from stackyard.verify.run import verify, workdir_of
 
     config = _config(args)
@@ -313,8 +314,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError("verify needs --release (or --clean)")
     release = config.release(args.release)
     overrides = tuple(Override.parse(o) for o in args.set)
+    upgrades = dict(parse_project_release(config, value, "--upgrade") for value in args.upgrade)
     result = verify(config, release, args.projects, promoted=args.promoted, overrides=overrides,
-                    report=ConsoleReporter(), keep=args.keep)
+                    report=ConsoleReporter(), keep=args.keep, upgrades=upgrades)
     record = result.record
     rows = []
     for step in record.steps:
@@ -327,6 +329,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     phases = ", ".join(f"{k} {v:.0f}s" for k, v in record.phases.items())
     print(f"verify {release.id}: passed in {record.seconds:.0f}s ({phases}); peak memory "
           f"{record.peak_memory_bytes / 2**30:.1f} GiB; {len(record.packages)} packages from {record.distribution}")
+    for package in record.upgrades:
+        print(f"upgraded on the running control plane: {package.name} to {package.version}")
     print(f"record: {result.path}")
     return 0
 
@@ -528,6 +532,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--promoted", action="store_true", help="install from <codename>-<release> instead of its staging")
     s.add_argument("--set", action="append", default=[], metavar="FILE:SECTION.KEY=VALUE",
                    help="change one option of a configuration file verify writes (repeatable)")
+    s.add_argument("--upgrade", action="append", default=[], metavar="PROJECT=RELEASE",
+                   help="after the scenario, upgrade PROJECT to RELEASE's package on the running control plane as "
+                        "'apt-config --project' configures it, migrate, restart, and ask again (repeatable)")
     s.add_argument("--keep", action="store_true", help="keep the root after a passing verify too (until the next one)")
     s.add_argument("--clean", action="store_true",
                    help="only kill a container a killed verify left, unmount and remove its root (every release without --release)")

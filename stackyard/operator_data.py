@@ -63,21 +63,21 @@ class AptPlan:
     warnings: tuple[str, ...]
 
 
-def parse_project_release(config: Config, value: str) -> tuple[str, Release]:
-    """``PROJECT=RELEASE`` where RELEASE is an id, a series or ``<codename>-<id>``."""
+def parse_project_release(config: Config, value: str, flag: str = "--project") -> tuple[str, Release]:
+    """``PROJECT=RELEASE`` (the value of ``flag``) where RELEASE is an id, a series or ``<codename>-<id>``."""
     project, sep, where = value.partition("=")
     if not sep or not project or not where:
-        raise InputError(f"--project {value!r}: expected PROJECT=RELEASE", hint="e.g. --project keystone=2025.2")
+        raise InputError(f"{flag} {value!r}: expected PROJECT=RELEASE", hint=f"e.g. {flag} keystone=2025.2")
     project = project.removeprefix("venv-")
     match = re.fullmatch(r"([a-z]+)-(\d{4}\.\d+)", where)
     if match and match.group(2) in config.releases:
         codename, release = match.group(1), config.releases[match.group(2)]
         if codename not in config.codenames:
             known = ", ".join(f"[codenames.{c}]" for c in config.codenames)
-            raise InputError(f"--project {value}: unknown codename {codename!r}",
+            raise InputError(f"{flag} {value}: unknown codename {codename!r}",
                              hint=f"{config.file} defines {known}; add [codenames.{codename}] or use one of them")
         if codename != release.codename:
-            raise InputError(f"--project {value}: release {release.id} is built for {release.codename}, not {codename}",
+            raise InputError(f"{flag} {value}: release {release.id} is built for {release.codename}, not {codename}",
                              hint=f"use {project}={release.codename}-{release.id}, or change "
                                   f"[releases.\"{release.id}\"] codename in {config.file}")
         return project, release

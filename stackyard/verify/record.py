@@ -58,6 +58,7 @@ class VerifyRecord:
     failure: dict[str, str] | None = None  # step, unit, message, journal
     overrides: list[str] = field(default_factory=list)
     peak_memory_bytes: int = 0
+    upgrades: list[PackageRecord] = field(default_factory=list)  # what --upgrade moved to, on the running plane
     phases: dict[str, float] = field(default_factory=dict)  # boot+install, start, scenario: seconds
 
     def to_json(self) -> str:
@@ -68,6 +69,7 @@ class VerifyRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["packages"] = [PackageRecord(**p) for p in data.get("packages", [])]
         known["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
+        known["upgrades"] = [PackageRecord(**p) for p in data.get("upgrades", [])]
         return cls(**known)
 
 

@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from stackyard.apt_repo import final, staging
 from stackyard.config import Config, Release
@@ -40,6 +40,7 @@ from stackyard.signing import KEYRING_NAME
 from stackyard.verify.container import APT_ARCHIVES, Container, clean_leftovers
 from stackyard.verify.plan import BASE_PACKAGES, Override, VerifyPlan, make_plan
 from stackyard.verify.record import PackageRecord, StepRecord, VerifyRecord, read_packages_index, write_record
+from stackyard.verify.upgrade import Upgrade
 
 # the cached root: what boots (systemd, dbus) and Debian's MariaDB, RabbitMQ and
 # memcached, baked in so that a verify does not install them every time
@@ -252,9 +253,13 @@ def first_errors(journal: str, count: int = FIRST_ERRORS) -> list[str]:
 
 def verify(config: Config, release: Release, projects: list[str] | tuple[str, ...] = (), *, promoted: bool = False,
            overrides: tuple[Override, ...] = (), report: Reporter = lambda e: None, runner: Runner = RUNNER,
-           keep: bool = False) -> VerifyResult:
-    """Install, configure, start and ask a control plane; write the record; raise VerifyError on failure."""
+           keep: bool = False, upgrades: Mapping[str, Release] | None = None) -> VerifyResult:
+    """Install, configure, start and ask a control plane; write the record; raise VerifyError on failure.
+
+    ``upgrades`` (project -> release): then upgrade those projects on the running control plane and ask again
+    (see stackyard.verify.upgrade)."""
     from stackyard.verify import scenario
+    from stackyard.verify import upgrade as upgrading
 
     workdir = workdir_of(config, release)
     distribution = final(release) if promoted else staging(release)
@@ -272,10 +277,9 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
         index = read_packages_index(config.repo.path / "dists" / distribution, config.repo.component, config.architecture)
         missing = [p for p in plan.packages if p not in index]
         if missing:
-            raise InputError(f"{', '.join(missing)} not in {distribution}",
-                             hint=(f"stackyard promote --release {release.id} ..." if promoted else
-                                   f"stackyard publish --release {release.id} "
-                                   + " ".join(p.removeprefix("venv-") for p in missing)))
+            raise missing_error(config, release, distribution, promoted, missing)
+        installed = {p: index[p] for p in plan.packages}
+        ups = upgrading.plan_upgrades(config, release, plan, upgrades or {}, promoted=promoted, installed=installed)
         archives = config.paths.cache / "verify-apt"
         (archives / "partial").mkdir(parents=True, exist_ok=True)
         container = Container(workdir, machine, log, runner=runner, binds=((archives, APT_ARCHIVES),))
@@ -283,7 +287,7 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
         started_at = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         record = VerifyRecord(release=release.id, distribution=distribution, started=started_at,
                               projects=list(plan.projects), packages=[index[p] for p in plan.packages],
-                              overrides=[str(o) for o in plan.overrides])
+                              overrides=[str(o) for o in plan.overrides], upgrades=[u.package for u in ups])
         session = Session(config, release, plan, container, report)
         memory = MemorySampler(container.root)
         began = time.monotonic()
@@ -294,19 +298,21 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
                 tarball = rootfs_tarball(config.paths.cache, config.codenames[release.codename], log, ROOT_PACKAGES,
                                          ROOT_OPTIONS, flavour="verify", runner=runner)
                 container.unpack(tarball)
-                _configure_apt(config, release, promoted, container, distribution)
+                _configure_apt(config, release, promoted, container, distribution, ups)
             judged = True  # from here on, a failure is the packages' (a Depends apt cannot satisfy, a unit...)
             with session.step("apt: update, download what the packages depend on (host network)"):
                 # autoclean: the shared cache keeps only what can still be downloaded (no superseded versions)
-                container.run_once("apt-get update -q && apt-get install -y -q --no-install-recommends --download-only "
-                                   + " ".join(plan.packages) + " && apt-get autoclean -q", timeout=1800,
-                                   what="apt-get could not fetch the packages")
+                download = ("apt-get install -y -q --no-install-recommends --download-only "
+                            + " ".join((*plan.host_packages, *plan.packages)))
+                container.run_once(f"apt-get update -q && {download} && "
+                                   + (upgrading.download_script(plan.packages) + " && " if ups else "")
+                                   + "apt-get autoclean -q", timeout=1800, what="apt-get could not fetch the packages")
             with session.step("boot: systemd in the container") as s:
                 s.detail = f"{container.boot(workdir / 'console.log'):.1f}s to multi-user"
                 assert container.pids is not None
                 memory.start(container.pids.leader)
             with session.step("install: apt-get install " + " ".join(plan.packages)):
-                container.run("apt-get install -y -q --no-install-recommends " + " ".join((*BASE_PACKAGES, *plan.packages)),
+                container.run("apt-get install -y -q --no-install-recommends " + " ".join((*BASE_PACKAGES, *plan.host_packages, *plan.packages)),
                               timeout=1800, what="apt-get install")
                 _check_installed(container, record.packages)
             record.phases["boot+install"] = round(time.monotonic() - began, 1)
@@ -317,6 +323,10 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
             started = time.monotonic()
             scenario.run(session)
             record.phases["scenario"] = round(time.monotonic() - started, 1)
+            if ups:
+                started = time.monotonic()
+                upgrading.run(session, ups, installed)
+                record.phases["upgrade"] = round(time.monotonic() - started, 1)
             record.passed = True
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: nothing was decided, nothing is kept
             judged, interrupted = False, True
@@ -337,21 +347,42 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
     return VerifyResult(record, path, workdir, cleaned)
 
 
-def _configure_apt(config: Config, release: Release, promoted: bool, container: Container, distribution: str) -> None:
-    """The repository snapshot at /srv/repo and the operator's apt files, as ``stackyard apt-config`` writes them."""
-    from stackyard.operator_data import apt_files, apt_plan
+def missing_error(config: Config, release: Release, distribution: str, promoted: bool, missing: list[str]) -> InputError:
+    """The packages verify needs that ``distribution`` lacks, and the commands that put them there."""
+    projects = " ".join(p.removeprefix("venv-") for p in missing)
+    if promoted:
+        hint = f"stackyard promote --release {release.id} {projects} (after a passing stackyard verify --release {release.id})"
+    else:
+        from stackyard.deb_build import debs_dir
 
-    packages = snapshot_repo(config.repo.path, distribution, container.root / "srv" / "repo", config.repo.component,
-                             config.architecture)
-    if not packages:
-        raise InputError(f"{distribution} is not exported in {config.repo.path}", hint="stackyard publish first")
-    keyring = config.repo.path / f"{KEYRING_NAME}.gpg"
-    plan = apt_plan(config, release, staging=not promoted, url="file:/srv/repo")
-    for rel, content in apt_files(plan, keyring.read_bytes()).items():
-        target = container.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        target.chmod(0o644)
+        built = debs_dir(config, release)
+        unbuilt = [p.removeprefix("venv-") for p in missing if not any(built.glob(f"{p}_*.deb"))]
+        hint = (f"stackyard deb --release {release.id} {' '.join(unbuilt)}, then " if unbuilt else "") \
+            + f"stackyard publish --release {release.id} {projects}"
+    return InputError(f"{', '.join(missing)} not in {distribution}", hint=hint)
+
+
+def _configure_apt(config: Config, release: Release, promoted: bool, container: Container, distribution: str,
+                   ups: tuple[Upgrade, ...] = ()) -> None:
+    """The repository snapshot at /srv/repo and the operator's apt files, as ``stackyard apt-config`` writes them
+    (the upgrade's too, stashed until it swaps them in)."""
+    from stackyard.verify.upgrade import STASH, apt_config
+
+    for dist in (distribution, *sorted({u.distribution for u in ups})):
+        if not snapshot_repo(config.repo.path, dist, container.root / "srv" / "repo", config.repo.component,
+                             config.architecture):
+            raise InputError(f"{dist} is not exported in {config.repo.path}", hint="stackyard publish first")
+    keyring = (config.repo.path / f"{KEYRING_NAME}.gpg").read_bytes()
+    configs = {"": apt_config(config, release, promoted, keyring)}
+    if ups:
+        configs[STASH + "/install"] = configs[""]
+        configs[STASH + "/upgrade"] = apt_config(config, release, promoted, keyring, {u.project: u.release for u in ups})
+    for where, files in configs.items():
+        for rel, content in files.items():
+            target = container.root / where.lstrip("/") / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            target.chmod(0o644)
 
 
 def _check_installed(container: Container, packages: list[PackageRecord]) -> None:

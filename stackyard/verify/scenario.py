@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
-from stackyard.verify.plan import HOST, REGION, Unit
+from stackyard.verify.plan import HOST, NFS_MOUNT, REGION, Unit
 
 if TYPE_CHECKING:
     from stackyard.verify.run import Session
@@ -101,11 +101,16 @@ def _start_units(s: "Session", units: list[Unit]) -> None:
         return
     names = [u.name for u in units]
     s.c.run("systemctl start " + " ".join(names), timeout=120, what="systemctl start " + " ".join(names))
+    wait_units(s, units)
+
+
+def wait_units(s: "Session", units: list[Unit], verb: str = "start") -> None:
+    """Each unit active, each API answering (they were just started, or restarted)."""
     started = time.monotonic()
 
     def waiter(unit: Unit) -> Callable[[], None]:
         def run() -> None:
-            with s.step(f"start {unit.name}", kind="unit", service=unit.name, units=(unit.name,)) as st:
+            with s.step(f"{verb} {unit.name}", kind="unit", service=unit.name, units=(unit.name,)) as st:
                 if unit.url:
                     code = wait_api(s, unit.name, unit.url)
                     st.api = f"{code} {unit.url} after {time.monotonic() - started:.1f}s"
@@ -194,7 +199,7 @@ def _scenario(s: "Session", name: str, units: tuple[str, ...] = (), service: str
 
 def run(s: "Session") -> None:
     """The scenario: the tenant, then what each service offers (in parallel where nothing links them)."""
-    plan, c = s.plan, s.c
+    plan = s.plan
     has = plan.has
     ks = ("keystone-api",)
     with _scenario(s, "admin: project, user and member role for the tenant", ks, "keystone"):
@@ -202,9 +207,7 @@ def run(s: "Session") -> None:
         osc(s, "admin", f"user create --domain default --project demo --password {shlex.quote(plan.passwords['demo'])} "
                         "demo -f value -c id", units=ks)
         osc(s, "admin", "role add --project demo --user demo member", units=ks)
-    with _scenario(s, "tenant: token issue", ks, "keystone") as st:
-        token = osc(s, "demo", "token issue -f value -c id", units=ks)
-        st.detail = f"token of {len(token)} characters"
+    _token(s)
     first: list[Callable[[], None]] = []
     if "glance" in has:
         first.append(lambda: _glance(s))
@@ -225,15 +228,35 @@ def run(s: "Session") -> None:
                                                         "through it, as neutron", PRIVSEP_NEUTRON,
                                           "sudo -n neutron-rootwrap /etc/neutron/rootwrap.conf ip netns list"))
     _parallel(then)
-    with _scenario(s, "units: every service still active, none restarted", tuple(u.name for u in plan.units)) as st:
+    _units_active(s)
+
+
+def after_upgrade(s: "Session", upgraded: str) -> None:
+    """What the tenant did before, against the upgraded services and those left as they were."""
+    _token(s, f"after the upgrade to {upgraded}: ")
+    if "nova" in s.plan.has:
+        _nova_server(s, f"after the upgrade to {upgraded}: ")
+    _units_active(s)
+
+
+def _token(s: "Session", label: str = "") -> None:
+    with _scenario(s, f"{label}tenant: token issue", ("keystone-api",), "keystone") as st:
+        token = osc(s, "demo", "token issue -f value -c id", units=("keystone-api",))
+        st.detail = f"token of {len(token)} characters"
+
+
+def _units_active(s: "Session") -> None:
+    """No unit failed or was restarted by systemd since it started (a restart by the operator does not count)."""
+    units = s.plan.units
+    with _scenario(s, "units: every service still active, none restarted", tuple(u.name for u in units)) as st:
         bad = []
-        for unit in plan.units:
-            state = c.unit_state(unit.name)
+        for unit in units:
+            state = s.c.unit_state(unit.name)
             if state.get("ActiveState") != "active" or state.get("NRestarts", "0") != "0":
                 bad.append(f"{unit.name} {state.get('ActiveState')} (restarts: {state.get('NRestarts')})")
         if bad:
             raise _failed("; ".join(bad), tuple(b.split()[0] for b in bad))
-        st.detail = f"{len(plan.units)} units active"
+        st.detail = f"{len(units)} units active"
 
 
 def _glance(s: "Session") -> None:
@@ -250,14 +273,47 @@ def _glance(s: "Session") -> None:
 
 
 def _cinder(s: "Session") -> None:
-    units = ("cinder-api", "cinder-scheduler")
-    with _scenario(s, "admin: volume service list: cinder-scheduler up", units, "cinder") as st:
-        def scheduler_up() -> str | None:
+    """The scheduler and the NFS backend's volume service up; a tenant's volume created on the share (a sparse
+    file of its size, through rootwrap) and deleted."""
+    units = ("cinder-api", "cinder-scheduler", "cinder-volume")
+    with _scenario(s, "admin: volume service list: cinder-scheduler and cinder-volume up", units, "cinder") as st:
+        def services_up() -> str | None:
             out = osc(s, "admin", "volume service list -f value -c Binary -c Host -c State", units=units)
-            up = [line.split()[0] for line in out.splitlines() if line.split()[-1:] == ["up"]]
-            return " ".join(sorted(up)) if "cinder-scheduler" in up else None
+            up = {line.split()[0] for line in out.splitlines() if line.split()[-1:] == ["up"]}
+            return " ".join(sorted(up)) if {"cinder-scheduler", "cinder-volume"} <= up else None
 
-        st.detail = "up: " + _poll(s, "cinder-scheduler reports up", scheduler_up, SERVICE_TIMEOUT, units, interval=2)
+        st.detail = "up: " + _poll(s, "cinder-scheduler and cinder-volume report up", services_up, SERVICE_TIMEOUT,
+                                   units, interval=2)
+
+    with _scenario(s, "tenant: volume create --size 1, available on the NFS share; delete", units, "cinder") as st:
+        volume = osc(s, "demo", "volume create --size 1 verify-volume -f value -c id", units=units)
+
+        def status(wanted: str) -> Callable[[], str | None]:
+            def check() -> str | None:
+                now = osc(s, "demo", f"volume show {volume} -f value -c status", units=units)
+                if now.startswith("error"):
+                    raise Fatal(f"volume {volume} went to {now}", units)
+                return now if now == wanted else None
+            return check
+
+        _poll(s, f"volume {volume} available", status("available"), SERVER_TIMEOUT, units)
+        found = s.c.run(f"stat -c '%s %b %U' {NFS_MOUNT}/volume-{volume}", check=False, timeout=60)
+        if found.returncode != 0 or not found.stdout.startswith(f"{2**30} "):
+            raise _failed(f"volume {volume} is available but {NFS_MOUNT}/volume-{volume} is not a 1 GiB file: "
+                          f"{(found.stdout + found.stderr).strip()}", units)
+        osc(s, "demo", f"volume delete {volume}", units=units)
+
+        def gone() -> str | None:
+            listed = osc(s, "demo", "volume list -f value -c ID -c Status", units=units)
+            if f"{volume} error" in listed:
+                raise Fatal(f"volume {volume} went to error while it was deleted", units)
+            return None if volume in listed else "gone"
+
+        _poll(s, f"volume {volume} deleted", gone, SERVER_TIMEOUT, units)
+        if s.c.run(f"test -e {NFS_MOUNT}/volume-{volume}", check=False, timeout=60).returncode == 0:
+            raise _failed(f"volume {volume} was deleted but its file is still on the share", units)
+        size, blocks, owner = found.stdout.split()
+        st.detail = f"volume {volume}: {int(size) >> 20} MiB file, {int(blocks) * 512 >> 10} KiB used, owner {owner}; deleted"
 
 
 def _privsep_step(s: "Session", user: str, name: str, script: str, rootwrap: str = "") -> None:
@@ -340,8 +396,8 @@ def _nova_ready(s: "Session") -> None:
 
 
 
-def _nova_server(s: "Session") -> None:
-    with _scenario(s, "tenant: server create --nic none, ACTIVE (fake driver)", NOVA_UNITS, "nova") as st:
+def _nova_server(s: "Session", label: str = "") -> None:
+    with _scenario(s, f"{label}tenant: server create --nic none, ACTIVE (fake driver)", NOVA_UNITS, "nova") as st:
         server = osc(s, "demo", "server create --flavor verify.tiny --image verify-image --nic none verify-server "
                                 "-f value -c id", units=NOVA_UNITS)
 
@@ -355,7 +411,7 @@ def _nova_server(s: "Session") -> None:
         _poll(s, f"server {server} ACTIVE", active, SERVER_TIMEOUT, NOVA_UNITS)
         st.detail = f"server {server} ACTIVE"
 
-    with _scenario(s, "tenant: server delete, gone from server list", NOVA_UNITS, "nova") as st:
+    with _scenario(s, f"{label}tenant: server delete, gone from server list", NOVA_UNITS, "nova") as st:
         osc(s, "demo", f"server delete {server}", units=NOVA_UNITS, timeout=SERVER_TIMEOUT)
 
         def gone() -> str | None:

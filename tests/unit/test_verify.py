@@ -297,3 +297,81 @@ def test_the_cli_renders_the_record_as_a_table(tmp_path: Path, monkeypatch: pyte
     assert lines[2].split()[:3] == ["keystone-api", "active", "200"] and lines[2].endswith("2.5")
     assert "tenant: token issue: token of 183 characters" in lines[3]
     assert "verify 2025.1: passed in 100s (boot+install 50s); peak memory 3.0 GiB" in out
+
+
+def test_a_package_missing_from_staging_names_it_and_the_commands_that_build_and_publish_it(config: Config,
+                                                                                          release: Release) -> None:
+    from stackyard.deb_build import debs_dir
+    from stackyard.verify.run import missing_error
+
+    built = debs_dir(config, release)
+    built.mkdir(parents=True)
+    (built / "venv-glance_30.2.0-2025.1.1_amd64.deb").write_bytes(b"")
+    error = missing_error(config, release, "bookworm-2025.1-staging", False, ["venv-nova", "venv-glance"])
+    assert error.exit_code == 2 and str(error).startswith("venv-nova, venv-glance not in bookworm-2025.1-staging")
+    assert error.hint == "stackyard deb --release 2025.1 nova, then stackyard publish --release 2025.1 nova glance"
+    promoted = missing_error(config, release, "bookworm-2025.1", True, ["venv-nova"])
+    assert promoted.hint.startswith("stackyard promote --release 2025.1 nova (after a passing stackyard verify")
+
+
+# -- --upgrade ------------------------------------------------------------------
+
+def _staged(config: Config, distribution: str, packages: dict[str, str]) -> None:
+    binary = config.repo.path / "dists" / distribution / "main/binary-amd64"
+    binary.mkdir(parents=True, exist_ok=True)
+    (binary / "Packages").write_text("".join(f"Package: {n}\nVersion: {v}\nFilename: pool/main/v/{n}/{n}_{v}.deb\n"
+                                             f"SHA256: sha-{n}-{v}\n\n" for n, v in packages.items()))
+
+
+RELEASE_2025_2 = """
+[releases."2025.2"]
+series = "flamingo"
+codename = "bookworm"
+upstream = "https://example.invalid/2025.2"
+"""
+
+
+def test_an_upgrade_is_planned_only_to_a_newer_package_the_repository_has(recipes: dict, make_config) -> None:  # noqa: ANN001
+    from stackyard.verify.upgrade import plan_upgrades
+
+    config = make_config(extra=RELEASE_2025_2)
+    release = config.release("2025.1")
+
+    plan = make_plan(recipes, ["keystone"], hostname="h", passwords=PASSWORDS)
+    installed = {"venv-keystone": PackageRecord("venv-keystone", "27.0.2-2025.1.1", "a"),
+                 "venv-python-openstackclient": PackageRecord("venv-python-openstackclient", "7.5.0-2025.1.1", "b")}
+    target = config.release("2025.2")
+    with pytest.raises(InputError) as info:
+        plan_upgrades(config, release, plan, {"keystone": target}, promoted=False, installed=installed)
+    assert str(info.value).startswith("venv-keystone not in bookworm-2025.2-staging\n")
+    assert info.value.hint == "stackyard deb --release 2025.2 keystone, then stackyard publish --release 2025.2 keystone"
+
+    _staged(config, "bookworm-2025.2-staging", {"venv-keystone": "28.0.2-2025.2.1"})
+    (upgrade,) = plan_upgrades(config, release, plan, {"keystone": target}, promoted=False, installed=installed)
+    assert (upgrade.project, upgrade.distribution, upgrade.package.version) == (
+        "keystone", "bookworm-2025.2-staging", "28.0.2-2025.2.1")
+
+    with pytest.raises(InputError, match="--upgrade nova=2025.2: nova is not part of this verify"):
+        plan_upgrades(config, release, plan, {"nova": target}, promoted=False, installed=installed)
+    with pytest.raises(InputError, match="--upgrade keystone=2025.1: the control plane already runs 2025.1"):
+        plan_upgrades(config, release, plan, {"keystone": release}, promoted=False, installed=installed)
+    _staged(config, "bookworm-2025.2-staging", {"venv-keystone": "27.0.2-2025.1.1~bpo"})
+    with pytest.raises(InputError, match=r"venv-keystone 27\.0\.2-2025\.1\.1~bpo in bookworm-2025\.2-staging is not newer "
+                                         r"than 27\.0\.2-2025\.1\.1"):
+        plan_upgrades(config, release, plan, {"keystone": target}, promoted=False, installed=installed)
+
+
+def test_the_upgrade_s_apt_configuration_is_apt_config_s_with_the_project_pinned(make_config) -> None:  # noqa: ANN001
+    from stackyard.verify.upgrade import apt_config, download_script
+
+    config = make_config(extra=RELEASE_2025_2)
+    files = apt_config(config, config.release("2025.1"), False, b"KEY", {"keystone": config.release("2025.2")},
+                       runner=FakeRunner())
+    assert "URIs: file:/srv/repo\nSuites: bookworm-2025.2-staging\n" in files[
+        "etc/apt/sources.list.d/stackyard-2025.2.sources"].decode()
+    pref = files["etc/apt/preferences.d/stackyard.pref"].decode()
+    assert pref.index("Package: venv-keystone\nPin: release o=stackyard,n=bookworm-2025.2-staging\nPin-Priority: 995") \
+        < pref.index("Pin-Priority: 990")
+    script = download_script(["venv-keystone"])  # the upgrade's packages fetched, then the install's apt files back
+    assert script.index("cp -a /var/lib/stackyard-verify/apt/upgrade/. /") < script.index("--download-only venv-keystone") \
+        < script.index("cp -a /var/lib/stackyard-verify/apt/install/. /")
