@@ -10,6 +10,7 @@ client) and renders every file.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -30,6 +31,12 @@ KEYSTONE_URL = f"http://{HOST}:5000"
 MEMCACHED = f"{HOST}:11211"
 CACHE_BACKEND = "dogpile.cache.memcached"
 BASE_PACKAGES = ("mariadb-server", "rabbitmq-server", "memcached")  # Debian's: in the cached root already
+# cinder's volume backend: the NFS driver on a share that is already mounted. These machines' kernel has
+# neither device-mapper (no LVM) nor an NFS client nor an iSCSI target, so the share is a tmpfs mounted
+# where os-brick mounts it (its mount point is the md5 of the share): cinder-volume finds it mounted
+# and does the rest (capacity, sparse volume files, permissions) through rootwrap as on a real share.
+NFS_SHARE = f"{HOST}:/srv/cinder-volumes"
+NFS_MOUNT = "/var/lib/cinder/mnt/" + hashlib.md5(NFS_SHARE.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Profile:
     catalog: tuple[CatalogEntry, ...] = ()  # the service user named after the project is made for these
     files: tuple[ConfigFile, ...] = ()
     setup: tuple[Command, ...] = ()  # db syncs and the like, before the units start
+    host_packages: tuple[str, ...] = ()  # Debian packages a backend needs on the host (not the package's Depends)
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
@@ -130,12 +138,16 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         ),
     ),
     Profile(
-        "cinder", requires=("keystone",), units=("cinder-api", "cinder-scheduler"), api_paths={"cinder-api": "/"},
+        "cinder", requires=("keystone",), units=("cinder-api", "cinder-scheduler", "cinder-volume"),
+        api_paths={"cinder-api": "/"},
         databases=(Database("cinder", "cinder"),), rabbit=True,
         catalog=(CatalogEntry("volumev3", "cinderv3", f"http://{HOST}:8776/v3/%(project_id)s"),
                  CatalogEntry("block-storage", "cinder", f"http://{HOST}:8776/v3/%(project_id)s")),
-        files=(ConfigFile("/etc/cinder/cinder.conf", "cinder.conf.j2", "cinder"),),
-        setup=(Command("cinder-manage db sync", "cinder"),),
+        files=(ConfigFile("/etc/cinder/cinder.conf", "cinder.conf.j2", "cinder"),
+               ConfigFile("/etc/cinder/nfs_shares", "nfs_shares.j2", "cinder")),
+        setup=(Command("cinder-manage db sync", "cinder"),
+               Command(f"mkdir -p {NFS_MOUNT} && mount -t tmpfs -o size=8g,mode=0755 {NFS_SHARE} {NFS_MOUNT}")),
+        host_packages=("nfs-common",),  # the NFS driver checks for mount.nfs
     ),
     Profile(CLIENT),
 )}
@@ -219,6 +231,7 @@ class VerifyPlan:
     service_users: tuple[str, ...]
     passwords: Mapping[str, str]
     overrides: tuple[Override, ...] = ()
+    host_packages: tuple[str, ...] = ()  # from Debian, for a backend (nfs-common for cinder's NFS driver)
 
     @property
     def has(self) -> frozenset[str]:
@@ -282,7 +295,7 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
 
     context = dict(projects=set(projects), passwords=passwords, keystone_url=KEYSTONE_URL, memcached=MEMCACHED,
                    cache_backend=CACHE_BACKEND, region=REGION, hostname=hostname, db_url=db_url, rabbit_url=rabbit_url,
-                   databases=databases)
+                   databases=databases, nfs_share=NFS_SHARE)
     files = []
     for profile in profiles:
         for f in profile.files:
@@ -310,4 +323,5 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
         service_users=tuple(service_users),
         passwords=passwords,
         overrides=overrides,
+        host_packages=tuple(dict.fromkeys(h for p in profiles for h in p.host_packages)),
     )
