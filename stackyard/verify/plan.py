@@ -138,7 +138,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         ),
     ),
     Profile(
-        "cinder", requires=("keystone",), units=("cinder-api", "cinder-scheduler", "cinder-volume"),
+        # 'openstack volume create' makes an image client even without --image: no volume without glance
+        "cinder", requires=("keystone", "glance"), units=("cinder-api", "cinder-scheduler", "cinder-volume"),
         api_paths={"cinder-api": "/"},
         databases=(Database("cinder", "cinder"),), rabbit=True,
         catalog=(CatalogEntry("volumev3", "cinderv3", f"http://{HOST}:8776/v3/%(project_id)s"),
