@@ -1,14 +1,21 @@
-"""stackyard verify against the real 2025.1 packages: a control plane from staging answers the scenario,
-promote takes what passed; a broken option fails naming the unit and its journal, and promote refuses."""
+"""stackyard verify against the real 2025.1 packages: a control plane from staging answers the scenario and
+survives keystone's upgrade to 2025.2, promote takes what passed; a broken option fails naming the unit and its
+journal, and promote refuses; a verify killed mid-way leaves nothing behind once cleaned."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from stackyard.verify.container import mounts_under, nspawn_processes
 from tests.conftest import Workspace
 
 pytestmark = pytest.mark.e2e
@@ -25,17 +32,62 @@ def published(ws: Workspace) -> Workspace:
     if missing:
         ws.run("deb", "--release", "2025.1", *missing)
     ws.run("publish", "--release", "2025.1", *PROJECTS)
+    # the release keystone is upgraded to on the running control plane (requirements/2025.2/locks/keystone.txt)
+    ws.run("wheels", "--release", "2025.2", "keystone")
+    ws.run("deb", "--release", "2025.2", "keystone")
+    ws.run("publish", "--release", "2025.2", "keystone")
     return ws
 
 
-def staged_sha256(ws: Workspace) -> dict[str, str]:
-    text = (ws.root / "var/repo/dists/bookworm-2025.1-staging/main/binary-amd64/Packages").read_text()
+def staged_sha256(ws: Workspace, release: str = "2025.1") -> dict[str, str]:
+    text = (ws.root / f"var/repo/dists/bookworm-{release}-staging/main/binary-amd64/Packages").read_text()
     return {m.group(1): m.group(2) for m in re.finditer(r"(?ms)^Package: (\S+)$.*?^SHA256: (\S+)$", text)}
 
 
-def test_a_control_plane_from_staging_answers_the_scenario_and_promote_takes_it(published: Workspace) -> None:
+def _verify_killed_once_booted(ws: Workspace, sig: int) -> Path:
+    """``stackyard verify --release 2025.1 keystone`` killed with ``sig`` as soon as its container runs systemd."""
+    workdir = ws.root / "var/verify/2025.1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    proc = subprocess.Popen([sys.executable, "-m", "stackyard", "--config", str(ws.config), "verify", "--release", "2025.1",
+                             "keystone"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 600
+    while not nspawn_processes(workdir / "root") or not (workdir / "console.log").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, f"verify ended before booting: {proc.communicate()[0]}"
+        time.sleep(0.2)
+    time.sleep(2)  # systemd is starting units: the worst moment to die
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, out
+    return workdir
+
+
+def _leftovers(workdir: Path) -> list[object]:
+    return [*nspawn_processes(workdir / "root"), *mounts_under(workdir)]
+
+
+def test_verify_terminated_mid_way_leaves_no_container_mount_or_process(published: Workspace) -> None:
+    workdir = _verify_killed_once_booted(published, signal.SIGTERM)
+    assert _leftovers(workdir) == [] and not (workdir / "root").exists()
+
+
+def test_verify_killed_mid_way_is_cleaned_by_make_down(published: Workspace) -> None:
+    """SIGKILL leaves the container running (nothing can catch it): ``verify --clean``, which ``make down``
+    runs, kills it, unmounts and removes the root; a verify after a kill would do the same first."""
+    workdir = _verify_killed_once_booted(published, signal.SIGKILL)
+    assert _leftovers(workdir), "SIGKILL left nothing behind: the test did not kill mid-way"
+    cleaned = published.run("verify", "--clean").stdout
+    assert "killed a leftover container" in cleaned and f"unmounted {workdir / 'root'}" in cleaned, cleaned
+    assert _leftovers(workdir) == [] and not (workdir / "root").exists()
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "$(STACKYARD) verify --clean" in makefile.split("\ndown:")[1].split("\n\n")[0]
+
+
+def test_a_control_plane_from_staging_answers_the_scenario_survives_keystone_s_upgrade_and_promote_takes_it(
+        published: Workspace) -> None:
+    """The default set, then keystone alone upgraded to 2025.2's package on the running control plane (apt,
+    pinned as 'apt-config --project keystone=2025.2' pins it): nova, still 2025.1, keeps working against it."""
     ws = published
-    r = ws.run("verify", "--release", "2025.1")
+    r = ws.run("verify", "--release", "2025.1", "--upgrade", "keystone=2025.2")
     out = r.stdout
     for unit, port in (("keystone-api", 5000), ("glance-api", 9292), ("placement-api", 8778), ("neutron-api", 9696),
                        ("nova-api", 8774)):
@@ -48,14 +100,24 @@ def test_a_control_plane_from_staging_answers_the_scenario_and_promote_takes_it(
                  "server delete, gone from server list", "read 16 bytes of /etc/shadow", "privsep-helper: lo is link 1"):
         assert step in out, (step, out)
     assert "verify 2025.1: passed in" in out
+    assert re.search(r"apt-get upgrade: venv-keystone 27\.0\.2-2025\.1\.\d+ -> 28\.0\.2-2025\.2\.\d+: 1 upgraded; users, ids "
+                     r"and 1 configuration files kept", out), out
+    for step in ("upgrade: keystone-manage db_sync (as keystone)",
+                 "after the upgrade to keystone 2025.2: tenant: token issue",
+                 "after the upgrade to keystone 2025.2: tenant: server create --nic none, ACTIVE (fake driver): server "):
+        assert step in out, (step, out)
+    assert re.search(r"(?m)^keystone-api\s+active\s+200 http://127\.0\.0\.1:5000/v3 after", out.split("db_sync")[1]), out
+    assert re.search(r"upgraded on the running control plane: venv-keystone to 28\.0\.2-2025\.2\.\d+", out), out
 
     record = json.loads((ws.root / "var/verify/2025.1/record.json").read_text())
     assert record["passed"] is True and record["distribution"] == "bookworm-2025.1-staging"
     assert {p["name"]: p["sha256"] for p in record["packages"]} == {
         n: s for n, s in staged_sha256(ws).items() if n in {f"venv-{p}" for p in PROJECTS}}
     assert all(s["result"] == "ok" and s["seconds"] >= 0 for s in record["steps"])
-    assert set(record["phases"]) == {"boot+install", "start services", "scenario"}
-    assert record["seconds"] < 6 * 60 and 0 < record["peak_memory_bytes"] < 6 * 2**30
+    assert set(record["phases"]) == {"boot+install", "start services", "scenario", "upgrade"}
+    assert [u["name"] for u in record["upgrades"]] == ["venv-keystone"]
+    assert record["upgrades"][0]["sha256"] == staged_sha256(ws, "2025.2")["venv-keystone"]
+    assert record["seconds"] - record["phases"]["upgrade"] < 6 * 60 and 0 < record["peak_memory_bytes"] < 6 * 2**30
     # a passing verify leaves nothing: no machine, no mount, no root
     assert not (ws.root / "var/verify/2025.1/root").exists()
     assert str(ws.root / "var/verify") not in open("/proc/self/mounts").read()
