@@ -12,7 +12,10 @@ usage: venv-fixup.py <venv dir in debian/pkg> <final install dir> [--drop-tests]
  - pip itself goes: the venv was installed by the build, and nothing at run
    time installs into it (no PyPI on production hosts)
  - with --drop-tests, the packages' own test suites (directories named
-   'tests' holding Python files) go too, and their RECORD rows with them
+   'tests' holding Python files) go too, and their RECORD rows with them,
+   except those an entry point names (glance_store registers the driver
+   'no_conf = glance_store.tests.fakes:...': without it stevedore logs an
+   ERROR at every glance-api start)
 """
 import base64, csv, glob, hashlib, io, os, re, shutil, sys
 
@@ -43,8 +46,19 @@ for path in glob.glob(os.path.join(bindir, "pip")) + glob.glob(os.path.join(bind
     os.unlink(path)
 dropped = []
 if drop_tests:
+    named = set()  # the modules entry points name: 'name = module.path:attr'
+    for points in glob.glob(os.path.join(site, "*.dist-info", "entry_points.txt")):
+        for line in open(points, encoding="utf-8"):
+            if "=" in line and not line.lstrip().startswith(("[", "#", ";")):
+                named.add(line.split("=", 1)[1].split(":")[0].strip())
+
+    def named_inside(dirpath):
+        module = os.path.relpath(dirpath, site).replace(os.sep, ".")
+        return any(m == module or m.startswith(module + ".") for m in named)
+
     for dirpath, dirnames, filenames in os.walk(site):
-        if os.path.basename(dirpath) == "tests" and dirpath != site and any(f.endswith(".py") for f in filenames):
+        if os.path.basename(dirpath) == "tests" and dirpath != site and any(f.endswith(".py") for f in filenames) \
+                and not named_inside(dirpath):
             shutil.rmtree(dirpath)
             dropped.append(os.path.relpath(dirpath, site) + os.sep)
             dirnames[:] = []
