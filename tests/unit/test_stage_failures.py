@@ -63,25 +63,18 @@ def wheels(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pyte
                  config.logs_dir("wheels", release) / "tiny-1.2.0.log", "pep517_build.py")
 
 
-def deb(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Stage:
-    config = make_config()
-    release = config.release("2025.1")
-    workspace(config, release)
-    fake = deb_runner().reply("dpkg-buildpackage", returncode=2, stdout="dh_virtualenv: error: pip failed\n")
-    return Stage(["deb", "--release", "2025.1", "tiny"], fake, 6,
-                 config.logs_dir("deb", release) / "venv-tiny_1.2.0-2025.1.1.log", "dpkg-buildpackage -us -uc -b")
+def dpkg_buildpackage_fails(argv: list[str], step: str, log: str) -> Setup:
+    """A stage that builds a .deb (deb, wheels-deb) from a venv-deb workspace, dpkg-buildpackage failing."""
 
+    def setup(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
+              capsys: pytest.CaptureFixture[str]) -> Stage:
+        config = make_config()
+        release = config.release("2025.1")
+        workspace(config, release)
+        fake = deb_runner().reply("dpkg-buildpackage", returncode=2, stdout="dh_virtualenv: error: pip failed\n")
+        return Stage(argv, fake, 6, config.logs_dir(step, release) / log, "dpkg-buildpackage -us -uc -b")
 
-def wheels_deb(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
-               capsys: pytest.CaptureFixture[str]) -> Stage:
-    config = make_config()
-    release = config.release("2025.1")
-    workspace(config, release)
-    fake = deb_runner().reply("dpkg-buildpackage", returncode=2, stdout="dpkg-source: error: cannot read wheelhouse\n")
-    return Stage(["wheels-deb", "--release", "2025.1"], fake, 6,
-                 config.logs_dir("wheels-deb", release) / "openstack-wheels-2025.1_20250601.1.log",
-                 "dpkg-buildpackage -us -uc -b")
+    return setup
 
 
 def publish_(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
@@ -130,8 +123,16 @@ def verify(tmp_path: Path, make_config: Callable[..., Config], monkeypatch: pyte
                  config.paths.output / "verify" / "2025.1" / "verify.log", "mmdebstrap --variant=minbase")
 
 
-STAGES: dict[str, Setup] = {"lock": lock, "wheels": wheels, "deb": deb, "wheels-deb": wheels_deb, "publish": publish_,
-                            "image": image, "verify": verify}
+STAGES: dict[str, Setup] = {
+    "lock": lock,
+    "wheels": wheels,
+    "deb": dpkg_buildpackage_fails(["deb", "--release", "2025.1", "tiny"], "deb", "venv-tiny_1.2.0-2025.1.1.log"),
+    "wheels-deb": dpkg_buildpackage_fails(["wheels-deb", "--release", "2025.1"], "wheels-deb",
+                                          "openstack-wheels-2025.1_20250601.1.log"),
+    "publish": publish_,
+    "image": image,
+    "verify": verify,
+}
 
 
 @pytest.mark.parametrize("name", list(STAGES))
