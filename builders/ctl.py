@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 from builders.master import secret_value
-from stackyard.buildbot_settings import BuildbotSettings
-from stackyard.config import load_config
+from builders.settings import BuildbotSettings, load_config
 from stackyard.errors import StackyardError, ToolError
 from stackyard.runner import RUNNER, Runner
 

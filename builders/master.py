@@ -20,8 +20,7 @@ from zope.interface import implementer
 from builders.plan import Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
-from stackyard.buildbot_settings import BuildbotSettings, Secret
-from stackyard.config import Config, load_config
+from builders.settings import BuildbotConfig as Config, BuildbotSettings, Secret, load_config
 from stackyard.errors import ConfigError
 from stackyard.recipes import load_recipes
 

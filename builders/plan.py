@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from builders.deliverables import ReleaseTarget, release_target
+from builders.settings import BuildbotConfig as Config
 from builders.tags import SeriesRule, deliverable_versions, series_rule
-from stackyard.config import Config
 from stackyard.errors import ConfigError
 from stackyard.recipes import Recipe
 

@@ -17,34 +17,23 @@ from __future__ import annotations
 
 import os
 
-from buildbot.changes.base import ReconfigurablePollingChangeSource
-from buildbot.util import runprocess
-from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.python import log
 
 from builders.deliverables import PollerState, ReleaseTarget, decide, parse_cat_file_batch, unchanged
+from builders.git_source import GitChangeSource
 
 STATE = "releases"
 REF = "refs/heads/stackyard-releases"
 WORKDIR = "openstack-releases.git"
 
 
-class ReleasesPoller(ReconfigurablePollingChangeSource, StateMixin):
+class ReleasesPoller(GitChangeSource):
     """``ReleasesPoller(name=..., repourl=..., branch=..., targets=..., pollInterval=...)``."""
 
-    repourl = ""
+    SETTINGS = ("repourl", "branch", "targets")
     branch = "master"
     targets: tuple[ReleaseTarget, ...] = ()
-
-    def checkConfig(self, repourl: str, branch: str, targets: tuple[ReleaseTarget, ...],  # type: ignore[override]
-                    pollInterval: int = 300, pollAtLaunch: bool = True) -> None:
-        super().checkConfig(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
-
-    def reconfigService(self, repourl: str, branch: str, targets: tuple[ReleaseTarget, ...],  # type: ignore[override]
-                        pollInterval: int = 300, pollAtLaunch: bool = True) -> defer.Deferred[None]:
-        self.repourl, self.branch, self.targets = repourl, branch, targets
-        return super().reconfigService(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
 
     def describe(self) -> str:
         projects = sorted({t.project for t in self.targets})
@@ -54,20 +43,13 @@ class ReleasesPoller(ReconfigurablePollingChangeSource, StateMixin):
     def workdir(self) -> str:
         return os.path.join(self.master.basedir, WORKDIR)
 
-    @defer.inlineCallbacks
-    def _git(self, *args: str, stdin: bytes | None = None, timeout: int = 300):  # type: ignore[no-untyped-def]
-        result = yield runprocess.run_process(
-            self.master.reactor, ["git", "-C", self.workdir, *args],
-            env={"GIT_TERMINAL_PROMPT": "0"}, collect_stdout=True, collect_stderr=True, io_timeout=120,
-            runtime_timeout=timeout, initial_stdin=stdin,
-        )
-        return result
+    def _git(self, *args: str, stdin: bytes | None = None) -> defer.Deferred:  # type: ignore[type-arg]
+        return self.git("-C", self.workdir, *args, stdin=stdin)
 
     @defer.inlineCallbacks
     def poll(self):  # type: ignore[no-untyped-def,override]
         if not os.path.isdir(os.path.join(self.workdir, "objects")):
-            rc, _out, err = yield runprocess.run_process(
-                self.master.reactor, ["git", "init", "-q", "--bare", self.workdir], collect_stdout=True, collect_stderr=True)
+            rc, _out, err = yield self.git("init", "-q", "--bare", self.workdir)
             if rc != 0:
                 log.msg(f"{self.name}: cannot create {self.workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
                 return
@@ -99,18 +81,11 @@ class ReleasesPoller(ReconfigurablePollingChangeSource, StateMixin):
         for build in decision.builds:
             log.msg(f"{self.name}: {build.project} {build.version} in {build.file} at {commit[:12]} -> "
                     f"{build.project}-{build.release}")
-            yield self.master.data.updates.addChange(
-                author=f"openstack/releases <{self.repourl}>",
-                revision=build.commit,
-                branch=f"refs/tags/{build.version}",
-                project=build.project,
-                category=build.release,
-                repository=self.repourl,
+            yield self.add_change(
+                author=f"openstack/releases <{self.repourl}>", revision=build.commit, tag=build.version,
+                project=build.project, release=build.release, files=[build.file],
                 comments=f"{build.project} {build.version} released ({build.file}, openstack/releases {commit[:12]})",
-                files=[build.file],
-                properties={"version": build.version, "deliverable": build.file, "releases_commit": commit},
-                src="git",
-            )
+                properties={"version": build.version, "deliverable": build.file, "releases_commit": commit})
         if not decision.builds:
             log.msg(f"{self.name}: {self.repourl} {self.branch} at {commit[:12]}: nothing to build")
         yield self.setState(STATE, decision.state.dump())

@@ -86,7 +86,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
             console(event)
 
     results = lock_projects(config, release, select(recipes, args.projects, config.paths.recipes),
-                            force=args.force, report=report)
+                            force=args.force, report=report, runner=args.runner)
     rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
              str(r.file.relative_to(config.paths.root))] for r in results]
     if args.json:
@@ -316,7 +316,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     overrides = tuple(Override.parse(o) for o in args.set)
     upgrades = dict(parse_project_release(config, value, "--upgrade") for value in args.upgrade)
     result = verify(config, release, args.projects, promoted=args.promoted, overrides=overrides,
-                    report=ConsoleReporter(), keep=args.keep, upgrades=upgrades)
+                    report=ConsoleReporter(), keep=args.keep, runner=args.runner, upgrades=upgrades)
     record = result.record
     rows = []
     for step in record.steps:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import platform
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from stackyard.buildbot_settings import BuildbotSettings, parse_buildbot
 from stackyard.errors import ConfigError, InputError
 
 RELEASE_ID = re.compile(r"^\d{4}\.[12]$")
@@ -22,6 +21,10 @@ NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 # Debian architecture -> the machine name used in wheel platform tags.
 WHEEL_MACHINE = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x"}
+
+# Top-level tables of stackyard.toml that the core does not read: the component
+# that owns each validates it with Table (the Buildbot master: builders/settings.py).
+COMPONENT_TABLES = ("buildbot",)
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,16 @@ class Config:
     deb: DebSettings
     repo: RepoSettings
     images: ImageSettings
-    buildbot: BuildbotSettings
     architecture: str
     codenames: Mapping[str, Codename]
     releases: Mapping[str, Release]
     lock: LockSettings = LockSettings()
+    # top-level tables that other components read and validate themselves (COMPONENT_TABLES)
+    tables: Mapping[str, "Table"] = field(default_factory=dict)
+
+    def table(self, name: str) -> "Table":
+        """The top-level table ``name`` of stackyard.toml, for the component that reads it (empty if absent)."""
+        return self.tables.get(name) or Table(self.file, name, {})
 
     def release(self, name: str) -> Release:
         """A release by id (``2025.1``) or series name (``epoxy``)."""
@@ -162,8 +170,11 @@ class Config:
         return self.paths.output / "logs" / release.id / step
 
 
-class _Table:
-    """A TOML table being validated: remembers its dotted key for messages."""
+class Table:
+    """A TOML table being validated: remembers its file and dotted key, so every error names both.
+
+    The core reads its own tables with it; a component that owns a table of
+    its own (COMPONENT_TABLES) validates it with the same reader."""
 
     def __init__(self, file: Path, key: str, data: Any) -> None:
         self.file, self.key = file, key
@@ -180,8 +191,8 @@ class _Table:
             if key not in allowed:
                 raise self.error(f"unknown key; expected one of {', '.join(sorted(allowed))}", key)
 
-    def sub(self, key: str) -> "_Table":
-        return _Table(self.file, f"{self.key}.{key}" if self.key else key, self.data.get(key, {}))
+    def sub(self, key: str) -> "Table":
+        return Table(self.file, f"{self.key}.{key}" if self.key else key, self.data.get(key, {}))
 
     def str(self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
         value = self.data.get(key, default)
@@ -218,7 +229,7 @@ REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 IMAGE_PATH = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
 
 
-def _image_settings(t: _Table, root: Path) -> ImageSettings:
+def _image_settings(t: Table, root: Path) -> ImageSettings:
     t.check_keys({"registry", "namespace", "engine", "username", "password_file", "ca_cert", "uid", "retries"})
     engine = t.str("engine", "unix://var/run/docker.sock")
     if engine.startswith("unix://"):
@@ -252,8 +263,9 @@ def load_config(file: Path) -> Config:
 
 
 def parse_config(data: dict[str, Any], file: Path) -> Config:
-    top = _Table(file, "", data)
-    top.check_keys({"paths", "index", "lock", "wheels", "deb", "repo", "images", "buildbot", "codenames", "releases", "architecture"})
+    top = Table(file, "", data)
+    top.check_keys({"paths", "index", "lock", "wheels", "deb", "repo", "images", "codenames", "releases", "architecture",
+                    *COMPONENT_TABLES})
     root = file.parent
 
     paths_t = top.sub("paths")
@@ -312,7 +324,6 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     )
 
     images = _image_settings(top.sub("images"), root)
-    buildbot = parse_buildbot(top.sub("buildbot"), root, output)
 
     architecture = data.get("architecture") or host_architecture()
     if architecture not in WHEEL_MACHINE:
@@ -361,9 +372,9 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         deb=deb,
         repo=repo,
         images=images,
-        buildbot=buildbot,
         architecture=architecture,
         codenames=codenames,
         releases=releases,
         lock=LockSettings(resolver=resolver),
+        tables={name: top.sub(name) for name in COMPONENT_TABLES if name in data},
     )

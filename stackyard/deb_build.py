@@ -107,6 +107,21 @@ def verify_wheelhouse(config: Config, release: Release, recipe: Recipe) -> Path:
     return install
 
 
+# scripts that debian/rules runs, copied into debian/ (as venv-fixup.py, lintian-overrides.py)
+BUILD_HELPERS = ("venv_fixup.py", "lintian_overrides.py")
+
+
+def lintian_candidates(config: Config, release: Release, recipe: Recipe) -> str:
+    """recipes/debian/lintian-overrides for ``recipe``'s package: its name and paths filled in."""
+    venv = f"{config.deb.prefix}/{recipe.name}".lstrip("/")
+    fill = {"@PACKAGE@": recipe.package, "@PREFIX@": config.deb.prefix.strip("/"), "@VENV@": venv,
+            "@SITE@": f"{venv}/lib/python{release.python}/site-packages"}
+    text = (config.paths.recipes / "debian" / "lintian-overrides").read_text()
+    for key, value in fill.items():
+        text = text.replace(key, value)
+    return text
+
+
 def _templates(config: Config) -> Environment:
     return Environment(
         loader=FileSystemLoader(config.paths.recipes / "debian"),
@@ -128,7 +143,7 @@ def packaging_digest(config: Config, recipe: Recipe) -> str:
     # the recipe as data, without its image section: an image change rebuilds images, not debs
     data = {k: v for k, v in (yaml.safe_load(recipe.file.read_text()) or {}).items() if k != "image"}
     h.update(json.dumps(data, sort_keys=True).encode() + b"\0")
-    files = [Path(__file__).with_name("venv_fixup.py"), *sorted((config.paths.recipes / "debian").iterdir())]
+    files = [*(Path(__file__).with_name(h) for h in BUILD_HELPERS), *sorted((config.paths.recipes / "debian").iterdir())]
     for file in files:
         h.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     return h.hexdigest()
@@ -219,11 +234,10 @@ def render_debian(config: Config, release: Release, recipe: Recipe, src: Path, c
     (debian / f"{pkg}.install").write_text(
         "".join(f"etc/{recipe.name}/{f.name} etc/{recipe.name}/\n" for f in sorted(etc.iterdir())))
     shutil.copy(config.paths.recipes / "debian" / "copyright", debian / "copyright")
-    lintian_overrides = config.paths.recipes / "debian" / "lintian-overrides"
-    (debian / f"{pkg}.lintian-overrides").write_text(
-        lintian_overrides.read_text().replace("@PACKAGE@", pkg).replace("@VENV@", venv.lstrip("/"))
-    )
-    shutil.copy(Path(__file__).with_name("venv_fixup.py"), debian / "venv-fixup.py")
+    # the candidates, scoped to this package's paths; debian/rules keeps those whose path the venv has
+    (debian / "lintian-overrides.in").write_text(lintian_candidates(config, release, recipe))
+    for helper in BUILD_HELPERS:
+        shutil.copy(Path(__file__).with_name(helper), debian / helper.replace("_", "-"))
     (debian / "changelog").write_text(str(changelog))
 
 

@@ -39,12 +39,17 @@ def contents(deb: Path, *, runner: Runner = RUNNER) -> set[str]:
     return {line.split()[5].removeprefix(".") for line in listing.splitlines() if len(line.split()) >= 6}
 
 
+# info tags that are warnings here: an override that silenced nothing is stale or mis-scoped
+OVERRIDE_TAGS = ("unused-override", "mismatched-override")
+
+
 def lintian(deb: Path, log: Path, *, runner: Runner = RUNNER) -> tuple[str, ...]:
-    """lintian's warnings for ``deb``; its errors fail (ToolError, naming each)."""
-    r = runner.run(["lintian", "--no-tag-display-limit", "--fail-on", "error", str(deb)], log=log, check=False,
-                   timeout=LINTIAN_TIMEOUT, what=f"lintian {deb.name}")
+    """lintian's warnings for ``deb`` (with any unused or mismatched override); its errors fail (ToolError, naming each)."""
+    r = runner.run(["lintian", "--tag-display-limit", "0", "--display-info", "--fail-on", "error", str(deb)], log=log,
+                   check=False, timeout=LINTIAN_TIMEOUT, what=f"lintian {deb.name}")
     errors = [line for line in r.stdout.splitlines() if line.startswith("E: ")]
     if r.returncode != 0 or errors:
         raise ToolError(f"lintian found errors in {deb.name}:\n" + "\n".join(errors or [r.output.strip()[-2000:]]),
                         hint=f"see {log}")
-    return tuple(line for line in r.stdout.splitlines() if line.startswith("W: "))
+    return tuple(line for line in r.stdout.splitlines()
+                 if line.startswith("W: ") or (line.startswith("I: ") and line.split()[2:3] in ([t] for t in OVERRIDE_TAGS)))

@@ -26,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished
 from stackyard.extras import verify_extras
 from stackyard.pip import isolated_env
 from stackyard.recipes import Recipe
+from stackyard.runner import RUNNER, Result, Runner
 from stackyard.target import Target
 
 LOCK_FORMAT = 1
@@ -52,6 +53,7 @@ OUTPUT_FILE = "lock.txt"
 UNSAFE_PACKAGES = frozenset({"setuptools", "distribute", "pip"})  # pip-tools' UNSAFE_PACKAGES
 UNSAFE_HEADING = "# The following packages are considered to be unsafe in a requirements file:"
 HEARTBEAT = 10.0  # seconds between "still resolving" notes
+RESOLVE_TIMEOUT = 3600.0  # seconds: a resolver that hangs is killed
 
 
 @dataclass(frozen=True)
@@ -317,25 +319,28 @@ def explain_uv_conflict(output: str, constraints: Constraints, uc_file: Path) ->
     return "conflicting requirements:\n" + block[-3000:] if block else None
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, report: Reporter, label: str) -> int:
-    """Run ``cmd`` with its output in ``log``; a note every HEARTBEAT seconds while it runs."""
+def _resolve(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, report: Reporter, label: str,
+             runner: Runner) -> Result:
+    """Run the resolver through the runner (its output in ``log``); a note every HEARTBEAT seconds while it runs."""
     started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                try:
-                    return proc.wait(timeout=HEARTBEAT)
-                except subprocess.TimeoutExpired:
-                    report(Note("lock", f"{label}: still resolving ({time.monotonic() - started:.0f}s)"))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    finished = threading.Event()
+
+    def heartbeat() -> None:
+        while not finished.wait(HEARTBEAT):
+            report(Note("lock", f"{label}: still resolving ({time.monotonic() - started:.0f}s)"))
+
+    beat = threading.Thread(target=heartbeat, name="lock-heartbeat", daemon=True)
+    beat.start()
+    try:
+        return runner.run(cmd, cwd=cwd, env=env, inherit_env=False, log=log, check=False, timeout=RESOLVE_TIMEOUT,
+                          what=f"resolving {label}")
+    finally:
+        finished.set()
+        beat.join()
 
 
 def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: bool = False,
-                 report: Reporter = discard) -> LockResult:
+                 report: Reporter = discard, runner: Runner = RUNNER) -> LockResult:
     started = time.monotonic()
     if sys.version_info[:2] != tuple(int(x) for x in release.python.split(".")):
         raise ToolError(
@@ -372,14 +377,16 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
         work = Path(tmp)
         (work / f"{recipe.name}.in").write_text(inputs.requirement_in)
         (work / CONSTRAINTS_FILE).write_text(inputs.constraints_txt)
-        log = work / "resolver.log"
-        returncode = _run(cmd, work, env, log, report, label)
-        if returncode != 0:
-            output = log.read_text(errors="replace")
+        log = config.logs_dir("lock", release) / f"{recipe.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        result = _resolve(cmd, work, env, log, report, label, runner)
+        if result.returncode != 0:
+            output = result.output
             explained = (explain_uv_conflict if resolver == "uv" else explain_conflict)(output, constraints, uc_file)
             raise ResolutionError(
-                f"cannot lock {recipe.name} {recipe.version(release.id)} for {release.id}: "
-                + (explained or output.strip()[-3000:]),
+                f"cannot lock {recipe.name} {recipe.version(release.id)} for {release.id}: {resolver} exited "
+                f"{result.returncode} (log: {log}): " + (explained or output.strip()[-3000:]),
                 hint="drop or replace the pin in the recipe's 'constraints' section, or pick another version",
             )
         body = (work / OUTPUT_FILE).read_text()
@@ -398,14 +405,14 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
 
 
 def lock_projects(config: Config, release: Release, recipes: Iterable[Recipe], *, force: bool = False,
-                  report: Reporter = discard) -> list[LockResult]:
+                  report: Reporter = discard, runner: Runner = RUNNER) -> list[LockResult]:
     """Lock each recipe in turn: a StepStarted, notes while one resolves, an ItemFinished per project."""
     chosen = list(recipes)
     started = time.monotonic()
     report(StepStarted("lock", len(chosen), f"for {release.id} with {config.lock.resolver}"))
     results = []
     for index, recipe in enumerate(chosen, 1):
-        result = compile_lock(config, release, recipe, force=force, report=report)
+        result = compile_lock(config, release, recipe, force=force, report=report, runner=runner)
         results.append(result)
         state = "changed" if result.changed else "unchanged" if result.resolver else "up to date (inputs unchanged)"
         detail = f"{state}, {result.packages} packages" + (f", {result.resolver}" if result.resolver else "")

@@ -32,7 +32,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Collection, Mapping, Protocol, Sequence
+from typing import IO, Collection, Mapping, Sequence
 
 from stackyard.errors import StackyardError, ToolError
 
@@ -106,28 +106,6 @@ class Completed:
     timed_out: bool = False
 
 
-class Runner(Protocol):
-    def run(
-        self,
-        cmd: Sequence[str | os.PathLike[str]],
-        *,
-        log: Path | None = None,
-        env: Env | None = None,
-        inherit_env: bool = True,
-        cwd: Path | None = None,
-        stdin: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        check: bool = True,
-        ok: Collection[int] = (0,),
-        stream: bool = False,
-        secrets: Collection[str] = (),
-        what: str | None = None,
-        hint: str | None = None,
-        package: str | None = None,
-        error: type[StackyardError] = ToolError,
-    ) -> Result: ...
-
-
 def clean_env(extra: Env | None = None, *, inherit: bool = True, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) without PIP_*, plus the fixed settings, plus ``extra``."""
     source = os.environ if base is None else base
@@ -173,34 +151,13 @@ def _kill(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-class SubprocessRunner:
-    """The real runner; ``spawn`` is the only part that starts a process."""
+class Runner:
+    """How every stage runs a tool: ``run`` (the module docstring) over ``spawn``, the only part that starts a
+    process. Code that runs tools takes a ``Runner``; unit tests pass one whose ``spawn`` answers instead."""
 
     def spawn(self, call: Call, sink: IO[str] | None) -> Completed:
         """Run ``call``; output to ``sink`` (merged) if given, else captured. Raises OSError if it cannot start."""
-        proc = subprocess.Popen(
-            call.argv, cwd=call.cwd, env=dict(call.env),
-            stdin=subprocess.PIPE if call.stdin is not None else subprocess.DEVNULL,
-            stdout=sink if sink is not None else subprocess.PIPE,
-            stderr=subprocess.STDOUT if sink is not None else subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace", start_new_session=True,
-        )
-        try:
-            out, err = proc.communicate(call.stdin, timeout=call.timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            try:
-                out, err = proc.communicate(timeout=10)  # what it wrote before it was killed
-            except subprocess.TimeoutExpired:  # a descendant left the group and holds the pipe
-                proc.kill()
-                proc.wait()
-                out, err = "", ""
-            return Completed(proc.returncode, out or "", err or "", timed_out=True)
-        except BaseException:  # KeyboardInterrupt: the child is in its own session, so stop it here
-            _kill(proc)
-            proc.wait()
-            raise
-        return Completed(proc.returncode, out or "", err or "")
+        raise NotImplementedError
 
     def run(
         self,
@@ -285,6 +242,36 @@ class SubprocessRunner:
         if check and done.returncode not in ok:
             raise error(f"{headline}{tool} exited {done.returncode}{where}{detail}", hint=hint)
         return result
+
+
+class SubprocessRunner(Runner):
+    """The real runner: its ``spawn`` starts the process."""
+
+    def spawn(self, call: Call, sink: IO[str] | None) -> Completed:
+        """Run ``call``; output to ``sink`` (merged) if given, else captured. Raises OSError if it cannot start."""
+        proc = subprocess.Popen(
+            call.argv, cwd=call.cwd, env=dict(call.env),
+            stdin=subprocess.PIPE if call.stdin is not None else subprocess.DEVNULL,
+            stdout=sink if sink is not None else subprocess.PIPE,
+            stderr=subprocess.STDOUT if sink is not None else subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(call.stdin, timeout=call.timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            try:
+                out, err = proc.communicate(timeout=10)  # what it wrote before it was killed
+            except subprocess.TimeoutExpired:  # a descendant left the group and holds the pipe
+                proc.kill()
+                proc.wait()
+                out, err = "", ""
+            return Completed(proc.returncode, out or "", err or "", timed_out=True)
+        except BaseException:  # KeyboardInterrupt: the child is in its own session, so stop it here
+            _kill(proc)
+            proc.wait()
+            raise
+        return Completed(proc.returncode, out or "", err or "")
 
 
 RUNNER: Runner = SubprocessRunner()

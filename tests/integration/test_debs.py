@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.config import load_config
+from stackyard.lintian_overrides import unscoped
 from stackyard.rootfs import fresh_root, rootfs_tarball
 from tests.conftest import Workspace
 from tests.fixtures.index_server import IndexServer
@@ -99,6 +100,33 @@ def test_the_package_layout(built: Workspace) -> None:
                               capture_output=True, text=True, check=True).stdout
     assert "exec_dirs=/opt/openstack/tinyapp/bin,/sbin,/usr/sbin,/bin,/usr/bin" in rootwrap
     shutil.rmtree(control)
+
+
+def lintian_with_overrides(deb: Path) -> str:
+    r = subprocess.run(["lintian", "--display-info", "--show-overrides", "--tag-display-limit", "0", str(deb)],
+                       capture_output=True, text=True)
+    return r.stdout
+
+
+def test_every_lintian_override_is_scoped_and_used_and_lintian_reports_no_error(ws: Workspace) -> None:
+    deb = deb_file(ws, "1.0-2025.1.1")
+    record = json.loads(deb.with_name(f"{deb.name}.json").read_text())
+    assert not [w for w in record["lintian_warnings"] if "override" in w], record["lintian_warnings"]
+    shipped = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/share/lintian/overrides/venv-tinyapp",
+                             shell=True, capture_output=True, text=True, check=True).stdout
+    lines = [line for line in shipped.splitlines() if line and not line.startswith("#")]
+    assert all(unscoped(line) is None for line in lines), lines
+    # what this venv has: /opt, its console scripts' interpreter, tinyext's .so (no netaddr, no osprofiler, ...)
+    assert sorted(line.split()[1] for line in lines) == [
+        "dir-or-file-in-opt", "dir-or-file-in-opt", "unstripped-binary-or-object", "unusual-interpreter"]
+    out = lintian_with_overrides(deb)
+    assert not re.search(r"(?m)^E: ", out) and "unused-override" not in out and "mismatched-override" not in out, out
+    for tag in ("dir-or-file-in-opt", "unstripped-binary-or-object", "unusual-interpreter"):
+        assert f"O: venv-tinyapp: {tag} " in out, out  # each override silences what it names
+    ws.run("wheels-deb", "--release", "2025.1")
+    (wheels,) = (ws.root / "var/debs/2025.1").glob("openstack-wheels-2025.1_*.deb")
+    out = lintian_with_overrides(wheels)
+    assert not re.search(r"(?m)^[EO]: ", out) and "override" not in out, out  # it needs and ships none
 
 
 def test_rebuilding_the_same_inputs_gives_the_same_file(ws: Workspace, tmp_path: Path) -> None:
@@ -321,23 +349,40 @@ def test_the_api_answers_under_uwsgi_as_its_unit_runs_it_and_sudo_allows_exactly
             "sudo -l -U tinyapp").stdout
 
 
-def test_a_user_that_existed_before_survives_purge_and_a_statoverride_survives_reinstall(built: Workspace, tmp_path: Path) -> None:
-    deb = deb_file(built, "1.0-2025.1.1")
-    config = load_config(built.config)
+def test_a_user_that_existed_before_survives_purge_and_statoverrides_survive_an_upgrade(ws: Workspace, tmp_path: Path) -> None:
+    old = deb_file(ws, "1.0-2025.1.1")
+    ws.uc().write_text("tinyext===1.0\ntinypure===1.1\n")  # version N+1: a changed lock
+    prepare(ws)
+    ws.run("deb", "--release", "2025.1", "--no-smoke", "tinyapp")
+    new = deb_file(ws, "1.0-2025.1.2")
+    config = load_config(ws.config)
     log = tmp_path / "root.log"
     with fresh_root(rootfs_tarball(config.paths.cache, config.codenames["bookworm"], log), log) as root:
-        shutil.copy(deb, root.path / "tmp" / deb.name)
-        root.run("adduser --system --group --quiet --no-create-home tinyapp && apt-get update -q")
-        root.run(f"apt-get install -y -q /tmp/{deb.name}")
-        root.run("dpkg-statoverride --update --add root tinyapp 0710 /etc/tinyapp")
-        root.run(f"apt-get install -y -q --reinstall /tmp/{deb.name}")  # configure runs again, as on an upgrade
-        assert root.run("stat -c '%U:%G %a' /etc/tinyapp").stdout.strip() == "root:tinyapp 710"
-        assert root.run("stat -c '%U:%G %a' /var/lib/tinyapp").stdout.strip() == "tinyapp:tinyapp 750"
-        root.run("dpkg-statoverride --remove /etc/tinyapp && apt-get purge -y -q venv-tinyapp")
-        assert root.run("getent passwd tinyapp", check=False).returncode == 0  # not ours to remove
-        assert not (root.path / "var/lib/tinyapp").exists()
+        for deb in (old, new):
+            shutil.copy(deb, root.path / "tmp" / deb.name)
+        root.run("apt-get update -q")
+        stat = "stat -c '%U:%G %a' /etc/tinyapp /var/lib/tinyapp /var/log/tinyapp"
 
-        # a user the package made goes with the purge
+        # the admin made the user before installing: the package must neither recreate nor remove it
+        root.run("adduser --system --group --quiet --no-create-home --uid 990 tinyapp")
+        root.run(f"apt-get install -y -q /tmp/{old.name}")
+        assert root.run(stat).stdout.split("\n")[:3] == ["root:tinyapp 750", "tinyapp:tinyapp 750", "tinyapp:adm 750"]
+        root.run("dpkg-statoverride --update --add root root 0755 /etc/tinyapp && "
+                 "dpkg-statoverride --update --add root tinyapp 0770 /var/lib/tinyapp && "
+                 "dpkg-statoverride --update --add tinyapp tinyapp 0700 /var/log/tinyapp")
+        root.run(f"apt-get install -y -q /tmp/{new.name}")  # the upgrade N -> N+1
+        assert root.run("dpkg-query -W -f='${Version}' venv-tinyapp").stdout == "1.0-2025.1.2"
+        assert root.run(stat).stdout.split("\n")[:3] == ["root:root 755", "root:tinyapp 770", "tinyapp:tinyapp 700"]
+        root.run("dpkg-statoverride --remove /etc/tinyapp && dpkg-statoverride --remove /var/lib/tinyapp && "
+                 "dpkg-statoverride --remove /var/log/tinyapp && apt-get purge -y -q venv-tinyapp")
+        assert root.run("getent passwd tinyapp").stdout.split(":")[2] == "990"  # not ours to remove
+        assert not (root.path / "var/lib/tinyapp").exists() and not (root.path / "var/lib/venv-tinyapp").exists()
+
+        # a user the package made survives the upgrade and goes with the purge
         root.run("deluser --system --quiet tinyapp; delgroup --system --quiet tinyapp || true")
-        root.run(f"apt-get install -y -q /tmp/{deb.name} && apt-get purge -y -q venv-tinyapp")
+        assert root.run("getent passwd tinyapp; getent group tinyapp", check=False).stdout == ""
+        root.run(f"apt-get install -y -q /tmp/{old.name} && apt-get install -y -q /tmp/{new.name}")
+        assert root.run("getent passwd tinyapp", check=False).returncode == 0
+        root.run("apt-get purge -y -q venv-tinyapp")
         assert root.run("getent passwd tinyapp", check=False).returncode == 2
+        assert root.run("getent group tinyapp", check=False).returncode == 2

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stackyard.config import load_config, parse_config
+from builders.settings import load_config, parse_config
 from stackyard.errors import ConfigError
 
 FILE = Path("/srv/stackyard/stackyard.toml")
@@ -92,3 +92,21 @@ def test_bad_values_name_file_and_key(table: dict[str, Any], key: str, words: st
 def test_the_repository_stackyard_toml_has_a_valid_buildbot_table(repo: Path) -> None:
     bb = load_config(repo / "stackyard.toml").buildbot
     assert bb.web_host == "127.0.0.1" and bb.web_port == 8010
+
+
+def test_the_core_keeps_the_buildbot_table_unread_and_imports_nothing_of_builders() -> None:
+    import ast
+
+    import stackyard.config as core
+
+    config = core.parse_config(with_buildbot({"web_port": 0}), FILE)  # invalid for Buildbot, not the core's business
+    assert not hasattr(config, "buildbot") and config.table("buildbot").data == {"web_port": 0}
+    assert core.parse_config(copy.deepcopy(BASE), FILE).table("buildbot").data == {}
+    with pytest.raises(ConfigError, match=r"stackyard\.toml: buildbot: must be a table, got int"):
+        core.parse_config(with_buildbot(1), FILE)  # type: ignore[arg-type]
+    package = Path(core.__file__).parent
+    for module in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "builders" or n.startswith("builders.") for n in names), module

@@ -9,6 +9,7 @@ from typing import Callable
 import pytest
 
 from builders import ctl
+from builders.settings import buildbot_config
 from stackyard.config import Config
 from stackyard.errors import ToolError
 from stackyard.runner import Call
@@ -28,7 +29,7 @@ DEAD_PID = int(Path("/proc/sys/kernel/pid_max").read_text())  # pids are below p
 
 @pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
-    return make_config(extra=WORKERS)
+    return buildbot_config(make_config(extra=WORKERS))
 
 
 def runner(config: Config) -> FakeRunner:

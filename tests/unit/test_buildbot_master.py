@@ -12,7 +12,7 @@ from buildbot.process.properties import Properties
 
 from builders.master import Argv, _locks_json, master_config, secret_value
 from builders.plan import Prop
-from stackyard.buildbot_settings import Secret
+from builders.settings import Secret, buildbot_config
 from stackyard.config import Config
 from stackyard.errors import ConfigError
 from stackyard.pins import pin
@@ -30,7 +30,7 @@ versions:
 @pytest.fixture
 def bb_config(make_config: Callable[..., Config], make_recipe: Callable[..., Path]) -> Config:
     make_recipe("tinyapp", RECIPE)
-    return make_config(extra="[buildbot]\nimages = false\nweb_port = 8011\n")
+    return buildbot_config(make_config(extra="[buildbot]\nimages = false\nweb_port = 8011\n"))
 
 
 def test_master_config_maps_the_plan(bb_config: Config) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from builders.plan import REGISTRY, REPREPRO, MasterPlan, Prop, make_plan
 from builders.tags import new_tag_builds, parse_ls_remote, series_rule
-from stackyard.config import Config, load_config
+from builders.settings import buildbot_config, load_config
+from stackyard.config import Config
 from stackyard.errors import ConfigError
 from stackyard.recipes import load_recipes
 from stackyard.pins import pinned_text
@@ -42,7 +43,7 @@ def plan_of(make_config: Callable[..., Config], make_recipe: Callable[..., Path]
     def make(extra: str = "", recipes: dict[str, str] | None = None) -> MasterPlan:
         for name, body in (recipes or {"tinyapp": GIT_RECIPE, "keystone": PYPI_RECIPE}).items():
             make_recipe(name, body.format(name=name))
-        config = make_config(extra=TWO_RELEASES + extra)
+        config = buildbot_config(make_config(extra=TWO_RELEASES + extra))
         return make_plan(config, load_recipes(config.paths.recipes))
 
     return make
@@ -168,7 +169,7 @@ def test_a_project_whose_builder_name_collides_names_the_recipe(plan_of: Callabl
 
 def test_a_broken_recipe_names_file_and_key(make_config: Callable[..., Config], make_recipe: Callable[..., Path]) -> None:
     file = make_recipe("tinyapp", GIT_RECIPE.format(name="tinyapp").replace('"2025.1": "1.0"', '"2025.1": 1.0'))
-    config = make_config()
+    config = buildbot_config(make_config())
     with pytest.raises(ConfigError, match=rf"{file}: versions.2025.1: quote the version"):
         make_plan(config, load_recipes(config.paths.recipes))
 

@@ -21,6 +21,7 @@ from builders.deliverables import (
 )
 from builders.master import master_config
 from builders.plan import RELEASES_POLLER, make_plan
+from builders.settings import buildbot_config
 from stackyard.config import Config
 from stackyard.recipes import load_recipes
 
@@ -196,7 +197,7 @@ def config_of(make_config: Callable[..., Config], make_recipe: Callable[..., Pat
     def make(extra: str = "") -> Config:
         make_recipe("tinyapp", GIT_RECIPE)
         make_recipe("placement", PYPI_RECIPE)
-        return make_config(extra="[buildbot]\nimages = false\n" + extra)
+        return buildbot_config(make_config(extra="[buildbot]\nimages = false\n" + extra))
 
     return make
 

@@ -40,6 +40,10 @@ TINY = targz({"tiny-1.2.0/setup.py": "from setuptools import setup\nsetup()\n"})
 
 @pytest.fixture
 def config(tmp_path: Path, make_config: Callable[..., Config]) -> Config:
+    return wheels_workspace(tmp_path, make_config)
+
+
+def wheels_workspace(tmp_path: Path, make_config: Callable[..., Config]) -> Config:
     """A file:// index with six (a wheel) and tiny (an sdist); the recipes tiny (locked) and other (not locked)."""
     files = tmp_path / "index" / "files"
     files.mkdir(parents=True)

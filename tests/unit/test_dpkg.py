@@ -67,9 +67,11 @@ def test_contents_are_the_absolute_paths_of_the_listing(tmp_path: Path) -> None:
 
 def test_lintian_warnings_pass_and_errors_fail(tmp_path: Path) -> None:
     deb, log = tmp_path / "x.deb", tmp_path / "x.log"
-    fake = FakeRunner().reply("lintian", stdout="W: x: tag-a\nI: x: info-only\nW: x: tag-b\n")
-    assert dpkg.lintian(deb, log, runner=fake) == ("W: x: tag-a", "W: x: tag-b")
-    assert fake.calls[0].argv == ("lintian", "--no-tag-display-limit", "--fail-on", "error", str(deb))
+    fake = FakeRunner().reply("lintian", stdout="W: x: tag-a\nI: x: info-only\nW: x: tag-b\n"
+                              "I: x: unused-override tag-c [opt/x/*] [usr/share/lintian/overrides/x:3]\n")
+    assert dpkg.lintian(deb, log, runner=fake) == (
+        "W: x: tag-a", "W: x: tag-b", "I: x: unused-override tag-c [opt/x/*] [usr/share/lintian/overrides/x:3]")
+    assert fake.calls[0].argv == ("lintian", "--tag-display-limit", "0", "--display-info", "--fail-on", "error", str(deb))
     fake.reply("lintian", returncode=2, stdout="E: x: one\nW: x: two\nE: x: three\n")
     with pytest.raises(ToolError, match="lintian found errors in x.deb:\nE: x: one\nE: x: three\n"):
         dpkg.lintian(deb, log, runner=fake)

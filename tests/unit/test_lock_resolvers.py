@@ -4,9 +4,9 @@ No processes: subprocess.Popen is replaced where compile_lock runs."""
 
 from __future__ import annotations
 
-import subprocess
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import pytest
 
@@ -26,7 +26,9 @@ from stackyard.lock import (
     uv_env,
 )
 from stackyard.recipes import load_recipe
+from stackyard.runner import Call, Completed
 from stackyard.target import Target
+from tests.fakes import FakeRunner
 
 REPO = Path(__file__).resolve().parents[2]
 UC = Path("/r/2025.1/upper-constraints.txt")
@@ -265,46 +267,34 @@ def test_explain_uv_other_failures(tiny_constraints) -> None:  # type: ignore[no
 # --- compile_lock and lock_projects without processes ----------------------------------------
 
 
-class FakePopen:
-    """Writes ``output`` as lock.txt (or fails with ``error``); 'runs' for ``ticks`` heartbeats."""
+class FakeResolver(FakeRunner):
+    """The resolver behind the runner: writes ``output`` as lock.txt (or fails with ``error``) after ``seconds``."""
 
-    calls: list[dict[str, Any]] = []
     output = UV_OUTPUT
     error = ""
-    ticks = 0
+    seconds = 0.0
 
-    def __init__(self, cmd: list[str], *, cwd: Path, env: dict[str, str], stdout: Any, **_: Any) -> None:
-        FakePopen.calls.append({"cmd": cmd, "cwd": Path(cwd), "env": env,
-                                "in": (Path(cwd) / cmd[-1]).read_text(),
-                                "uc": (Path(cwd) / "upper-constraints.txt").read_text()})
-        self.ticks = FakePopen.ticks
-        if FakePopen.error:
-            stdout.write(FakePopen.error.encode() if "b" in getattr(stdout, "mode", "") else FakePopen.error)
-            self.returncode = 1
-        else:
-            (Path(cwd) / "lock.txt").write_text(FakePopen.output)
-            self.returncode = 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[dict[str, Any]] = []
 
-    def wait(self, timeout: float | None = None) -> int:
-        if self.ticks:
-            self.ticks -= 1
-            raise subprocess.TimeoutExpired("uv", timeout or 0)
-        return self.returncode
-
-    def poll(self) -> int:
-        return self.returncode
-
-    def kill(self) -> None:  # pragma: no cover - only when interrupted
-        pass
+    def spawn(self, call: Call, sink: IO[str] | None) -> Completed:
+        self.calls.append(call)
+        cwd = Path(call.cwd or ".")
+        self.seen.append({"cmd": list(call.argv), "cwd": cwd, "env": dict(call.env),
+                          "in": (cwd / call.argv[-1]).read_text(), "uc": (cwd / "upper-constraints.txt").read_text()})
+        time.sleep(self.seconds)
+        if self.error:
+            return Completed(1, self.error)
+        (cwd / "lock.txt").write_text(self.output)
+        return Completed(0)
 
 
 @pytest.fixture
-def fake_popen(monkeypatch: pytest.MonkeyPatch) -> type[FakePopen]:
-    FakePopen.calls, FakePopen.output, FakePopen.error, FakePopen.ticks = [], UV_OUTPUT, "", 0
-    monkeypatch.setattr(lock.subprocess, "Popen", FakePopen)
+def resolver(monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
     monkeypatch.setattr(lock, "verify_extras", lambda *a, **k: None)
     monkeypatch.setattr(lock, "find_uv", lambda: "/opt/uv/bin/uv")
-    return FakePopen
+    return FakeResolver()
 
 
 def demo_setup(config: Config, release: Release, make_recipe: Callable[..., Path]):  # type: ignore[no-untyped-def]
@@ -314,12 +304,12 @@ def demo_setup(config: Config, release: Release, make_recipe: Callable[..., Path
     return load_recipe(make_recipe("demo", DEMO))
 
 
-def test_compile_lock_with_uv_writes_pip_compiles_format(config: Config, release: Release, fake_popen: type[FakePopen],
+def test_compile_lock_with_uv_writes_pip_compiles_format(config: Config, release: Release, resolver: FakeResolver,
                                                          make_recipe: Callable[..., Path]) -> None:
     recipe = demo_setup(config, release, make_recipe)
     events: list[Event] = []
-    result = lock.compile_lock(config, release, recipe, report=events.append)
-    (call,) = fake_popen.calls
+    result = lock.compile_lock(config, release, recipe, report=events.append, runner=resolver)
+    (call,) = resolver.seen
     assert call["cmd"][:3] == ["/opt/uv/bin/uv", "pip", "compile"] and call["env"]["UV_NO_CONFIG"] == "1"
     assert call["in"] == "demo-dist==1.2.3\n" and call["uc"] == "pbr==6.1.1\nsix==1.17.0\n"
     text = result.file.read_text()
@@ -328,54 +318,60 @@ def test_compile_lock_with_uv_writes_pip_compiles_format(config: Config, release
     assert (result.changed, result.packages, result.resolver) == (True, 4, "uv")
     assert events == [Note("lock", "demo 1.2.3: resolving with uv ...")]
     # the same inputs again: the digest skips the resolver
-    again = lock.compile_lock(config, release, recipe, report=events.append)
-    assert len(fake_popen.calls) == 1 and (again.changed, again.resolver, again.packages) == (False, "", 4)
+    again = lock.compile_lock(config, release, recipe, report=events.append, runner=resolver)
+    assert len(resolver.seen) == 1 and (again.changed, again.resolver, again.packages) == (False, "", 4)
 
 
-def test_compile_lock_with_pip_compile_keeps_its_output(make_config: Callable[..., Config], fake_popen: type[FakePopen],
+def test_compile_lock_with_pip_compile_keeps_its_output(make_config: Callable[..., Config], resolver: FakeResolver,
                                                         make_recipe: Callable[..., Path]) -> None:
     config = make_config(extra='[lock]\nresolver = "pip-compile"\n')
     release = config.release("2025.1")
     recipe = demo_setup(config, release, make_recipe)
-    fake_popen.output = PIP_COMPILE_OUTPUT
-    result = lock.compile_lock(config, release, recipe)
-    assert fake_popen.calls[0]["cmd"][1:4] == ["-m", "piptools", "compile"]
-    assert "UV_NO_CONFIG" not in fake_popen.calls[0]["env"]
+    resolver.output = PIP_COMPILE_OUTPUT
+    result = lock.compile_lock(config, release, recipe, runner=resolver)
+    assert resolver.seen[0]["cmd"][1:4] == ["-m", "piptools", "compile"]
+    assert "UV_NO_CONFIG" not in resolver.seen[0]["env"]
     assert result.file.read_text().endswith(PIP_COMPILE_OUTPUT) and result.resolver == "pip-compile"
 
 
-def test_a_long_resolution_reports_that_it_is_still_working(config: Config, release: Release, fake_popen: type[FakePopen],
-                                                            make_recipe: Callable[..., Path]) -> None:
+def test_a_long_resolution_reports_that_it_is_still_working(config: Config, release: Release, resolver: FakeResolver,
+                                                            make_recipe: Callable[..., Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = demo_setup(config, release, make_recipe)
-    fake_popen.ticks = 2
+    monkeypatch.setattr(lock, "HEARTBEAT", 0.02)
+    resolver.seconds = 0.2
     events: list[Event] = []
-    lock.compile_lock(config, release, recipe, report=events.append)
+    lock.compile_lock(config, release, recipe, report=events.append, runner=resolver)
     notes = [e.text for e in events if isinstance(e, Note)]
     assert notes[0] == "demo 1.2.3: resolving with uv ..."
-    assert len(notes) == 3 and all(n.startswith("demo 1.2.3: still resolving (") for n in notes[1:])
+    assert len(notes) >= 3 and all(n.startswith("demo 1.2.3: still resolving (") for n in notes[1:])
+    count = len(events)
+    time.sleep(0.1)
+    assert len(events) == count  # the heartbeat stopped with the resolver
 
 
-def test_a_uv_conflict_is_a_resolution_error_naming_the_pin(config: Config, release: Release, fake_popen: type[FakePopen],
+def test_a_uv_conflict_is_a_resolution_error_naming_the_pin(config: Config, release: Release, resolver: FakeResolver,
                                                             make_recipe: Callable[..., Path]) -> None:
     recipe = demo_setup(config, release, make_recipe)
-    fake_popen.error = ("error: No solution found when resolving dependencies\n"
+    resolver.error = ("error: No solution found when resolving dependencies\n"
                         "  cause: Because demo-dist==1.2.3 depends on six>=1.18 and six==1.17.0, we can conclude "
                         "that demo-dist==1.2.3 cannot be used.\n")
     with pytest.raises(ResolutionError) as info:
-        lock.compile_lock(config, release, recipe)
+        lock.compile_lock(config, release, recipe, runner=resolver)
     uc = config.requirements_dir(release) / "upper-constraints.txt"
-    assert "cannot lock demo 1.2.3 for 2025.1: demo-dist 1.2.3 requires six>=1.18, " \
+    log = config.logs_dir("lock", release) / "demo.log"
+    assert f"cannot lock demo 1.2.3 for 2025.1: uv exited 1 (log: {log}): demo-dist 1.2.3 requires six>=1.18, " \
            f"but upper-constraints pins six===1.17.0 ({uc}:2)" in str(info.value)
     assert not lock.lock_path(config, release, "demo").exists()
 
 
-def test_uv_missing_names_the_fallback(config: Config, release: Release, fake_popen: type[FakePopen],
+def test_uv_missing_names_the_fallback(config: Config, release: Release, resolver: FakeResolver,
                                        make_recipe: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = demo_setup(config, release, make_recipe)
     monkeypatch.setattr(lock, "find_uv", lambda: None)
     with pytest.raises(ToolError) as info:
-        lock.compile_lock(config, release, recipe)
-    assert 'resolver = "pip-compile"' in str(info.value.hint)
+        lock.compile_lock(config, release, recipe, runner=resolver)
+    assert 'resolver = "pip-compile"' in str(info.value.hint) and resolver.calls == []
 
 
 def test_lock_projects_reports_each_project(config: Config, release: Release, monkeypatch: pytest.MonkeyPatch,

@@ -1,19 +1,25 @@
 """The ``[buildbot]`` table of stackyard.toml: the master, its workers and web users.
 
+stackyard's core (``stackyard.config``) does not read this table: it keeps it
+as a ``Table``, and this module validates it with that same reader, so errors
+name the file and the dotted key like the rest of the configuration.
+``load_config`` gives the ``BuildbotConfig`` (the core ``Config`` plus these
+settings) that builders.plan, builders.master and builders.ctl work from.
+
 Secrets are never in stackyard.toml: a worker's or a web user's password comes
 from a file (``password_file``) or an environment variable (``password_env``).
-Validation errors name the file and the dotted key, like the rest of config.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from stackyard.config import _Table
+from stackyard import config as core
+from stackyard.config import Config, Table
 
 WORKER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -78,7 +84,7 @@ class BuildbotSettings:
         return f"http://{self.web_host}:{self.web_port}/"
 
 
-def _secret(t: "_Table", key: str, root: Path, default_file: Path) -> Secret:
+def _secret(t: Table, key: str, root: Path, default_file: Path) -> Secret:
     file, env = t.data.get("password_file"), t.data.get("password_env")
     if file is not None and env is not None:
         raise t.error("give password_file or password_env, not both", "password_file")
@@ -91,21 +97,21 @@ def _secret(t: "_Table", key: str, root: Path, default_file: Path) -> Secret:
     return Secret(key=f"{t.key}.password_file", file=root / file if file else default_file, env=None)
 
 
-def _list_of_tables(t: "_Table", key: str, default: list[dict]) -> list["_Table"]:
+def _list_of_tables(t: Table, key: str, default: list[dict]) -> list[Table]:
     value = t.data.get(key, default)
     if not isinstance(value, list) or not value:
         raise t.error(f"must be a non-empty array of tables ([[{t.key}.{key}]]), got {value!r}", key)
-    return [t.__class__(t.file, f"{t.key}.{key}[{i}]", item) for i, item in enumerate(value)]
+    return [Table(t.file, f"{t.key}.{key}[{i}]", item) for i, item in enumerate(value)]
 
 
-def _port(t: "_Table", key: str, default: int) -> int:
+def _port(t: Table, key: str, default: int) -> int:
     port = t.int(key, default, 1)
     if port > 65535:
         raise t.error(f"must be a TCP port (1-65535), got {port}", key)
     return port
 
 
-def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
+def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
         "nightly", "images", "requirements_update", "verify", "deliverables", "releases_repo", "releases_branch",
@@ -172,3 +178,27 @@ def parse_buildbot(t: "_Table", root: Path, output: Path) -> BuildbotSettings:
         users=tuple(users),
         verify=bool(t.data.get("verify", True)),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildbotConfig(Config):
+    """stackyard.toml as the Buildbot master reads it: the core configuration and its ``[buildbot]`` settings."""
+
+    buildbot: BuildbotSettings
+
+
+def buildbot_config(config: Config) -> BuildbotConfig:
+    """``config`` with its ``[buildbot]`` table validated."""
+    if isinstance(config, BuildbotConfig):
+        return config
+    settings = parse_buildbot(config.table("buildbot"), config.paths.root, config.paths.output)
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)}
+    return BuildbotConfig(**fields, buildbot=settings)
+
+
+def load_config(file: Path) -> BuildbotConfig:
+    return buildbot_config(core.load_config(file))
+
+
+def parse_config(data: dict[str, Any], file: Path) -> BuildbotConfig:
+    return buildbot_config(core.parse_config(data, file))

@@ -1,0 +1,47 @@
+"""What the two upstream change sources (builders.poller, builders.releases_poller) share: their settings,
+git run with no prompt and bounded time, and the change they add for a version to build."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from buildbot.changes.base import ReconfigurablePollingChangeSource
+from buildbot.util import runprocess
+from buildbot.util.state import StateMixin
+from twisted.internet import defer
+
+
+class GitChangeSource(ReconfigurablePollingChangeSource, StateMixin):
+    """A polling change source configured by keyword: ``Sub(name=..., repourl=..., <SETTINGS>..., pollInterval=...)``."""
+
+    SETTINGS: tuple[str, ...] = ("repourl",)  # set on every (re)configuration
+    repourl = ""
+
+    def checkConfig(self, pollInterval: int = 300, pollAtLaunch: bool = True,  # type: ignore[override]
+                    **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(self.SETTINGS))
+        missing = sorted(set(self.SETTINGS) - set(settings))
+        if unknown or missing:
+            raise TypeError(f"{type(self).__name__}: unknown {unknown}, missing {missing}")
+        super().checkConfig(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def reconfigService(self, pollInterval: int = 300, pollAtLaunch: bool = True,  # type: ignore[override]
+                        **settings: Any) -> defer.Deferred[None]:
+        for key in self.SETTINGS:
+            setattr(self, key, settings[key])
+        return super().reconfigService(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def git(self, *args: str, stdin: bytes | None = None, timeout: int = 300) -> defer.Deferred[Any]:
+        """``git ARGS``: (exit status, stdout, stderr) as bytes; never asks for a password."""
+        return runprocess.run_process(
+            self.master.reactor, ["git", *args], env={"GIT_TERMINAL_PROMPT": "0"}, collect_stdout=True,
+            collect_stderr=True, io_timeout=120, runtime_timeout=timeout, initial_stdin=stdin,
+        )
+
+    def add_change(self, *, author: str, revision: str, tag: str, project: str, release: str, comments: str,
+                   properties: dict[str, str], files: Iterable[str] = ()) -> defer.Deferred[Any]:
+        """A change of ``project`` at ``tag`` for the builder of ``release`` (its category)."""
+        return self.master.data.updates.addChange(
+            author=author, revision=revision, branch=f"refs/tags/{tag}", project=project, category=release,
+            repository=self.repourl, comments=comments, files=list(files), properties=properties, src="git",
+        )
