@@ -336,21 +336,23 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
     etc = etc_files(chart, values)
     user = chart
 
-    def script(name: str) -> File:
-        return File(f"/tmp/{name}", render_script(charts, chart, name, values), 0o755)
+    def script(name: str, image: str = chart) -> File:
+        # the openstack-client container runs every chart's jobs: its scripts are named after their chart
+        where = f"/tmp/{chart}-{name}" if image == "openstack-client" else f"/tmp/{name}"
+        return File(where, render_script(charts, chart, name, values), 0o755)
 
     def run(name: str, step: str, *, image: str = chart, who: str = user, env: Mapping[str, str] | None = None,
             kind: str = "job", port: int = 0, path: str = "/", args: tuple[str, ...] = ()) -> Step:
-        f = script(name)
+        f = script(name, image)
         mounts = (f,) if image == "openstack-client" else (*etc, f)  # the client jobs get no service configuration
         return Step(chart, step, image, f"bin/_{name}.tpl", ("bash", f.path, *args), kind, who, dict(env or {}),
                     mounts, port, path)
 
     root_db = f"mysql+pymysql://root:{ep.passwords['db-root']}@{DB}:3306/"
     steps = [Step(chart, "db-init", "openstack-client", "helm-toolkit db-init.py (equivalent)",
-                  ("python3", "/tmp/db-init.py"), env={"ROOT_DB_CONNECTION": root_db,
-                                                       "DB_PASSWORD": ep.passwords["db-" + chart]},
-                  files=(File("/tmp/db-init.py", db_init_script(chart), 0o755),))]
+                  ("python3", f"/tmp/{chart}-db-init.py"), env={"ROOT_DB_CONNECTION": root_db,
+                                                                "DB_PASSWORD": ep.passwords["db-" + chart]},
+                  files=(File(f"/tmp/{chart}-db-init.py", db_init_script(chart), 0o755),))]
     host, port, *_ = APIS[chart]
     if chart == "keystone":
         boot = {"OS_BOOTSTRAP_USERNAME": "admin", "OS_BOOTSTRAP_PASSWORD": ep.passwords["admin"],
@@ -372,10 +374,10 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
     else:
         steps.append(run("db-sync.sh", "db-sync"))
     steps.append(Step(chart, "ks-user/ks-service/ks-endpoints", "openstack-client",
-                      "helm-toolkit ks-user.sh, ks-service.sh, ks-endpoints.sh (equivalent)", ("bash", "/tmp/ks.sh"),
+                      "helm-toolkit ks-user.sh, ks-service.sh, ks-endpoints.sh (equivalent)", ("bash", f"/tmp/{chart}-ks.sh"),
                       env={**client_env(ep), **{f"SERVICE_PASSWORD_{u.upper()}": ep.passwords["ks-" + u]
                                                 for u in KS_USERS[chart]}},
-                      files=(File("/tmp/ks.sh", ks_script(chart, KS_USERS[chart], ep), 0o755),)))
+                      files=(File(f"/tmp/{chart}-ks.sh", ks_script(chart, KS_USERS[chart], ep), 0o755),)))
     uwsgi = ("uwsgi", "--ini", f"/etc/{chart}/{chart}-api-uwsgi.ini")
     if chart == "glance":
         steps.append(run("metadefs-load.sh", "metadefs-load"))
@@ -448,3 +450,23 @@ def hosts(charts: tuple[str, ...], subnet_prefix: str) -> dict[str, str]:
     if "nova" in charts:
         names += ["nova-conductor", "nova-scheduler", "nova-compute", "nova-metadata"]
     return {name: f"{subnet_prefix}.{10 + i}" for i, name in enumerate(names)}
+
+
+def job_pod(step: Step) -> str:
+    """The container a job runs in: one per chart and image (its jobs in turn, each as its own process with its
+    own user and environment), the openstack-client one shared by every chart."""
+    return "openstack-client" if step.image == "openstack-client" else f"{step.chart}-jobs"
+
+
+def pod_files(steps: list[Step]) -> dict[str, tuple[File, ...]]:
+    """What each job container mounts: the files of its jobs (the same path with other content is an error)."""
+    pods: dict[str, dict[str, File]] = {}
+    for step in steps:
+        if step.kind != "job":
+            continue
+        files = pods.setdefault(job_pod(step), {})
+        for f in step.files:
+            if f.path in files and files[f.path] != f:
+                raise InputError(f"{step.chart}: {step.name}: {f.path} differs from another job's in {job_pod(step)}")
+            files[f.path] = f
+    return {pod: tuple(files.values()) for pod, files in pods.items()}

@@ -40,7 +40,6 @@ from stackyard.images import ensure_base, read_record, render as render_dockerfi
 from stackyard.runner import RUNNER, Runner, mask, tail
 
 LABEL = "org.stackyard.chart-verify"
-JOB_TIMEOUT = 900.0
 API_TIMEOUT = 240.0
 SERVER_TIMEOUT = 240.0
 TAIL = 30
@@ -89,25 +88,21 @@ def _subnet(run_id: str) -> str:
 def clean(client: docker.DockerClient, run_id: str | None = None, report: Reporter = discard) -> int:
     """Remove the containers, networks and volumes of one run (or of every run): how many."""
     selector = {"label": f"{LABEL}={run_id}" if run_id else LABEL}
+
+    def remove(thing: Any, **kwargs: Any) -> int:
+        try:
+            thing.remove(**kwargs)
+            return 1
+        except docker.errors.NotFound:
+            return 0
+
+    containers = client.containers.list(all=True, filters=selector)
     removed = 0
-    for c in client.containers.list(all=True, filters=selector):
-        try:
-            c.remove(force=True, v=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-    for n in client.networks.list(filters=selector):
-        try:
-            n.remove()
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-    for v in client.volumes.list(filters=selector):
-        try:
-            v.remove(force=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
+    if containers:  # on a vfs engine each removal deletes a whole copy of its image: at once
+        with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
+            removed += sum(pool.map(lambda c: remove(c, force=True, v=True), containers))
+    removed += sum(remove(n) for n in client.networks.list(filters=selector))
+    removed += sum(remove(v, force=True) for v in client.volumes.list(filters=selector))
     if removed:
         report(Note("chart-verify", f"removed {removed} containers, networks and volumes"
                                     + (f" of run {run_id}" if run_id else " of earlier runs")))
@@ -157,6 +152,7 @@ class ChartRun:
         self.outcome = Outcome(self.run_id, release.id, charts)
         self.images: dict[str, str] = {}
         self.services: dict[str, Any] = {}  # step name -> container
+        self.pods: dict[str, Any] = {}  # job container name -> container
         self.lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------------------
@@ -197,15 +193,6 @@ class ChartRun:
         container.start()
         return container
 
-    def _wait(self, container: Any, timeout: float) -> tuple[int, str]:
-        try:
-            status = container.wait(timeout=timeout)
-            code = int(status.get("StatusCode", -1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            container.kill()
-            code = -9
-        return code, container.logs().decode(errors="replace")
-
     def _fail(self, row: Row, message: str, output: str) -> ChartStepFailed:
         row.state = row.state or "failed"
         row.detail = message
@@ -218,27 +205,37 @@ class ChartRun:
 
     # -- steps ---------------------------------------------------------------------------------------------
 
+    def pod(self, name: str, image: str, files: tuple[R.File, ...], chart: str) -> Any:
+        """A job container: kept running (``sleep infinity``) while its jobs run in it one after the other."""
+        ip = self.hosts.get(name)
+        volumes = self._volumes(R.Step(chart, name, image, "", ()))
+        container = self._create(name, self.images[image], ["sleep", "infinity"], binds=self._files(name, files),
+                                 ip=ip, volumes=volumes, env={"HOME": "/tmp"})
+        self.pods[name] = container
+        return container
+
     def job(self, step: R.Step) -> Row:
         row = Row(step.chart, step.name, "job", script=step.script)
         started = time.monotonic()
-        name = f"{step.chart}-{step.name.replace('/', '-')}"
-        self.note(f"{step.chart}: job {step.name} ({step.script}) in {step.image}")
-        container = self._create(name, self.images[step.image], step.command, user=step.user, env=dict(step.env),
-                                 binds=self._files(name, step.files), volumes=self._volumes(step))
-        row.container = container.name
-        code, output = self._wait(container, JOB_TIMEOUT)
-        row.seconds = time.monotonic() - started
-        row.state = f"exited {code}"
+        pod = self.pods[R.job_pod(step)]
+        self.note(f"{step.chart}: job {step.name} ({step.script}) as {step.user} in {pod.name}")
+        row.container = pod.name
         with self.lock:
             self.outcome.rows.append(row)
+        code, out = pod.exec_run(list(step.command), user=step.user, environment={"HOME": "/tmp", **step.env})
+        output = out.decode(errors="replace")
+        row.seconds = time.monotonic() - started
+        row.state = f"exited {code}"
+        with self.lock, self.log.open("a") as handle:
+            handle.write(mask(f"--- {step.chart} {step.name} ({step.script}): exit {code}, {row.seconds:.1f}s\n"
+                              f"{output}\n", self.ep.passwords.values()))
         if code != 0:
-            raise self._fail(row, f"exited {code} in {container.name}", output)
-        row.detail = tail(output, 1, 200)
-        container.remove(force=True)
+            raise self._fail(row, f"exited {code} in {pod.name}", output)
+        row.detail = mask(tail(output, 1, 200), self.ep.passwords.values())
         return row
 
     def _volumes(self, step: R.Step) -> dict[str, str]:
-        if step.chart == "keystone" and step.image == "keystone":
+        if step.chart == "keystone" and step.image == "keystone":  # what the chart keeps in its fernet/credential secrets
             return {f"sy-{self.run_id}-keystone-fernet": "/etc/keystone/fernet-keys",
                     f"sy-{self.run_id}-keystone-credential": "/etc/keystone/credential-keys"}
         return {}
@@ -284,20 +281,38 @@ class ChartRun:
             time.sleep(1)
 
     def run_steps(self, steps: list[R.Step]) -> None:
-        for step in steps:
-            (self.service if step.kind == "service" else self.job)(step)
+        """Jobs in order; consecutive services together (as a chart's deployments start at once)."""
+        i = 0
+        while i < len(steps):
+            if steps[i].kind != "service":
+                self.job(steps[i])
+                i += 1
+                continue
+            j = i
+            while j < len(steps) and steps[j].kind == "service":
+                j += 1
+            group = steps[i:j]
+            if len(group) == 1:
+                self.service(group[0])
+            else:
+                with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                    futures = [pool.submit(self.service, step) for step in group]
+                for f in futures:
+                    f.result()
+            i = j
 
     # -- infrastructure ------------------------------------------------------------------------------------
 
     def infra(self, image: str) -> None:
         started = time.monotonic()
         salts = {c: secrets.token_bytes(4) for c in self.charts}
-        db = self._create(R.DB, image, ["bash", "-c", "install -d -o mysql -g mysql /run/mysqld && exec mariadbd "
+        pool = ThreadPoolExecutor(max_workers=3)  # creating a container copies its image on vfs: at once
+        db_ = pool.submit(self._create, R.DB, image, ["bash", "-c", "install -d -o mysql -g mysql /run/mysqld && exec mariadbd "
                                         "--user=mysql --bind-address=0.0.0.0 --skip-name-resolve "
                                         "--max-connections=1000 --init-file=/etc/mysql/stackyard-init.sql"],
                           binds=self._files(R.DB, (R.File("/etc/mysql/stackyard-init.sql", R.mariadb_init(self.ep)),)),
                           ip=self.hosts[R.DB])
-        rabbit = self._create(R.RABBIT, image, ["bash", "-c", "chown rabbitmq: /var/lib/rabbitmq && exec runuser -u "
+        rabbit_ = pool.submit(self._create, R.RABBIT, image, ["bash", "-c", "chown rabbitmq: /var/lib/rabbitmq && exec runuser -u "
                                                 "rabbitmq -- /usr/lib/rabbitmq/bin/rabbitmq-server"],
                               binds=self._files(R.RABBIT, (
                                   R.File("/etc/rabbitmq/definitions.json",
@@ -305,8 +320,10 @@ class ChartRun:
                                   R.File("/etc/rabbitmq/rabbitmq.conf", R.RABBIT_CONF))),
                               ip=self.hosts[R.RABBIT], env={"RABBITMQ_NODENAME": "rabbit@rabbitmq",
                                                             "HOME": "/var/lib/rabbitmq"})
-        cache = self._create(R.MEMCACHED, image, ["memcached", "-u", "memcache", "-l", "0.0.0.0", "-p", "11211",
-                                                  "-m", "64"], ip=self.hosts[R.MEMCACHED])
+        cache_ = pool.submit(self._create, R.MEMCACHED, image, ["memcached", "-u", "memcache", "-l", "0.0.0.0", "-p",
+                                                                "11211", "-m", "64"], ip=self.hosts[R.MEMCACHED])
+        pool.shutdown(wait=True)
+        db, rabbit, cache = db_.result(), rabbit_.result(), cache_.result()
         checks = {R.DB: (db, "mariadb-admin --protocol=socket ping"),
                   R.RABBIT: (rabbit, "runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq rabbitmqctl -n rabbit@rabbitmq "
                                      "await_startup"),
@@ -363,9 +380,7 @@ class ChartRun:
             time.sleep(2)
 
     def scenario(self) -> None:
-        client = self._create("scenario", self.images["openstack-client"], ["sleep", "infinity"],
-                              env={"HOME": "/tmp"}, ip=self.hosts["openstack-client"])
-        self.services["openstack-client"] = client
+        client = self.pods["openstack-client"]
 
         self.scenario_step("token issue", "keystone",
                            lambda row: f"token of {len(self.osc(client, 'openstack token issue -f value -c id', row))} characters")
@@ -434,8 +449,11 @@ class ChartRun:
             self.images[image] = reference
         self.outcome.images = dict(self.images)
 
-    def chain(self, chart: str) -> None:
-        self.run_steps(R.chart_steps(self.charts_dir, chart, self.ep))
+    def chain(self, chart: str, steps: list[R.Step]) -> None:
+        for pod, files in R.pod_files(steps).items():
+            if pod not in self.pods:
+                self.pod(pod, steps[[R.job_pod(s) for s in steps].index(pod)].image, files, chart)
+        self.run_steps(steps)
 
     def run(self) -> Outcome:
         started = time.monotonic()
@@ -451,12 +469,18 @@ class ChartRun:
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
                     subnet=f"{self.prefix}.0/24", iprange=f"{self.prefix}.128/25", gateway=f"{self.prefix}.1")]))
             self.note(f"network {self.net} ({self.prefix}.0/24), ports published on 127.0.0.1 only")
-            self.infra(infra)
-            self.chain("keystone")
+            steps = {chart: R.chart_steps(self.charts_dir, chart, self.ep) for chart in self.charts}
+            client_files = R.pod_files([s for chart_steps in steps.values() for s in chart_steps]).get(
+                "openstack-client", ())
+            with ThreadPoolExecutor(max_workers=2) as pool:  # the client container while the servers start
+                client = pool.submit(self.pod, "openstack-client", "openstack-client", client_files, "keystone")
+                self.infra(infra)
+                client.result()
+            self.chain("keystone", steps["keystone"])
             rest = [c for c in self.charts if c != "keystone"]
             if rest:
                 with ThreadPoolExecutor(max_workers=len(rest)) as pool:
-                    futures = [pool.submit(self.chain, c) for c in rest]
+                    futures = [pool.submit(self.chain, c, steps[c]) for c in rest]
                 for f in futures:
                     f.result()
             self.scenario()

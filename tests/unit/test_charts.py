@@ -205,3 +205,16 @@ def test_charts_for_adds_what_a_chart_needs() -> None:
 def test_the_charts_are_where_the_tests_expect(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such chart"):
         R.load_values(tmp_path, "keystone")
+
+
+def test_jobs_share_a_container_per_chart_and_image_without_clashing_files() -> None:
+    steps = [s for chart in R.CHARTS for s in R.chart_steps(CHARTS, chart, endpoints())]
+    pods = R.pod_files(steps)
+    assert set(pods) == {"openstack-client", "keystone-jobs", "glance-jobs", "placement-jobs", "nova-jobs"}
+    client = {f.path for f in pods["openstack-client"]}
+    assert {"/tmp/keystone-db-init.py", "/tmp/nova-db-init.py", "/tmp/glance-ks.sh", "/tmp/nova-bootstrap.sh",
+            "/tmp/keystone-bootstrap.sh", "/tmp/nova-cell-setup-init.sh"} <= client
+    assert not any(p.startswith("/etc/") for p in client)  # the client jobs get no service configuration
+    clash = R.Step("nova", "other", "nova", "x", ("true",), files=(R.File("/etc/nova/nova.conf", "other"),))
+    with pytest.raises(InputError, match="nova: other: /etc/nova/nova.conf differs"):
+        R.pod_files([*steps, clash])
