@@ -8,8 +8,8 @@ from typing import Sequence
 from stackyard.charts.render import CHARTS, SUPPORTED
 from stackyard.errors import InputError
 
-NEEDS = {"keystone": (), "glance": ("keystone",), "placement": ("keystone",),
-         "nova": ("keystone", "glance", "placement")}
+NEEDS = {"keystone": (), "glance": ("keystone",), "placement": ("keystone",), "neutron": ("keystone",),
+         "nova": ("keystone", "glance", "placement", "neutron")}
 
 
 def charts_for(projects: Sequence[str]) -> tuple[str, ...]:

@@ -40,12 +40,13 @@ APIS: dict[str, tuple[str, int, str, str, str]] = {
     "neutron": ("neutron-server", 9696, "network", "neutron", ""),
     "cinder": ("cinder-api", 8776, "volumev3", "cinderv3", "/v3/%(tenant_id)s"),
 }
-CHARTS = ("keystone", "glance", "placement", "nova")  # the order they come up in (each needs the ones before)
+# the order they come up in; nova needs neutron (its API asks neutron for every server's security groups)
+CHARTS = ("keystone", "glance", "placement", "neutron", "nova")
 SUPPORTED = CHARTS
 # the databases each chart's db_init makes
 DATABASES: dict[str, tuple[str, ...]] = {
     "keystone": ("keystone",), "glance": ("glance",), "placement": ("placement",),
-    "nova": ("nova", "nova_api", "nova_cell0"),
+    "nova": ("nova", "nova_api", "nova_cell0"), "neutron": ("neutron",),
 }
 
 
@@ -196,7 +197,7 @@ def _endpoints(chart: str, values: dict[str, Any], ep: Endpoints) -> None:
         _authtoken(own, "keystone_authtoken", "nova", ep)
         for section, user in (("placement", "placement"), ("service_user", "nova"), ("neutron", "neutron"),
                               ("cinder", "cinder")):
-            if section in ("neutron", "cinder"):
+            if section == "cinder":
                 _set(own, section, auth_url=ep.url("keystone"))
                 continue
             _authtoken(own, section, user, ep, memcache=False)
@@ -204,6 +205,16 @@ def _endpoints(chart: str, values: dict[str, Any], ep: Endpoints) -> None:
             _set(own, proxy, enabled=False)
         _set(conf["nova_api_uwsgi"], "uwsgi", **{"http-socket": f"0.0.0.0:{APIS['nova'][1]}", "processes": 1})
         _set(conf["nova_metadata_uwsgi"], "uwsgi", **{"http-socket": "0.0.0.0:8775", "processes": 1})
+    elif chart == "neutron":
+        # network.backend openvswitch (the default): the configmap's interface and mechanism drivers for it
+        _set(own, "DEFAULT", transport_url=ep.transport(chart), bind_port=APIS["neutron"][1],
+             interface_driver="openvswitch")
+        _set(own, "cache", memcache_servers=f"{MEMCACHED}:11211")
+        _authtoken(own, "keystone_authtoken", "neutron", ep)
+        _authtoken(own, "nova", "nova", ep, memcache=False)
+        _authtoken(own, "placement", "placement", ep, memcache=False)
+        _set(conf["plugins"]["ml2_conf"], "ml2", mechanism_drivers="openvswitch,l2population")
+        _set(conf["neutron_api_uwsgi"], "uwsgi", **{"http-socket": f"0.0.0.0:{APIS['neutron'][1]}", "processes": 1})
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,7 +267,12 @@ def etc_files(chart: str, values: Mapping[str, Any]) -> tuple[File, ...]:
             files.append(File(f"{etc}/rootwrap.d/{key.replace('_', '-')}.filters", filt["content"]))
     if isinstance(conf.get(f"{chart}_sudoers"), str):
         files.append(File(f"/etc/sudoers.d/kolla_{chart}_sudoers", conf[f"{chart}_sudoers"], 0o440))
+    # the chart mounts <project>.conf.d (snippets) where its scripts name it in --config-dir
+    files.append(File(f"{etc}/{chart}.conf.d/chart-verify.conf", ""))
+    if chart == "neutron":
+        files.append(File(f"{etc}/plugins/ml2/ml2_conf.ini", oslo_conf(conf["plugins"]["ml2_conf"])))
     if chart == "keystone":
+        files.append(File("/etc/apache2/ports.conf", ""))  # the chart's configmap: ports.conf ''
         files.append(File(f"{etc}/access_rules.json", "{}"))
         files.append(File("/var/www/cgi-bin/keystone/wsgi.py", conf["wsgi_script"]))
         files.append(File("/etc/apache2/sites-enabled/wsgi-keystone.conf", keystone_vhost(conf["wsgi_keystone"])))
@@ -325,7 +341,7 @@ def client_env(ep: Endpoints) -> dict[str, str]:
 
 
 KS_USERS: dict[str, tuple[str, ...]] = {"keystone": (), "glance": ("glance",), "placement": ("placement",),
-                                        "nova": ("nova",)}
+                                        "nova": ("nova",), "neutron": ("neutron",)}
 
 
 def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
@@ -386,6 +402,8 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
     elif chart == "placement":
         steps.append(Step(chart, "placement-api", chart, "placement deployment: uwsgi --ini (conf.placement_api_uwsgi)",
                           uwsgi, "service", user, {}, etc, port, "/"))
+    elif chart == "neutron":
+        steps.append(run("neutron-server.sh", "neutron-server", kind="service", port=port, path="/", args=("start",)))
     elif chart == "nova":
         steps.append(Step(chart, "nova-api", chart, "nova-api-osapi deployment: uwsgi --ini (conf.nova_api_uwsgi)",
                           uwsgi, "service", user, {}, etc, port, "/"))

@@ -395,6 +395,14 @@ class ChartRun:
                     raise self._fail(row, "the downloaded image differs from the uploaded one", " ".join(sums))
                 return f"image {image}, sha256 {sums[0][:16]}... both ways"
             self.scenario_step("glance: image upload, download, same sha256", "glance", glance)
+        if "neutron" in self.charts:
+            def network(row: Row) -> str:
+                net = self.osc(client, "openstack network create verify-net -f value -c id", row)
+                listed = self.osc(client, "openstack network list -f value -c ID", row)
+                if net not in listed:
+                    raise self._fail(row, f"network {net} is not listed", listed)
+                return f"network {net} created and listed"
+            self.scenario_step("neutron: network create, listed", "neutron", network)
         if "placement" in self.charts and "nova" in self.charts:
             def provider(row: Row) -> str:
                 def listed() -> str | None:

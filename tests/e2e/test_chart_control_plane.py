@@ -1,8 +1,9 @@
-"""keystone, glance, placement and nova 2025.1 under openstack-helm's own scripts: the images are built from the
+"""keystone, glance, placement, neutron and nova 2025.1 under openstack-helm's own scripts: the images are built from the
 published debs and pushed; ``stackyard chart-verify`` pulls them by digest and runs the charts' rendered bin/
 scripts and configuration (../shared/openstack-helm) in containers on one loopback network with MariaDB,
-RabbitMQ and memcached from Debian's packages, then the scenario (token, glance upload/download, the compute
-node in placement, a server ACTIVE on the fake driver). Then the faults: a failing chart script, a killed run,
+RabbitMQ and memcached from Debian's packages, then the scenario (token, glance upload/download, a network, the
+compute node in placement, a server ACTIVE on the fake driver: nova's API asks neutron for every server's
+security groups, so nova needs neutron). Then the faults: a failing chart script, a killed run,
 an image that lacks a path its chart names, and /etc/image_info in every image."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.conftest import ROOT, Workspace
 pytestmark = pytest.mark.e2e
 
 CHARTS = ROOT.parent / "shared" / "openstack-helm"
-PROJECTS = ("keystone", "glance", "placement", "nova", "python-openstackclient")
+PROJECTS = ("keystone", "glance", "placement", "neutron", "nova", "python-openstackclient")
 LABEL = "org.stackyard.chart-verify"
 
 
@@ -65,7 +66,7 @@ def test_the_charts_scripts_run_the_control_plane_and_the_scenario_passes(pushed
     seconds = time.monotonic() - started
     out = r.stdout
     for row in ("keystone db-sync", "keystone keystone-api", "glance db-sync", "glance metadefs-load",
-                "glance glance-api", "placement placement-api", "nova db-sync", "nova nova-api", "nova nova-conductor",
+                "glance glance-api", "placement placement-api", "neutron neutron-server", "nova db-sync", "nova nova-api", "nova nova-conductor",
                 "nova nova-scheduler", "nova nova-compute", "nova cell-setup", "nova bootstrap"):
         assert re.search(rf"^{row}\s", out, re.M), (row, out)
     assert re.search(r"^keystone keystone-api\s+\S+\s+running\s+300 after", out, re.M), out
@@ -74,9 +75,9 @@ def test_the_charts_scripts_run_the_control_plane_and_the_scenario_passes(pushed
     assert re.search(r"^nova nova: server create --nic none, ACTIVE .*ok .*server \S+ ACTIVE", out, re.M), out
     assert "both ways" in out  # glance: the same sha256 up and down
     record = json.loads((ws.root / "var/charts/2025.1/chart-verify.json").read_text())
-    assert record["ok"] is True and record["charts"] == ["keystone", "glance", "placement", "nova"]
+    assert record["ok"] is True and record["charts"] == ["keystone", "glance", "placement", "neutron", "nova"]
     config = load_config(ws.config)
-    for image in ("keystone", "glance", "placement", "nova", "openstack-client"):
+    for image in ("keystone", "glance", "placement", "neutron", "nova", "openstack-client"):
         pushed_record = read_record(config, config.release("2025.1"), image)
         assert pushed_record is not None
         assert record["images"][image] == f"{pushed_record.repository}@{pushed_record.digest}"
@@ -155,7 +156,7 @@ def test_an_image_lacking_a_chart_path_is_not_pushed(pushed: Workspace) -> None:
     assert registry.digest("glance", fake.dated_tag) is None  # nothing pushed
 
 
-@pytest.mark.parametrize("image", ["keystone", "glance", "placement", "nova", "openstack-client"])
+@pytest.mark.parametrize("image", ["keystone", "glance", "placement", "neutron", "nova", "openstack-client"])
 def test_image_info_carries_the_provenance(pushed: Workspace, image: str) -> None:
     config = load_config(pushed.config)
     record = read_record(config, config.release("2025.1"), image)

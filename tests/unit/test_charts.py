@@ -121,6 +121,7 @@ def test_configuration_parses_and_points_at_the_run(chart: str) -> None:
     steps = R.chart_steps(CHARTS, chart, endpoints())
     files = {f.path: f for s in steps for f in s.files}
     main = {"glance": "/etc/glance/glance-api.conf"}.get(chart, f"/etc/{chart}/{chart}.conf")
+    assert f"/etc/{chart}/{chart}.conf.d/chart-verify.conf" in files  # the --config-dir the scripts name
     conf = configparser.RawConfigParser(strict=False)
     conf.read_string(files[main].content)
     section = "placement_database" if chart == "placement" else "database"
@@ -138,6 +139,19 @@ def test_configuration_parses_and_points_at_the_run(chart: str) -> None:
     logging = configparser.RawConfigParser()
     logging.read_string(files[f"/etc/{chart}/logging.conf"].content)
     assert logging.get("loggers", "keys").startswith("root")
+
+
+def test_neutron_server_runs_the_charts_script_with_ml2_for_openvswitch() -> None:
+    steps = {s.name: s for s in R.chart_steps(CHARTS, "neutron", endpoints())}
+    server = steps["neutron-server"]
+    assert server.kind == "service" and server.port == 9696 and server.script == "bin/_neutron-server.sh.tpl"
+    files = {f.path: f.content for f in server.files}
+    assert "exec uwsgi --ini /etc/neutron/neutron-api-uwsgi.ini" in files["/tmp/neutron-server.sh"]
+    assert "ovn.ini" not in files["/tmp/neutron-server.sh"]  # network.backend: openvswitch
+    ml2 = configparser.RawConfigParser()
+    ml2.read_string(files["/etc/neutron/plugins/ml2/ml2_conf.ini"])
+    assert ml2.get("ml2", "mechanism_drivers") == "openvswitch,l2population"
+    assert "neutron-db-manage" in next(f.content for f in steps["db-sync"].files if f.path == "/tmp/db-sync.sh")
 
 
 def test_nova_runs_the_fake_driver_and_keeps_the_charts_other_values() -> None:
@@ -195,7 +209,7 @@ def test_hosts_are_fixed_addresses_outside_the_dynamic_range() -> None:
 
 
 def test_charts_for_adds_what_a_chart_needs() -> None:
-    assert charts_for(["nova"]) == ("keystone", "glance", "placement", "nova")
+    assert charts_for(["nova"]) == ("keystone", "glance", "placement", "neutron", "nova")
     assert charts_for(["glance"]) == ("keystone", "glance")
     assert charts_for([]) == R.CHARTS
     with pytest.raises(InputError, match="not heat"):
@@ -210,7 +224,8 @@ def test_the_charts_are_where_the_tests_expect(tmp_path: Path) -> None:
 def test_jobs_share_a_container_per_chart_and_image_without_clashing_files() -> None:
     steps = [s for chart in R.CHARTS for s in R.chart_steps(CHARTS, chart, endpoints())]
     pods = R.pod_files(steps)
-    assert set(pods) == {"openstack-client", "keystone-jobs", "glance-jobs", "placement-jobs", "nova-jobs"}
+    assert set(pods) == {"openstack-client", "keystone-jobs", "glance-jobs", "placement-jobs", "neutron-jobs",
+                         "nova-jobs"}
     client = {f.path for f in pods["openstack-client"]}
     assert {"/tmp/keystone-db-init.py", "/tmp/nova-db-init.py", "/tmp/glance-ks.sh", "/tmp/nova-bootstrap.sh",
             "/tmp/keystone-bootstrap.sh", "/tmp/nova-cell-setup-init.sh"} <= client
