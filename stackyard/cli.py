@@ -441,17 +441,23 @@ def cmd_chart_verify(args: argparse.Namespace) -> int:
     from stackyard import docker_engine
     from stackyard.charts.plan import charts_for, default_charts_dir
     from stackyard.charts.run import ChartRun, clean
+    from stackyard.errors import ToolError
     from stackyard.local_services import registry_password
 
     config = _config(args)
-    client = docker_engine.connect(config.images)
     reporter = ConsoleReporter()
-    if args.clean:  # make down: what a killed run left on the engine
+    if args.clean:  # make down: what a killed run left on the engine (none is left on an engine that is not running)
+        try:
+            client = docker_engine.connect(config.images)
+        except ToolError as exc:
+            print(f"chart-verify: nothing removed: {exc.message}")
+            return 0
         print(f"chart-verify: removed {clean(client, None, reporter)} containers, networks and volumes")
         return 0
     if not args.release:
         raise InputError("chart-verify needs --release (or --clean)")
     release = config.release(args.release)
+    client = docker_engine.connect(config.images)
     charts_dir = Path(args.charts) if args.charts else default_charts_dir(Path(args.config))
     run = ChartRun(config, release, client, charts_dir, charts_for(args.projects), report=reporter,
                    runner=args.runner, password=registry_password(config.images))

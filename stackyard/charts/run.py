@@ -153,6 +153,7 @@ class ChartRun:
         self.images: dict[str, str] = {}
         self.services: dict[str, Any] = {}  # step name -> container
         self.pods: dict[str, Any] = {}  # job container name -> container
+        self.volumes: set[str] = set()
         self.lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------------------
@@ -235,10 +236,18 @@ class ChartRun:
         return row
 
     def _volumes(self, step: R.Step) -> dict[str, str]:
-        if step.chart == "keystone" and step.image == "keystone":  # what the chart keeps in its fernet/credential secrets
-            return {f"sy-{self.run_id}-keystone-fernet": "/etc/keystone/fernet-keys",
-                    f"sy-{self.run_id}-keystone-credential": "/etc/keystone/credential-keys"}
-        return {}
+        """Named volumes (labelled like everything of the run): keystone's fernet and credential keys, which the
+        chart keeps in secrets its jobs write and its API reads."""
+        if not (step.chart == "keystone" and step.image == "keystone"):
+            return {}
+        wanted = {f"sy-{self.run_id}-keystone-fernet": "/etc/keystone/fernet-keys",
+                  f"sy-{self.run_id}-keystone-credential": "/etc/keystone/credential-keys"}
+        with self.lock:
+            for name in wanted:
+                if name not in self.volumes:
+                    self.client.volumes.create(name, labels={LABEL: self.run_id})
+                    self.volumes.add(name)
+        return wanted
 
     def service(self, step: R.Step) -> Row:
         row = Row(step.chart, step.name, "service", script=step.script)

@@ -233,3 +233,21 @@ def test_jobs_share_a_container_per_chart_and_image_without_clashing_files() -> 
     clash = R.Step("nova", "other", "nova", "x", ("true",), files=(R.File("/etc/nova/nova.conf", "other"),))
     with pytest.raises(InputError, match="nova: other: /etc/nova/nova.conf differs"):
         R.pod_files([*steps, clash])
+
+
+def test_clean_on_an_engine_that_is_not_running_removes_nothing_and_succeeds(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from stackyard import cli
+
+    toml = tmp_path / "stackyard.toml"
+    toml.write_text((ROOT / "stackyard.toml").read_text().replace(
+        'engine = "unix://var/run/docker.sock"', f'engine = "unix://{tmp_path}/no-engine.sock"'))
+    assert cli.main(["--config", str(toml), "chart-verify", "--clean"]) == 0
+    assert "chart-verify: nothing removed: the Docker engine at" in capsys.readouterr().out
+
+
+def test_chart_verify_needs_a_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stackyard import cli
+
+    assert cli.main(["--config", str(ROOT / "stackyard.toml"), "chart-verify"]) == 2
+    assert "chart-verify needs --release (or --clean)" in capsys.readouterr().err
