@@ -337,7 +337,8 @@ def client_env(ep: Endpoints) -> dict[str, str]:
     """The admin credentials the charts' jobs get from their keystone-admin secret (environment, not argv)."""
     return {"OS_AUTH_URL": f"{ep.url('keystone')}/v3", "OS_USERNAME": "admin", "OS_PASSWORD": ep.passwords["admin"],
             "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "default", "OS_PROJECT_DOMAIN_NAME": "default",
-            "OS_REGION_NAME": REGION, "OS_INTERFACE": "internal", "OS_IDENTITY_API_VERSION": "3"}
+            "OS_REGION_NAME": REGION, "OS_INTERFACE": "internal", "OS_IDENTITY_API_VERSION": "3",
+            "OS_DEFAULT_DOMAIN": "default"}
 
 
 KS_USERS: dict[str, tuple[str, ...]] = {"keystone": (), "glance": ("glance",), "placement": ("placement",),
@@ -375,11 +376,15 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
                 "OS_BOOTSTRAP_PROJECT_NAME": "admin", "OS_BOOTSTRAP_ROLE_NAME": "admin",
                 "OS_BOOTSTRAP_SERVICE_NAME": "keystone", "OS_BOOTSTRAP_REGION_ID": REGION,
                 **{f"OS_BOOTSTRAP_{i.upper()}_URL": f"{ep.url('keystone')}/v3" for i in ("admin", "internal", "public")}}
-        steps.append(run("db-sync.sh", "db-sync", env=boot))
-        for what in ("fernet", "credential"):
+        # dependencies.static.db_sync: db-init, credential-setup and fernet-setup first (bootstrap needs the keys)
+        steps.append(Step(chart, "key-repositories", chart, "the keystone-fernet-keys/credential-keys secrets' mounts",
+                          ("install", "-d", "-o", "keystone", "-g", "keystone", "-m", "0700",
+                           "/etc/keystone/fernet-keys", "/etc/keystone/credential-keys")))
+        for what in ("credential", "fernet"):
             steps.append(Step(chart, f"{what}-setup", chart, f"keystone-manage {what}_setup (for bin/_fernet-manage.py.tpl)",
                               ("keystone-manage", f"{what}_setup", "--keystone-user", "keystone",
                                "--keystone-group", "keystone"), files=etc))
+        steps.append(run("db-sync.sh", "db-sync", env=boot))
         steps.append(run("keystone-api.sh", "keystone-api", who="root", kind="service", port=port, path="/v3",
                          args=("start",)))
         steps.append(run("bootstrap.sh", "bootstrap", image="openstack-client", who="root", env=client_env(ep)))
