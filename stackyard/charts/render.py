@@ -385,7 +385,7 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
                               ("keystone-manage", f"{what}_setup", "--keystone-user", "keystone",
                                "--keystone-group", "keystone"), files=etc))
         steps.append(run("db-sync.sh", "db-sync", env=boot))
-        steps.append(run("keystone-api.sh", "keystone-api", who="root", kind="service", port=port, path="/v3",
+        steps.append(run("keystone-api.sh", "keystone-api", who="root", kind="service", port=port, path="/",
                          args=("start",)))
         steps.append(run("bootstrap.sh", "bootstrap", image="openstack-client", who="root", env=client_env(ep)))
         return steps

@@ -402,7 +402,7 @@ class ChartRun:
                                         "sha256sum /tmp/verify.img /tmp/verify.out", row).split()
                 if len(sums) < 4 or sums[0] != sums[2]:
                     raise self._fail(row, "the downloaded image differs from the uploaded one", " ".join(sums))
-                return f"image {image}, sha256 {sums[0][:16]}... both ways"
+                return f"sha256 {sums[0][:12]}... both ways, image {image}"
             self.scenario_step("glance: image upload, download, same sha256", "glance", glance)
         if "neutron" in self.charts:
             def network(row: Row) -> str:
