@@ -441,6 +441,41 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chart_verify(args: argparse.Namespace) -> int:
+    from stackyard import docker_engine
+    from stackyard.charts.plan import charts_for, default_charts_dir
+    from stackyard.charts.run import ChartRun, clean
+    from stackyard.errors import ToolError
+    from stackyard.local_services import registry_password
+
+    config = _config(args)
+    reporter = ConsoleReporter()
+    if args.clean:  # make down: what a killed run left on the engine (none is left on an engine that is not running)
+        try:
+            client = docker_engine.connect(config.images)
+        except ToolError as exc:
+            print(f"chart-verify: nothing removed: {exc.message}")
+            return 0
+        print(f"chart-verify: removed {clean(client, None, reporter)} containers, networks and volumes")
+        return 0
+    if not args.release:
+        raise InputError("chart-verify needs --release (or --clean)")
+    release = config.release(args.release)
+    client = docker_engine.connect(config.images)
+    charts_dir = Path(args.charts) if args.charts else default_charts_dir(Path(args.config))
+    run = ChartRun(config, release, client, charts_dir, charts_for(args.projects), report=reporter,
+                   runner=args.runner, password=registry_password(config.images))
+    try:
+        outcome = run.run()
+    finally:
+        rows = [[f"{r.chart} {r.step}", r.container or "-", r.state or "-", r.api or "-",
+                 (r.detail or r.script)[:70], f"{r.seconds:.1f}"] for r in run.outcome.rows]
+        print(table(["service / step", "container", "state", "API answered", "detail", "seconds"], rows))
+    print(f"chart-verify {release.id}: {' '.join(outcome.charts)} passed in {outcome.seconds:.0f}s")
+    print(f"record: {config.paths.output / 'charts' / release.id / 'chart-verify.json'}")
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from stackyard import local_services
 
@@ -568,6 +603,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--by-digest", action="store_true",
                    help="reference images as repository@sha256:... (the pushed digest) instead of the dated tag")
     s.set_defaults(func=cmd_helm_values)
+
+    s = sub.add_parser("chart-verify", help="run the openstack-helm charts' scripts and configuration in containers "
+                                            "from the pushed images, then the scenario")
+    s.add_argument("--release", help="the release whose pushed images run")
+    s.add_argument("projects", nargs="*", metavar="PROJECT",
+                   help="charts (default: keystone glance placement nova; keystone is always there, nova brings glance and placement)")
+    s.add_argument("--charts", help="openstack-helm charts directory (default: ../shared/openstack-helm beside the config's directory)")
+    s.add_argument("--clean", action="store_true",
+                   help="only remove the containers, networks and volumes runs left (a killed run)")
+    s.set_defaults(func=cmd_chart_verify)
 
     s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
     s.add_argument("action", choices=["up", "down"])
