@@ -13,11 +13,13 @@ from typing import Any
 
 from buildbot.interfaces import IRenderable
 from buildbot.plugins import schedulers, steps, util, worker
-from buildbot.process.results import SKIPPED
+from buildbot.process import logobserver
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
 
-from builders.plan import Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
+from builders.plan import DEB_LOGS, DEB_TODO, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
 from stackyard.buildbot_settings import BuildbotSettings, Secret
@@ -83,6 +85,100 @@ class TriggerChangedProjects(steps.Trigger):
         return [d for d in super().getSchedulersAndProperties() if self.by_scheduler[d["sched_name"]] in changed]
 
 
+def deb_check_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """``stackyard deb --check --json`` (one project) -> a property per stage left to do (its reason, or ""), the
+    version, the tool logs the stages append to, and the step's summary (``deb_state``)."""
+    if rc != 0:
+        return {}
+    (status,) = json.loads(stdout)
+    todo = status["todo"]
+    props: dict[str, Any] = {prop: status["reason"] if stage in todo else "" for stage, prop in DEB_TODO.items()}
+    props |= {prop: status["logs"][stage] for stage, prop in DEB_LOGS.items()}
+    props["deb_version"] = status["version"]
+    props["deb_state"] = (f"unchanged: {status['package']} {status['version']}" if not todo
+                          else f"to do: {' '.join(todo)} ({status['reason']})")
+    return props
+
+
+class DebCheck(steps.SetPropertyFromCommand):
+    """The fast "inputs unchanged?" step: says in its summary whether the deb stays or what is left to do."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(extract_fn=deb_check_properties, **kwargs)
+
+    def getResultSummary(self) -> dict[str, str]:
+        state = self.getProperty("deb_state")
+        if self.results == SUCCESS and state:
+            return {"step": str(state)}
+        return super().getResultSummary()  # type: ignore[no-any-return]
+
+
+class LintianObserver(logobserver.LogLineObserver):
+    """lintian's W: and E: lines (stdout: the warnings; stderr: stackyard's error naming each E: line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def _line(self, line: str) -> None:
+        if line.startswith("W: "):
+            self.warnings.append(line)
+        elif line.startswith("E: "):
+            self.errors.append(line)
+
+    outLineReceived = errLineReceived = _line
+
+
+def lintian_summary(warnings: list[str], errors: list[str]) -> str:
+    """``lintian: 2 errors, 4 warnings (no-manual-page x2, ...)``: counts by tag, most frequent first."""
+    tags: dict[str, int] = {}
+    for line in warnings:
+        fields = line.split()
+        tag = fields[2] if len(fields) > 2 else line
+        tags[tag] = tags.get(tag, 0) + 1
+    counts = ([f"{len(errors)} errors"] if errors else []) + ([f"{len(warnings)} warnings"] if warnings else [])
+    said = "lintian: " + (", ".join(counts) or "clean")
+    if tags:
+        said += " (" + ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
+    return said
+
+
+class Lintian(steps.ShellCommand):
+    """``stackyard lintian``, read like Buildbot's DebLintian: warnings give WARNINGS (the build stays green:
+    warnOnWarnings is off), the step's ``warnings`` statistic, the ``lintian_warnings`` property and a
+    "N Warnings" log; an error fails it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lintian = LintianObserver()
+        self.addLogObserver("stdio", self.lintian)
+        self.said = ""
+
+    @defer.inlineCallbacks
+    def run(self):  # type: ignore[no-untyped-def,override]
+        cmd = yield self.makeRemoteShellCommand()
+        yield self.runCommand(cmd)
+        stdio = yield self.getLog("stdio")
+        yield stdio.finish()
+        warnings, errors = self.lintian.warnings, self.lintian.errors
+        if warnings:
+            yield self.addCompleteLog(f"{len(warnings)} Warnings", "\n".join(warnings))
+        if errors:
+            yield self.addCompleteLog(f"{len(errors)} Errors", "\n".join(errors))
+        self.setStatistic("warnings", len(warnings))
+        self.setProperty("lintian_warnings", len(warnings), self.name)
+        self.said = lintian_summary(warnings, errors)
+        if cmd.didFail() or errors:
+            return FAILURE
+        return WARNINGS if warnings else SUCCESS
+
+    def getResultSummary(self) -> dict[str, str]:
+        if self.said:
+            return {"step": self.said}
+        return super().getResultSummary()  # type: ignore[no-any-return]
+
+
 def _has(prop: str):  # type: ignore[no-untyped-def]
     return lambda step: bool(step.getProperty(prop))
 
@@ -109,7 +205,7 @@ class _Objects:
     def step(self, builder: BuilderPlan, s: StepPlan) -> Any:
         common: dict[str, Any] = {"name": s.name, "locks": self.access(s.locks), "haltOnFailure": True}
         if s.only_if:
-            common |= {"doStepIf": _has(s.only_if), "hideStepIf": _hide_skipped}
+            common |= {"doStepIf": _has(s.only_if)} | ({} if s.show_skipped else {"hideStepIf": _hide_skipped})
         if s.trigger == "changed-projects":
             known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == builder.release and b.project)
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
@@ -119,6 +215,12 @@ class _Objects:
         command = Argv(s.command)
         if s.json_property == "locks":
             return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        if s.kind == "deb-check":
+            return DebCheck(command=command, env=STEP_ENV, timeout=3600, **common)
+        if s.logfiles:  # the tool's own log on the worker (read whole: the worker's "follow" loses what the first 2 s wrote)
+            common["logfiles"] = {name: util.Property(prop) for name, prop in s.logfiles}
+        if s.kind == "lintian":
+            return Lintian(command=command, env=STEP_ENV, timeout=3600, **common)
         return steps.ShellCommand(command=command, env=STEP_ENV, timeout=3600, **common)
 
     def builder(self, b: BuilderPlan) -> Any:

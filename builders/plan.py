@@ -48,6 +48,15 @@ class StepPlan:
     only_if: str | None = None  # run only when this property is non-empty
     json_property: str | None = None  # stdout (JSON) is kept as this property, see builders.master
     trigger: str | None = None  # a Trigger step instead of a command: "changed-projects" | "promote"
+    kind: str | None = None  # how its output is read: "deb-check" (sets DEB_TODO), "lintian" (W:/E: lines)
+    logfiles: tuple[tuple[str, str], ...] = ()  # (log name, property holding a file the step appends to on the worker)
+    show_skipped: bool = False  # a skipped step stays visible (the deb stages: "skipped" says the inputs did not change)
+
+
+# ``stackyard deb --check --json`` sets one property per stage left to do (its reason, or "" when it is not),
+# and where each stage writes its tool log; see builders.master.deb_check_properties
+DEB_TODO = {"build": "deb_build", "lintian": "deb_lintian", "smoke": "deb_smoke"}
+DEB_LOGS = {"build": "deb_build_log", "lintian": "deb_lintian_log", "smoke": "deb_smoke_log"}
 
 
 @dataclass(frozen=True)
@@ -124,25 +133,41 @@ class StepTemplate:
     only_if: str | None = None
     setting: str | None = None  # a boolean of [buildbot] that must be true
     source: str | None = None  # only for recipes with this kind of source ("pypi")
+    json_property: str | None = None
+    kind: str | None = None
+    logfiles: tuple[tuple[str, str], ...] = ()
+    show_skipped: bool = False
 
     def render(self, release: str, project: str, **values: object) -> StepPlan:
         def fill(a: Arg) -> Arg:
             return a.format(release=release, project=project, **values) if isinstance(a, str) else a
 
-        return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks), self.only_if)  # type: ignore[misc]
+        return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks),  # type: ignore[misc]
+                        self.only_if, self.json_property, kind=self.kind, logfiles=self.logfiles,
+                        show_skipped=self.show_skipped)
 
 
 # A project builder, in order: a new version (a tag, an openstack/releases entry
 # or the force form's "upstream ref") is awaited on the index (recipes from the
 # index: a release is tagged before its sdist is uploaded), then moves the
-# recipe's pin; then the pipeline of the earlier stages.
+# recipe's pin; then the pipeline of the earlier stages. The deb is four steps a
+# packager reads apart: "inputs unchanged?" (fast: lock and packaging digests
+# against the kept changelog, the file against its record) decides which of
+# build, lintian and smoke test run; a build with nothing changed skips all three.
 PROJECT_STEPS: tuple[StepTemplate, ...] = (
     StepTemplate("wait-for", stackyard("wait-for", "--release", "{release}", "--attempts", "{wait_attempts}", "--delay", "{wait_delay}",
                                        "{project}", Prop("version")), only_if="version", source="pypi"),
     StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
     StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
     StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
-    StepTemplate("deb", stackyard("deb", "--release", "{release}", "{project}")),
+    StepTemplate("inputs unchanged?", stackyard("deb", "--release", "{release}", "{project}", "--check", "--json"),
+                 json_property="deb", kind="deb-check"),
+    StepTemplate("deb build", stackyard("deb", "--release", "{release}", "{project}", "--no-lint", "--no-smoke"),
+                 only_if=DEB_TODO["build"], logfiles=(("dpkg-buildpackage", DEB_LOGS["build"]),), show_skipped=True),
+    StepTemplate("lintian", stackyard("lintian", "--release", "{release}", "{project}"), only_if=DEB_TODO["lintian"],
+                 kind="lintian", show_skipped=True),
+    StepTemplate("smoke test", stackyard("smoke", "--release", "{release}", "{project}"), only_if=DEB_TODO["smoke"],
+                 logfiles=(("smoke", DEB_LOGS["smoke"]),), show_skipped=True),
     StepTemplate("publish", stackyard("publish", "--release", "{release}", "{project}"), locks=(REPREPRO,)),
     StepTemplate("image", stackyard("image", "--release", "{release}", "{project}", "--push"), locks=(REGISTRY,), setting="images"),
 )

@@ -288,6 +288,75 @@ def test_a_failing_smoke_test_exits_5_and_a_failing_tool_exits_6(config: Config,
     assert code == 6 and "building venv-tiny 1.2.0-2025.1.1: dpkg-buildpackage exited 2" in err
 
 
+def check(config: Config, run: Run, runner: FakeRunner | None = None) -> dict:  # type: ignore[type-arg]
+    code, out, err = run(config, "deb", "--release", "2025.1", "tiny", "--check", "--json", runner=runner or FakeRunner())
+    assert code == 0, err
+    (status,) = json.loads(out)
+    return status  # type: ignore[no-any-return]
+
+
+def test_the_deb_stages_one_by_one_and_the_check_says_what_is_left(config: Config, run: Run,
+                                                                   release) -> None:  # type: ignore[no-untyped-def]
+    """What the Buildbot project builder runs: deb --check, deb --no-lint --no-smoke, lintian, smoke."""
+    workspace(config, release)
+    first = check(config, run, with_key(config))  # no changelog kept: the repository is asked for a published version
+    assert first["todo"] == ["build", "lintian", "smoke"] and first["version"] == "1.2.0-2025.1.1" and first["file"] is None
+    assert first["reason"] == "New upstream release 1.2.0 for OpenStack 2025.1."
+    logs = config.paths.output / "logs" / "2025.1"
+    assert first["logs"] == {"build": str(logs / "deb" / "venv-tiny_1.2.0-2025.1.1.log"),
+                             "lintian": str(logs / "lintian" / "venv-tiny_1.2.0-2025.1.1.log"),
+                             "smoke": str(logs / "smoke" / "venv-tiny_1.2.0-2025.1.1_amd64.log")}
+
+    fake = deb_and_smoke(config)
+    code, out, err = run(config, "deb", "--release", "2025.1", "tiny", "--no-lint", "--no-smoke", runner=fake)
+    assert code == 0 and [c.argv[0] for c in fake.calls] == ["dpkg-buildpackage", "dpkg-deb"]  # no lintian
+    assert "not linted (stackyard lintian)" in err and table_rows(out, "package")[0][4] == "skipped"
+    built = check(config, run)
+    assert built["todo"] == ["lintian", "smoke"] and built["reason"] == "venv-tiny_1.2.0-2025.1.1_amd64.deb is built but not linted"
+    code, _, err = run(config, "smoke", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 2 and "venv-tiny_1.2.0-2025.1.1_amd64.deb was not linted" in err and "stackyard lintian --release 2025.1 tiny" in err
+    code, out, _ = run(config, "publish", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 2  # not smoke-tested: not published
+
+    code, out, err = run(config, "lintian", "--release", "2025.1", "tiny", runner=deb_and_smoke(config))
+    assert code == 0
+    assert out.splitlines()[:3] == ["W: venv-tiny: tag-a x", "W: venv-tiny: tag-a y", "W: venv-tiny: tag-b"]  # W: lines on stdout
+    assert "==> lintian venv-tiny_1.2.0-2025.1.1_amd64.deb: 3 warnings" in err
+    assert (logs / "lintian" / "venv-tiny_1.2.0-2025.1.1.log").exists()
+    linted = check(config, run)
+    assert linted["todo"] == ["smoke"] and linted["lintian_warnings"] == 3
+
+    fake = deb_and_smoke(config)
+    code, out, err = run(config, "smoke", "--release", "2025.1", "tiny", runner=fake)
+    assert code == 0 and "    ok: purge leaves nothing behind" in out, err
+    done = check(config, run)
+    assert done["todo"] == [] and done["reason"].startswith("inputs unchanged: venv-tiny_1.2.0-2025.1.1_amd64.deb stands")
+    code, out, _ = run(config, "deb", "--release", "2025.1", "tiny", "--check", runner=FakeRunner())
+    assert table_rows(out, "package")[0][:3] == ["venv-tiny", "1.2.0-2025.1.1", "nothing"]
+    # a changed lock: everything again, with the reason the changelog will give
+    lock = config.paths.requirements / "2025.1" / "locks" / "tiny.txt"
+    lock.write_text(lock.read_text() + "# touched\n")
+    again = check(config, run)
+    assert again["todo"] == ["build", "lintian", "smoke"] and again["version"] == "1.2.0-2025.1.2"
+    assert again["reason"] == "Rebuild of 1.2.0 with a changed lock."
+
+
+def test_lintian_errors_exit_6_naming_each_and_leave_the_file_unlinted(config: Config, run: Run,
+                                                                         release) -> None:  # type: ignore[no-untyped-def]
+    workspace(config, release)
+    assert run(config, "deb", "--release", "2025.1", "tiny", "--no-lint", "--no-smoke", runner=deb_runner())[0] == 0
+    code, out, err = run(config, "lintian", "--release", "2025.1", "tiny",
+                         runner=deb_runner(lintian="E: venv-tiny: bad-perm etc/x\nW: venv-tiny: meh\n"))
+    assert code == 6 and out == ""
+    assert "lintian found errors in venv-tiny_1.2.0-2025.1.1_amd64.deb:\nE: venv-tiny: bad-perm etc/x" in err
+    assert check(config, run)["todo"] == ["lintian", "smoke"]
+    code, _, err = run(config, "lintian", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 0  # FakeRunner's lintian: no output, clean
+    # 'stackyard deb' (lint included) on an unlinted file with unchanged inputs lints it, and builds nothing
+    code, _, err = run(config, "deb", "--release", "2025.1", "tiny", "--no-smoke", runner=FakeRunner())
+    assert code == 0 and "unchanged" in err
+
+
 # -- publish -------------------------------------------------------------------------------
 
 def test_publish_without_anything_built_exits_2(config: Config, run: Run, release) -> None:  # type: ignore[no-untyped-def]
