@@ -22,6 +22,7 @@ from zope.interface import implementer
 from builders.plan import DEB_LOGS, DEB_TODO, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
+from builders.requirements_poller import RequirementsPoller
 from stackyard.buildbot_settings import BuildbotSettings, Secret
 from stackyard.config import Config, load_config
 from stackyard.errors import ConfigError
@@ -66,7 +67,10 @@ class Argv:
         for a in self.args:
             if isinstance(a, Prop):
                 value = props.getProperty(a.name) or ""
-                out += str(value).split() if a.split else [str(value)]
+                if a.flag:
+                    out += [a.flag, str(value)] if value else []
+                else:
+                    out += str(value).split() if a.split else [str(value)]
             else:
                 out.append(a)
         return out
@@ -191,7 +195,8 @@ def _locks_json(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     if rc != 0:
         return {}
     locks = json.loads(stdout)
-    return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r["changed"])}
+    # only the projects whose pins moved: an upper-constraints change rewrites every lock's header
+    return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r.get("pins_changed", r["changed"]))}
 
 
 class _Objects:
@@ -238,7 +243,8 @@ class _Objects:
             return schedulers.Triggerable(name=s.name, builderNames=list(s.builders))
         if s.kind == "nightly":
             return schedulers.Nightly(name=s.name, builderNames=list(s.builders), hour=s.hour, minute=s.minute, onlyIfChanged=False)
-        if s.kind in ("tag", "release"):  # one build per change: a tag, or a version in openstack/releases
+        if s.kind in ("tag", "release", "requirements"):  # one build per change: a tag, a version in openstack/releases,
+            # or a move of the release's openstack/requirements files
             return schedulers.AnyBranchScheduler(
                 name=s.name, builderNames=list(s.builders), treeStableTimer=None,
                 change_filter=util.ChangeFilter(project=s.project, category=s.release, repository=s.repository),
@@ -270,7 +276,8 @@ class _Objects:
 
 
 def change_sources(plan: MasterPlan) -> list[Any]:
-    """A tag poller per recipe from git; the openstack/releases poller for the recipes from the index."""
+    """A tag poller per recipe from git; the openstack/releases poller for the recipes from the index; an
+    openstack/requirements poller per release with requirements_git."""
     sources: list[Any] = [
         TagPoller(name=p.name, repourl=p.repourl, project=p.project, rules=p.rules, pollInterval=p.interval, pollAtLaunch=True)
         for p in plan.pollers
@@ -279,6 +286,8 @@ def change_sources(plan: MasterPlan) -> list[Any]:
         r = plan.releases
         sources.append(ReleasesPoller(name=r.name, repourl=r.repourl, branch=r.branch, targets=r.targets, pollInterval=r.interval,
                                       pollAtLaunch=True))
+    sources += [RequirementsPoller(name=q.name, release=q.release, repourl=q.repourl, branch=q.branch, pollInterval=q.interval,
+                                   pollAtLaunch=True) for q in plan.requirements]
     return sources
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from builders.deliverables import ReleaseTarget, release_target
+from builders.requirements import PROJECT as REQUIREMENTS_PROJECT
 from builders.tags import SeriesRule, deliverable_versions, series_rule
 from stackyard.config import Config
 from stackyard.errors import ConfigError
@@ -35,6 +36,7 @@ class Prop:
 
     name: str
     split: bool = False  # a space-separated list becomes several arguments
+    flag: str | None = None  # "--revision": the pair (flag, value) when the property is set, nothing when it is not
 
 
 Arg = Union[str, Prop]
@@ -73,11 +75,11 @@ class BuilderPlan:
 @dataclass(frozen=True)
 class SchedulerPlan:
     name: str
-    kind: str  # "force" | "triggerable" | "nightly" | "tag" | "release"
+    kind: str  # "force" | "triggerable" | "nightly" | "tag" | "release" | "requirements"
     builders: tuple[str, ...]
     release: str
     project: str | None = None
-    repository: str | None = None  # "tag", "release": only changes of this repository (the poller's)
+    repository: str | None = None  # "tag", "release", "requirements": only changes of this repository (the poller's)
     hour: int = 0
     minute: int = 0
 
@@ -103,17 +105,34 @@ class ReleasesPollerPlan:
 
 
 @dataclass(frozen=True)
+class RequirementsPollerPlan:
+    """openstack/requirements' branch of a release: POST /change_hook/poller?poller=requirements-<release> polls at once."""
+
+    name: str
+    release: str
+    repourl: str
+    branch: str
+    interval: int
+
+
+def requirements_poller_name(release: str) -> str:
+    return f"requirements-{release}"
+
+
+@dataclass(frozen=True)
 class MasterPlan:
     builders: tuple[BuilderPlan, ...]
     schedulers: tuple[SchedulerPlan, ...]
     pollers: tuple[PollerPlan, ...]
     locks: tuple[str, ...] = field(default=())
     releases: ReleasesPollerPlan | None = None  # None: no recipe from the index, or [buildbot] releases_repo = ""
+    requirements: tuple[RequirementsPollerPlan, ...] = ()  # one per release with requirements_git
 
     @property
     def poller_names(self) -> tuple[str, ...]:
         """Every change source, by the name the change hook takes."""
-        return tuple(p.name for p in self.pollers) + ((self.releases.name,) if self.releases else ())
+        return (tuple(p.name for p in self.pollers) + ((self.releases.name,) if self.releases else ())
+                + tuple(r.name for r in self.requirements))
 
     def builder(self, name: str) -> BuilderPlan:
         return next(b for b in self.builders if b.name == name)
@@ -196,9 +215,12 @@ def _projects_of(recipes: dict[str, Recipe], release: str) -> list[Recipe]:
 
 
 def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[StepPlan, ...]:
+    """Refresh the inputs (from requirements_git: at the polled commit, ``requirements_commit``; forced or nightly:
+    the branch's head), re-lock every project, build the wheelhouse, then rebuild the projects whose pins moved."""
     steps = []
-    if config.buildbot.requirements_update:
-        steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release)))
+    if config.buildbot.requirements_update or config.releases[release].requirements_git:
+        steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release,
+                                                        Prop("requirements_commit", flag="--revision"))))
     steps += [
         StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"),
         StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),
@@ -229,6 +251,7 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
     builders: list[BuilderPlan] = []
     schedulers: list[SchedulerPlan] = []
     pollers: list[PollerPlan] = []
+    requirements: list[RequirementsPollerPlan] = []
     owner: dict[str, str] = {}
 
     def add(builder: BuilderPlan, source: str) -> None:
@@ -249,6 +272,12 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
         add(BuilderPlan(promote, "promote", rid, None, promote_steps(config, rid), _workers(config, promote), (f"build-{promote}",)),
             f"{config.file}: releases.{rid}")
         schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
+        release = config.releases[rid]
+        if release.requirements_git:  # upper-constraints polled: its moves start the wheels builder
+            requirements.append(RequirementsPollerPlan(requirements_poller_name(rid), rid, release.requirements_git,
+                                                       release.requirements_branch, settings.poll_interval))
+            schedulers.append(SchedulerPlan(f"requirements-{wheels}", "requirements", (wheels,), rid, REQUIREMENTS_PROJECT,
+                                            repository=release.requirements_git))
 
     # Who starts a project builder with a new upstream version: a recipe from git, its tag poller
     # (tags-<project>); a recipe from the index, the openstack/releases poller. Never both.
@@ -281,4 +310,4 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
     if targets:
         releases = ReleasesPollerPlan(RELEASES_POLLER, settings.releases_repo, settings.releases_branch, tuple(targets),
                                       settings.poll_interval)
-    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks), releases)
+    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks), releases, tuple(requirements))

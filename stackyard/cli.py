@@ -61,10 +61,18 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    origin = args.origin or release.upstream
+    git = not args.origin and bool(release.requirements_git)  # the release's requirements_git, at --revision or its head
+    origin = args.origin or release.requirements_git or release.upstream
+    before = {name: (config.requirements_dir(release) / name).read_text()
+              for name in ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
+              if (config.requirements_dir(release) / name).exists()}
     source = update_requirements(config, release, origin, Http(config.index.retries, config.index.timeout),
-                                 runner=args.runner)
-    print(f"{config.requirements_dir(release)}: updated from {source.origin} (commit {source.commit})")
+                                 runner=args.runner, git_branch=release.requirements_branch if git else None,
+                                 revision=args.revision)
+    changed = [name for name in ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
+               if before.get(name) != (config.requirements_dir(release) / name).read_text()]
+    print(f"{config.requirements_dir(release)}: updated from {source.origin} (commit {source.commit}); "
+          + (f"changed: {' '.join(changed)}" if changed else "no file changed"))
     return 0
 
 
@@ -89,8 +97,11 @@ def cmd_lock(args: argparse.Namespace) -> int:
                             force=args.force, report=report)
     rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
              str(r.file.relative_to(config.paths.root))] for r in results]
-    if args.json:
-        print(json.dumps([{"project": r[0], "packages": int(r[1]), "changed": r[2] == "changed", "file": r[4]} for r in rows]))
+    if args.json:  # pins_changed: the pins and hashes moved (a header-only change needs no rebuild)
+        from stackyard.lock import pins_digest
+
+        print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
+                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows)]))
     else:
         print(table(["project", "packages", "lock", "seconds", "file"], rows))
     return 0
@@ -534,14 +545,18 @@ def parser() -> argparse.ArgumentParser:
     req = sub.add_parser("requirements", help="per-release upstream inputs").add_subparsers(dest="action", required=True)
     s = req.add_parser("update", help="refresh upper-constraints, global-requirements and bindep")
     s.add_argument("--release", required=True)
-    s.add_argument("--from", dest="origin", help="openstack/requirements checkout or raw URL (default: the release's 'upstream')")
+    s.add_argument("--from", dest="origin",
+                   help="openstack/requirements checkout or raw URL (default: the release's 'requirements_git', else 'upstream')")
+    s.add_argument("--revision", metavar="COMMIT",
+                   help="with the release's requirements_git: this commit of its branch (default: the branch's head)")
     s.set_defaults(func=cmd_requirements_update)
 
     s = sub.add_parser("lock", help="compile per-project locks with hashes")
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="*", metavar="PROJECT")
     s.add_argument("--force", action="store_true", help="recompile even if the inputs did not change")
-    s.add_argument("--json", action="store_true", help="print the results as JSON (project, packages, changed, file)")
+    s.add_argument("--json", action="store_true",
+                   help="print the results as JSON (project, packages, changed, pins_changed, pins_sha256, file)")
     s.set_defaults(func=cmd_lock)
 
     s = sub.add_parser("pin", help="move a recipe's upstream version for a release forward (e.g. to a new tag)")

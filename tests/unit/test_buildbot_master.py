@@ -94,6 +94,10 @@ def test_lock_json_tells_which_projects_changed() -> None:
     out = '[{"project": "a", "packages": 3, "changed": true, "file": "x"}, {"project": "b", "packages": 1, "changed": false, "file": "y"}]'
     assert _locks_json(0, out, "")["changed_projects"] == "a"
     assert _locks_json(3, "", "error") == {}
+    # an upper-constraints move rewrites every lock's header: only the locks whose pins moved rebuild their project
+    moved = [{"project": "a", "packages": 3, "changed": True, "pins_changed": False, "file": "x"},
+             {"project": "b", "packages": 1, "changed": True, "pins_changed": True, "file": "y"}]
+    assert _locks_json(0, json.dumps(moved), "")["changed_projects"] == "b"
 
 
 def test_pin_moves_forward_only(make_recipe: Callable[..., Path]) -> None:

@@ -122,8 +122,10 @@ def test_lock_json_reports_each_project_without_resolving_unchanged_inputs(locke
     before = lock_path(locked, locked.release("2025.1"), "tiny").read_text()
     code, out, err = run(locked, "lock", "--release", "epoxy", "tiny", "--json")
     assert code == 0
-    assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False,
-                                "file": "requirements/2025.1/locks/tiny.txt"}]
+    from stackyard.lock import pins_digest
+
+    assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False, "pins_changed": False,
+                                "pins_sha256": pins_digest(before), "file": "requirements/2025.1/locks/tiny.txt"}]
     assert "  [1/1] tiny 1.2.0: up to date (inputs unchanged), 2 packages (" in err
     assert lock_path(locked, locked.release("2025.1"), "tiny").read_text() == before
 
@@ -165,10 +167,69 @@ def test_requirements_update_from_a_checkout_replaces_the_inputs_and_names_the_c
     fake = FakeRunner().reply("git", stdout="0123abcd 2025-06-01\n")
     code, out, _ = run(config, "requirements", "update", "--release", "2025.1", "--from", str(checkout), runner=fake)
     directory = config.requirements_dir(config.release("2025.1"))
-    assert code == 0 and out == f"{directory}: updated from {checkout} (commit 0123abcd)\n"
+    assert code == 0 and out == (f"{directory}: updated from {checkout} (commit 0123abcd); "
+                                 "changed: upper-constraints.txt global-requirements.txt bindep.txt\n")
     assert (directory / "upper-constraints.txt").read_text() == "six===1.17.0\n"
     assert "commit: 0123abcd\ndate: 2025-06-01\n" in (directory / "SOURCE").read_text()
     assert fake.calls[0].argv == ("git", "-C", str(checkout), "log", "-1", "--format=%H %cs")
+
+
+def git_requirements(config: Config, tmp_path: Path) -> tuple[Config, FakeRunner, Path]:
+    """A config whose 2025.1 names requirements_git, and a fake git answering for its branch at commit c0ffee."""
+    text = config.file.read_text().replace('upstream = "https://example.invalid/2025.1"',
+                                           'upstream = "https://example.invalid/2025.1"\n'
+                                           'requirements_git = "file:///srv/requirements.git"')
+    assert text != config.file.read_text()
+    config.file.write_text(text)
+    config = load_config(config.file)
+    from stackyard.upstream_requirements import git_cache
+
+    bare = git_cache(config, "file:///srv/requirements.git")
+    fake = FakeRunner()
+    fake.reply("git", "init", effect=lambda call: (bare / "objects").mkdir(parents=True))
+    files = {"upper-constraints.txt": "six===1.17.0\n", "global-requirements.txt": "six\n", "bindep.txt": "gcc\n"}
+    for name, content in files.items():
+        for at in (f"{'c0ffee' * 6}cafe", "refs/stackyard/stable/2025.1"):
+            fake.reply("git", "-C", str(bare), "show", f"{at}:{name}", stdout=content)
+    fake.reply("git", "-C", str(bare), "rev-parse", stdout=f"{'c0ffee' * 6}cafe\n")
+    fake.reply("git", "-C", str(bare), "log", stdout=f"{'c0ffee' * 6}cafe 2026-11-20\n")
+    return config, fake, bare
+
+
+def test_requirements_update_from_requirements_git_reads_its_branch_at_a_revision(config: Config, run: Run,
+                                                                                  tmp_path: Path) -> None:
+    config, fake, bare = git_requirements(config, tmp_path)
+    commit = "c0ffee" * 6 + "cafe"
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", "--revision", commit, runner=fake)
+    assert code == 0, err
+    directory = config.requirements_dir(config.release("2025.1"))
+    assert out.startswith(f"{directory}: updated from file:///srv/requirements.git stable/2025.1 (commit {commit}); changed: ")
+    assert (directory / "upper-constraints.txt").read_text() == "six===1.17.0\n"
+    assert f"commit: {commit}\ndate: 2026-11-20\n" in (directory / "SOURCE").read_text()
+    git = ("git", "-C", str(bare))
+    assert fake.argvs()[:4] == [
+        ("git", "init", "-q", "--bare", str(bare)),
+        (*git, "fetch", "-q", "--no-tags", "file:///srv/requirements.git", "+refs/heads/stable/2025.1:refs/stackyard/stable/2025.1"),
+        (*git, "rev-parse", "-q", "--verify", f"{commit}^{{commit}}"),
+        (*git, "merge-base", "--is-ancestor", commit, "refs/stackyard/stable/2025.1")]
+    # again, nothing moved: the bare repository is kept, the files are the same
+    fake.calls.clear()
+    code, out, _ = run(config, "requirements", "update", "--release", "2025.1", runner=fake)
+    assert code == 0 and out.endswith("; no file changed\n") and fake.argvs()[0][3] == "fetch"
+    assert (*git, "show", "refs/stackyard/stable/2025.1:bindep.txt") in fake.argvs()  # no --revision: the branch's head
+
+
+def test_a_revision_off_the_branch_or_an_unreachable_repository_is_one_clear_error(config: Config, run: Run,
+                                                                                   tmp_path: Path) -> None:
+    config, fake, bare = git_requirements(config, tmp_path)
+    fake.reply("git", "-C", str(bare), "merge-base", returncode=1)
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", "--revision", "abc123", runner=fake)
+    assert code == 2 and out == "" and "file:///srv/requirements.git: abc123 is not a commit of stable/2025.1" in err
+    fake.reply("git", "-C", str(bare), "fetch", returncode=128, stderr="fatal: repository not found\n")
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", runner=fake)
+    assert code != 0 and "fetching stable/2025.1 of file:///srv/requirements.git" in err and "Traceback" not in err
+    code, _, err = run(config, "requirements", "update", "--release", "2025.2", "--revision", "abc123", runner=fake)
+    assert code == 2 and "--revision abc123: only a git source has revisions" in err
 
 
 # -- bindep ----------------------------------------------------------------------------
