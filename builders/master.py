@@ -89,6 +89,14 @@ class TriggerChangedProjects(steps.Trigger):
         return [d for d in super().getSchedulersAndProperties() if self.by_scheduler[d["sched_name"]] in changed]
 
 
+def pin_commit_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """``stackyard pin-commit --json`` -> pin_commit (the commit's hash, "" when the branch already had it), pin_branch."""
+    if rc != 0:
+        return {}
+    result = json.loads(stdout)
+    return {"pin_commit": result["commit"] or "", "pin_branch": result["branch"], "pin_files": " ".join(result["files"])}
+
+
 def deb_check_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     """``stackyard deb --check --json`` (one project) -> a property per stage left to do (its reason, or ""), the
     version, the tool logs the stages append to, and the step's summary (``deb_state``)."""
@@ -220,6 +228,9 @@ class _Objects:
         command = Argv(s.command)
         if s.json_property == "locks":
             return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        if s.json_property == "pin_commit":
+            return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
+                                                **common)
         if s.kind == "deb-check":
             return DebCheck(command=command, env=STEP_ENV, timeout=3600, **common)
         if s.logfiles:  # the tool's own log on the worker (read whole: the worker's "follow" loses what the first 2 s wrote)

@@ -150,7 +150,7 @@ class StepTemplate:
     command: tuple[Arg, ...]
     locks: tuple[str, ...] = ()
     only_if: str | None = None
-    setting: str | None = None  # a boolean of [buildbot] that must be true
+    setting: str | None = None  # a setting of [buildbot] that must be true (or non-empty)
     source: str | None = None  # only for recipes with this kind of source ("pypi")
     json_property: str | None = None
     kind: str | None = None
@@ -178,6 +178,9 @@ PROJECT_STEPS: tuple[StepTemplate, ...] = (
                                        "{project}", Prop("version")), only_if="version", source="pypi"),
     StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
     StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
+    # [buildbot] pins_branch: the new pin and its lock become a commit there (its hash: the pin_commit property)
+    StepTemplate("pin commit", stackyard("pin-commit", "--release", "{release}", "{project}", "--json"), only_if="version",
+                 setting="pins_branch", json_property="pin_commit"),
     StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
     StepTemplate("inputs unchanged?", stackyard("deb", "--release", "{release}", "{project}", "--check", "--json"),
                  json_property="deb", kind="deb-check"),

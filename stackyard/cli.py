@@ -121,6 +121,25 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin_commit(args: argparse.Namespace) -> int:
+    from stackyard.pin_commit import commit_pin
+
+    config = _config(args)
+    release = config.release(args.release)
+    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    result = commit_pin(config, release, recipe, message_suffix=args.message or "", runner=args.runner)
+    if args.json:
+        print(json.dumps({"project": result.project, "release": result.release, "version": result.version,
+                          "branch": result.branch, "remote": result.remote, "commit": result.commit, "base": result.base,
+                          "files": list(result.files), "attempts": result.attempts}))
+    elif result.commit:
+        print(f"{result.branch} of {result.remote}: {result.commit} {result.project} {result.version} for {result.release} "
+              f"({' '.join(result.files)}; push attempt {result.attempts})")
+    else:
+        print(f"{result.branch} of {result.remote}: already has {result.project} {result.version} for {result.release}; no commit")
+    return 0
+
+
 def cmd_wait_for(args: argparse.Namespace) -> int:
     from stackyard.http import Http
     from stackyard.wait_for import forget_cached_pages, wait_for_version
@@ -564,6 +583,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("version", metavar="VERSION")
     s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("pin-commit", help="commit a project's pin and lock to [buildbot] pins_branch and push it")
+    s.add_argument("--release", required=True)
+    s.add_argument("project", metavar="PROJECT")
+    s.add_argument("--message", help="a paragraph added to the commit message (e.g. the build's URL)")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (commit, branch, base, files, attempts)")
+    s.set_defaults(func=cmd_pin_commit)
 
     s = sub.add_parser("wait-for", help="wait until a new upstream version of a project is on the package index")
     s.add_argument("--release", required=True)

@@ -92,3 +92,14 @@ def test_bad_values_name_file_and_key(table: dict[str, Any], key: str, words: st
 def test_the_repository_stackyard_toml_has_a_valid_buildbot_table(repo: Path) -> None:
     bb = load_config(repo / "stackyard.toml").buildbot
     assert bb.web_host == "127.0.0.1" and bb.web_port == 8010
+
+
+def test_pins_branch_is_off_by_default_and_names_a_branch_and_a_remote() -> None:
+    bb = parse_config(copy.deepcopy(BASE), FILE).buildbot
+    assert (bb.pins_branch, bb.pins_remote) == ("", "origin")
+    bb = parse_config(with_buildbot({"pins_branch": "stackyard/pins", "pins_remote": "git@git.example.org:ops/stackyard.git"}),
+                      FILE).buildbot
+    assert (bb.pins_branch, bb.pins_remote) == ("stackyard/pins", "git@git.example.org:ops/stackyard.git")
+    assert error({"pins_branch": "-f"}).startswith(f"{FILE}: buildbot.pins_branch: must be a branch name")
+    assert error({"pins_branch": "a b"}).startswith(f"{FILE}: buildbot.pins_branch: must be a branch name")
+    assert error({"pins_remote": "--upload-pack=x"}).startswith(f"{FILE}: buildbot.pins_remote: must be a git remote name or URL")

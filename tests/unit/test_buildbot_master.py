@@ -12,7 +12,8 @@ import json
 
 from buildbot.process.properties import Properties, Property
 
-from builders.master import DebCheck, Lintian, Argv, _locks_json, deb_check_properties, lintian_summary, master_config, secret_value
+from builders.master import (DebCheck, Lintian, Argv, _locks_json, deb_check_properties, lintian_summary, master_config,
+                             pin_commit_properties, secret_value)
 from builders.plan import Prop
 from stackyard.buildbot_settings import Secret
 from stackyard.config import Config
@@ -137,3 +138,13 @@ def test_lintian_summary_counts_warnings_by_tag() -> None:
     assert lintian_summary(warnings, []) == "lintian: 3 warnings (no-manual-page x2, copyright-without-copyright-notice)"
     assert lintian_summary([], ["E: venv-tinyapp: bad"]) == "lintian: 1 errors"
     assert lintian_summary([], []) == "lintian: clean"
+
+
+def test_the_pin_commit_becomes_build_properties() -> None:
+    out = json.dumps({"project": "tinyapp", "release": "2025.1", "version": "1.1", "branch": "stackyard/pins", "remote": "origin",
+                      "commit": "c0ffee", "base": "b", "files": ["recipes/tinyapp.yaml", "requirements/2025.1/locks/tinyapp.txt"],
+                      "attempts": 2})
+    assert pin_commit_properties(0, out, "") == {"pin_commit": "c0ffee", "pin_branch": "stackyard/pins",
+                                                 "pin_files": "recipes/tinyapp.yaml requirements/2025.1/locks/tinyapp.txt"}
+    assert pin_commit_properties(0, out.replace('"c0ffee"', "null"), "")["pin_commit"] == ""  # the branch already had it
+    assert pin_commit_properties(4, "", "stackyard: error: cannot push") == {}

@@ -261,3 +261,13 @@ def test_openstack_releases_deliverables_give_the_series_tags(repo: Path) -> Non
     rule = series_rule("2025.1", "27.0.2", listed)
     assert rule.majors == (27,) and rule.matches("27.0.3") and not rule.matches("28.0.0")
     assert deliverable_versions(deliverables, "epoxy", "no-such-project") == ()
+
+
+def test_pins_branch_adds_a_pin_commit_step_after_the_lock_of_a_tag_build(plan_of: Callable[..., MasterPlan]) -> None:
+    assert "pin commit" not in [s.name for s in plan_of().builder("tinyapp-2025.1").steps]  # off by default
+    steps = plan_of('[buildbot]\npins_branch = "stackyard/pins"\n').builder("tinyapp-2025.1").steps
+    names = [s.name for s in steps]
+    assert names[:4] == ["pin", "lock", "pin commit", "wheels"]
+    commit = steps[2]
+    assert commit.command == ("stackyard", "pin-commit", "--release", "2025.1", "tinyapp", "--json")
+    assert (commit.only_if, commit.json_property) == ("version", "pin_commit")  # only a new version moves a pin
