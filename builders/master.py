@@ -13,13 +13,16 @@ from typing import Any
 
 from buildbot.interfaces import IRenderable
 from buildbot.plugins import schedulers, steps, util, worker
-from buildbot.process.results import SKIPPED
+from buildbot.process import logobserver
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
 
-from builders.plan import Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
+from builders.plan import DEB_LOGS, DEB_TODO, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
+from builders.requirements_poller import RequirementsPoller
 from builders.settings import BuildbotConfig as Config, BuildbotSettings, Secret, load_config
 from stackyard.errors import ConfigError
 from stackyard.recipes import load_recipes
@@ -63,7 +66,10 @@ class Argv:
         for a in self.args:
             if isinstance(a, Prop):
                 value = props.getProperty(a.name) or ""
-                out += str(value).split() if a.split else [str(value)]
+                if a.flag:
+                    out += [a.flag, str(value)] if value else []
+                else:
+                    out += str(value).split() if a.split else [str(value)]
             else:
                 out.append(a)
         return out
@@ -82,6 +88,108 @@ class TriggerChangedProjects(steps.Trigger):
         return [d for d in super().getSchedulersAndProperties() if self.by_scheduler[d["sched_name"]] in changed]
 
 
+def pin_commit_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """``stackyard pin-commit --json`` -> pin_commit (the commit's hash, "" when the branch already had it), pin_branch."""
+    if rc != 0:
+        return {}
+    result = json.loads(stdout)
+    return {"pin_commit": result["commit"] or "", "pin_branch": result["branch"], "pin_files": " ".join(result["files"])}
+
+
+def deb_check_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """``stackyard deb --check --json`` (one project) -> a property per stage left to do (its reason, or ""), the
+    version, the tool logs the stages append to, and the step's summary (``deb_state``)."""
+    if rc != 0:
+        return {}
+    (status,) = json.loads(stdout)
+    todo = status["todo"]
+    props: dict[str, Any] = {prop: status["reason"] if stage in todo else "" for stage, prop in DEB_TODO.items()}
+    props |= {prop: status["logs"][stage] for stage, prop in DEB_LOGS.items()}
+    props["deb_version"] = status["version"]
+    props["deb_state"] = (f"unchanged: {status['package']} {status['version']}" if not todo
+                          else f"to do: {' '.join(todo)} ({status['reason']})")
+    return props
+
+
+class DebCheck(steps.SetPropertyFromCommand):
+    """The fast "inputs unchanged?" step: says in its summary whether the deb stays or what is left to do."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(extract_fn=deb_check_properties, **kwargs)
+
+    def getResultSummary(self) -> dict[str, str]:
+        state = self.getProperty("deb_state")
+        if self.results == SUCCESS and state:
+            return {"step": str(state)}
+        return super().getResultSummary()  # type: ignore[no-any-return]
+
+
+class LintianObserver(logobserver.LogLineObserver):
+    """lintian's W: and E: lines (stdout: the warnings; stderr: stackyard's error naming each E: line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def _line(self, line: str) -> None:
+        if line.startswith("W: "):
+            self.warnings.append(line)
+        elif line.startswith("E: "):
+            self.errors.append(line)
+
+    outLineReceived = errLineReceived = _line
+
+
+def lintian_summary(warnings: list[str], errors: list[str]) -> str:
+    """``lintian: 2 errors, 4 warnings (no-manual-page x2, ...)``: counts by tag, most frequent first."""
+    tags: dict[str, int] = {}
+    for line in warnings:
+        fields = line.split()
+        tag = fields[2] if len(fields) > 2 else line
+        tags[tag] = tags.get(tag, 0) + 1
+    counts = ([f"{len(errors)} errors"] if errors else []) + ([f"{len(warnings)} warnings"] if warnings else [])
+    said = "lintian: " + (", ".join(counts) or "clean")
+    if tags:
+        said += " (" + ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
+    return said
+
+
+class Lintian(steps.ShellCommand):
+    """``stackyard lintian``, read like Buildbot's DebLintian: warnings give WARNINGS (the build stays green:
+    warnOnWarnings is off), the step's ``warnings`` statistic, the ``lintian_warnings`` property and a
+    "N Warnings" log; an error fails it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lintian = LintianObserver()
+        self.addLogObserver("stdio", self.lintian)
+        self.said = ""
+
+    @defer.inlineCallbacks
+    def run(self):  # type: ignore[no-untyped-def,override]
+        cmd = yield self.makeRemoteShellCommand()
+        yield self.runCommand(cmd)
+        stdio = yield self.getLog("stdio")
+        yield stdio.finish()
+        warnings, errors = self.lintian.warnings, self.lintian.errors
+        if warnings:
+            yield self.addCompleteLog(f"{len(warnings)} Warnings", "\n".join(warnings))
+        if errors:
+            yield self.addCompleteLog(f"{len(errors)} Errors", "\n".join(errors))
+        self.setStatistic("warnings", len(warnings))
+        self.setProperty("lintian_warnings", len(warnings), self.name)
+        self.said = lintian_summary(warnings, errors)
+        if cmd.didFail() or errors:
+            return FAILURE
+        return WARNINGS if warnings else SUCCESS
+
+    def getResultSummary(self) -> dict[str, str]:
+        if self.said:
+            return {"step": self.said}
+        return super().getResultSummary()  # type: ignore[no-any-return]
+
+
 def _has(prop: str):  # type: ignore[no-untyped-def]
     return lambda step: bool(step.getProperty(prop))
 
@@ -94,7 +202,8 @@ def _locks_json(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     if rc != 0:
         return {}
     locks = json.loads(stdout)
-    return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r["changed"])}
+    # only the projects whose pins moved: an upper-constraints change rewrites every lock's header
+    return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r.get("pins_changed", r["changed"]))}
 
 
 class _Objects:
@@ -108,7 +217,7 @@ class _Objects:
     def step(self, builder: BuilderPlan, s: StepPlan) -> Any:
         common: dict[str, Any] = {"name": s.name, "locks": self.access(s.locks), "haltOnFailure": True}
         if s.only_if:
-            common |= {"doStepIf": _has(s.only_if), "hideStepIf": _hide_skipped}
+            common |= {"doStepIf": _has(s.only_if)} | ({} if s.show_skipped else {"hideStepIf": _hide_skipped})
         if s.trigger == "changed-projects":
             known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == builder.release and b.project)
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
@@ -118,6 +227,15 @@ class _Objects:
         command = Argv(s.command)
         if s.json_property == "locks":
             return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        if s.json_property == "pin_commit":
+            return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
+                                                **common)
+        if s.kind == "deb-check":
+            return DebCheck(command=command, env=STEP_ENV, timeout=3600, **common)
+        if s.logfiles:  # the tool's own log on the worker (read whole: the worker's "follow" loses what the first 2 s wrote)
+            common["logfiles"] = {name: util.Property(prop) for name, prop in s.logfiles}
+        if s.kind == "lintian":
+            return Lintian(command=command, env=STEP_ENV, timeout=3600, **common)
         return steps.ShellCommand(command=command, env=STEP_ENV, timeout=3600, **common)
 
     def builder(self, b: BuilderPlan) -> Any:
@@ -135,7 +253,8 @@ class _Objects:
             return schedulers.Triggerable(name=s.name, builderNames=list(s.builders))
         if s.kind == "nightly":
             return schedulers.Nightly(name=s.name, builderNames=list(s.builders), hour=s.hour, minute=s.minute, onlyIfChanged=False)
-        if s.kind in ("tag", "release"):  # one build per change: a tag, or a version in openstack/releases
+        if s.kind in ("tag", "release", "requirements"):  # one build per change: a tag, a version in openstack/releases,
+            # or a move of the release's openstack/requirements files
             return schedulers.AnyBranchScheduler(
                 name=s.name, builderNames=list(s.builders), treeStableTimer=None,
                 change_filter=util.ChangeFilter(project=s.project, category=s.release, repository=s.repository),
@@ -167,7 +286,8 @@ class _Objects:
 
 
 def change_sources(plan: MasterPlan) -> list[Any]:
-    """A tag poller per recipe from git; the openstack/releases poller for the recipes from the index."""
+    """A tag poller per recipe from git; the openstack/releases poller for the recipes from the index; an
+    openstack/requirements poller per release with requirements_git."""
     sources: list[Any] = [
         TagPoller(name=p.name, repourl=p.repourl, project=p.project, rules=p.rules, pollInterval=p.interval, pollAtLaunch=True)
         for p in plan.pollers
@@ -176,6 +296,8 @@ def change_sources(plan: MasterPlan) -> list[Any]:
         r = plan.releases
         sources.append(ReleasesPoller(name=r.name, repourl=r.repourl, branch=r.branch, targets=r.targets, pollInterval=r.interval,
                                       pollAtLaunch=True))
+    sources += [RequirementsPoller(name=q.name, release=q.release, repourl=q.repourl, branch=q.branch, pollInterval=q.interval,
+                                   pollAtLaunch=True) for q in plan.requirements]
     return sources
 
 

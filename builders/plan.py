@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from builders.deliverables import ReleaseTarget, release_target
+from builders.requirements import PROJECT as REQUIREMENTS_PROJECT
 from builders.settings import BuildbotConfig as Config
 from builders.tags import SeriesRule, deliverable_versions, series_rule
 from stackyard.errors import ConfigError
@@ -35,6 +36,7 @@ class Prop:
 
     name: str
     split: bool = False  # a space-separated list becomes several arguments
+    flag: str | None = None  # "--revision": the pair (flag, value) when the property is set, nothing when it is not
 
 
 Arg = Union[str, Prop]
@@ -48,6 +50,15 @@ class StepPlan:
     only_if: str | None = None  # run only when this property is non-empty
     json_property: str | None = None  # stdout (JSON) is kept as this property, see builders.master
     trigger: str | None = None  # a Trigger step instead of a command: "changed-projects" | "promote"
+    kind: str | None = None  # how its output is read: "deb-check" (sets DEB_TODO), "lintian" (W:/E: lines)
+    logfiles: tuple[tuple[str, str], ...] = ()  # (log name, property holding a file the step appends to on the worker)
+    show_skipped: bool = False  # a skipped step stays visible (the deb stages: "skipped" says the inputs did not change)
+
+
+# ``stackyard deb --check --json`` sets one property per stage left to do (its reason, or "" when it is not),
+# and where each stage writes its tool log; see builders.master.deb_check_properties
+DEB_TODO = {"build": "deb_build", "lintian": "deb_lintian", "smoke": "deb_smoke"}
+DEB_LOGS = {"build": "deb_build_log", "lintian": "deb_lintian_log", "smoke": "deb_smoke_log"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +75,11 @@ class BuilderPlan:
 @dataclass(frozen=True)
 class SchedulerPlan:
     name: str
-    kind: str  # "force" | "triggerable" | "nightly" | "tag" | "release"
+    kind: str  # "force" | "triggerable" | "nightly" | "tag" | "release" | "requirements"
     builders: tuple[str, ...]
     release: str
     project: str | None = None
-    repository: str | None = None  # "tag", "release": only changes of this repository (the poller's)
+    repository: str | None = None  # "tag", "release", "requirements": only changes of this repository (the poller's)
     hour: int = 0
     minute: int = 0
 
@@ -94,17 +105,34 @@ class ReleasesPollerPlan:
 
 
 @dataclass(frozen=True)
+class RequirementsPollerPlan:
+    """openstack/requirements' branch of a release: POST /change_hook/poller?poller=requirements-<release> polls at once."""
+
+    name: str
+    release: str
+    repourl: str
+    branch: str
+    interval: int
+
+
+def requirements_poller_name(release: str) -> str:
+    return f"requirements-{release}"
+
+
+@dataclass(frozen=True)
 class MasterPlan:
     builders: tuple[BuilderPlan, ...]
     schedulers: tuple[SchedulerPlan, ...]
     pollers: tuple[PollerPlan, ...]
     locks: tuple[str, ...] = field(default=())
     releases: ReleasesPollerPlan | None = None  # None: no recipe from the index, or [buildbot] releases_repo = ""
+    requirements: tuple[RequirementsPollerPlan, ...] = ()  # one per release with requirements_git
 
     @property
     def poller_names(self) -> tuple[str, ...]:
         """Every change source, by the name the change hook takes."""
-        return tuple(p.name for p in self.pollers) + ((self.releases.name,) if self.releases else ())
+        return (tuple(p.name for p in self.pollers) + ((self.releases.name,) if self.releases else ())
+                + tuple(r.name for r in self.requirements))
 
     def builder(self, name: str) -> BuilderPlan:
         return next(b for b in self.builders if b.name == name)
@@ -122,27 +150,46 @@ class StepTemplate:
     command: tuple[Arg, ...]
     locks: tuple[str, ...] = ()
     only_if: str | None = None
-    setting: str | None = None  # a boolean of [buildbot] that must be true
+    setting: str | None = None  # a setting of [buildbot] that must be true (or non-empty)
     source: str | None = None  # only for recipes with this kind of source ("pypi")
+    json_property: str | None = None
+    kind: str | None = None
+    logfiles: tuple[tuple[str, str], ...] = ()
+    show_skipped: bool = False
 
     def render(self, release: str, project: str, **values: object) -> StepPlan:
         def fill(a: Arg) -> Arg:
             return a.format(release=release, project=project, **values) if isinstance(a, str) else a
 
-        return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks), self.only_if)  # type: ignore[misc]
+        return StepPlan(self.name, tuple(fill(a) for a in self.command), tuple(fill(x) for x in self.locks),  # type: ignore[misc]
+                        self.only_if, self.json_property, kind=self.kind, logfiles=self.logfiles,
+                        show_skipped=self.show_skipped)
 
 
 # A project builder, in order: a new version (a tag, an openstack/releases entry
 # or the force form's "upstream ref") is awaited on the index (recipes from the
 # index: a release is tagged before its sdist is uploaded), then moves the
-# recipe's pin; then the pipeline of the earlier stages.
+# recipe's pin; then the pipeline of the earlier stages. The deb is four steps a
+# packager reads apart: "inputs unchanged?" (fast: lock and packaging digests
+# against the kept changelog, the file against its record) decides which of
+# build, lintian and smoke test run; a build with nothing changed skips all three.
 PROJECT_STEPS: tuple[StepTemplate, ...] = (
     StepTemplate("wait-for", stackyard("wait-for", "--release", "{release}", "--attempts", "{wait_attempts}", "--delay", "{wait_delay}",
                                        "{project}", Prop("version")), only_if="version", source="pypi"),
     StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
     StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
+    # [buildbot] pins_branch: the new pin and its lock become a commit there (its hash: the pin_commit property)
+    StepTemplate("pin commit", stackyard("pin-commit", "--release", "{release}", "{project}", "--json"), only_if="version",
+                 setting="pins_branch", json_property="pin_commit"),
     StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
-    StepTemplate("deb", stackyard("deb", "--release", "{release}", "{project}")),
+    StepTemplate("inputs unchanged?", stackyard("deb", "--release", "{release}", "{project}", "--check", "--json"),
+                 json_property="deb", kind="deb-check"),
+    StepTemplate("deb build", stackyard("deb", "--release", "{release}", "{project}", "--no-lint", "--no-smoke"),
+                 only_if=DEB_TODO["build"], logfiles=(("dpkg-buildpackage", DEB_LOGS["build"]),), show_skipped=True),
+    StepTemplate("lintian", stackyard("lintian", "--release", "{release}", "{project}"), only_if=DEB_TODO["lintian"],
+                 kind="lintian", show_skipped=True),
+    StepTemplate("smoke test", stackyard("smoke", "--release", "{release}", "{project}"), only_if=DEB_TODO["smoke"],
+                 logfiles=(("smoke", DEB_LOGS["smoke"]),), show_skipped=True),
     StepTemplate("publish", stackyard("publish", "--release", "{release}", "{project}"), locks=(REPREPRO,)),
     StepTemplate("image", stackyard("image", "--release", "{release}", "{project}", "--push"), locks=(REGISTRY,), setting="images"),
 )
@@ -171,9 +218,12 @@ def _projects_of(recipes: dict[str, Recipe], release: str) -> list[Recipe]:
 
 
 def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[StepPlan, ...]:
+    """Refresh the inputs (from requirements_git: at the polled commit, ``requirements_commit``; forced or nightly:
+    the branch's head), re-lock every project, build the wheelhouse, then rebuild the projects whose pins moved."""
     steps = []
-    if config.buildbot.requirements_update:
-        steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release)))
+    if config.buildbot.requirements_update or config.releases[release].requirements_git:
+        steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release,
+                                                        Prop("requirements_commit", flag="--revision"))))
     steps += [
         StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"),
         StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),
@@ -204,6 +254,7 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
     builders: list[BuilderPlan] = []
     schedulers: list[SchedulerPlan] = []
     pollers: list[PollerPlan] = []
+    requirements: list[RequirementsPollerPlan] = []
     owner: dict[str, str] = {}
 
     def add(builder: BuilderPlan, source: str) -> None:
@@ -224,6 +275,12 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
         add(BuilderPlan(promote, "promote", rid, None, promote_steps(config, rid), _workers(config, promote), (f"build-{promote}",)),
             f"{config.file}: releases.{rid}")
         schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
+        release = config.releases[rid]
+        if release.requirements_git:  # upper-constraints polled: its moves start the wheels builder
+            requirements.append(RequirementsPollerPlan(requirements_poller_name(rid), rid, release.requirements_git,
+                                                       release.requirements_branch, settings.poll_interval))
+            schedulers.append(SchedulerPlan(f"requirements-{wheels}", "requirements", (wheels,), rid, REQUIREMENTS_PROJECT,
+                                            repository=release.requirements_git))
 
     # Who starts a project builder with a new upstream version: a recipe from git, its tag poller
     # (tags-<project>); a recipe from the index, the openstack/releases poller. Never both.
@@ -256,4 +313,4 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
     if targets:
         releases = ReleasesPollerPlan(RELEASES_POLLER, settings.releases_repo, settings.releases_branch, tuple(targets),
                                       settings.poll_interval)
-    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks), releases)
+    return MasterPlan(tuple(builders), tuple(schedulers), tuple(pollers), tuple(locks), releases, tuple(requirements))

@@ -78,6 +78,8 @@ class BuildbotSettings:
     workers: tuple[WorkerSettings, ...]
     users: tuple[WebUser, ...]
     verify: bool = True  # promote-<release> runs 'stackyard verify' first (false: promote --force, naming this key)
+    pins_branch: str = ""  # a tag build commits its pin and lock to this branch of the configuration repository ("" = off)
+    pins_remote: str = "origin"  # where that branch is pushed: a remote of the checkout, or a git URL
 
     @property
     def url(self) -> str:
@@ -115,7 +117,7 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
         "nightly", "images", "requirements_update", "verify", "deliverables", "releases_repo", "releases_branch",
-        "wait_attempts", "wait_delay", "workers", "users",
+        "wait_attempts", "wait_delay", "workers", "users", "pins_branch", "pins_remote",
     })
     basedir = root / t.data["basedir"] if "basedir" in t.data else output / "buildbot"
     t.str("basedir", "var/buildbot")  # type check
@@ -157,6 +159,12 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
     wait_delay = t.int("wait_delay", 30, 1)
     if wait_delay > MAX_WAIT_DELAY:
         raise t.error(f"must be at most {MAX_WAIT_DELAY} seconds, got {wait_delay}", "wait_delay")
+    pins_branch = t.data.get("pins_branch", "")
+    if pins_branch != "" and (not isinstance(pins_branch, str) or not BRANCH.match(pins_branch) or pins_branch.startswith("-")):
+        raise t.error(f"must be a branch name (or \"\" for no pin commits), got {pins_branch!r}", "pins_branch")
+    pins_remote = t.str("pins_remote", "origin")
+    if pins_remote.startswith("-") or any(c.isspace() for c in pins_remote):
+        raise t.error(f"must be a git remote name or URL, got {pins_remote!r}", "pins_remote")
     return BuildbotSettings(
         basedir=basedir,
         title=t.str("title", "stackyard"),
@@ -177,6 +185,8 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         workers=tuple(workers),
         users=tuple(users),
         verify=bool(t.data.get("verify", True)),
+        pins_branch=pins_branch,
+        pins_remote=pins_remote,
     )
 
 

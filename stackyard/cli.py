@@ -61,10 +61,18 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    origin = args.origin or release.upstream
+    git = not args.origin and bool(release.requirements_git)  # the release's requirements_git, at --revision or its head
+    origin = args.origin or release.requirements_git or release.upstream
+    before = {name: (config.requirements_dir(release) / name).read_text()
+              for name in ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
+              if (config.requirements_dir(release) / name).exists()}
     source = update_requirements(config, release, origin, Http(config.index.retries, config.index.timeout),
-                                 runner=args.runner)
-    print(f"{config.requirements_dir(release)}: updated from {source.origin} (commit {source.commit})")
+                                 runner=args.runner, git_branch=release.requirements_branch if git else None,
+                                 revision=args.revision)
+    changed = [name for name in ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
+               if before.get(name) != (config.requirements_dir(release) / name).read_text()]
+    print(f"{config.requirements_dir(release)}: updated from {source.origin} (commit {source.commit}); "
+          + (f"changed: {' '.join(changed)}" if changed else "no file changed"))
     return 0
 
 
@@ -89,8 +97,11 @@ def cmd_lock(args: argparse.Namespace) -> int:
                             force=args.force, report=report, runner=args.runner)
     rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
              str(r.file.relative_to(config.paths.root))] for r in results]
-    if args.json:
-        print(json.dumps([{"project": r[0], "packages": int(r[1]), "changed": r[2] == "changed", "file": r[4]} for r in rows]))
+    if args.json:  # pins_changed: the pins and hashes moved (a header-only change needs no rebuild)
+        from stackyard.lock import pins_digest
+
+        print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
+                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)]))
     else:
         print(table(["project", "packages", "lock", "seconds", "file"], rows))
     return 0
@@ -107,6 +118,25 @@ def cmd_pin(args: argparse.Namespace) -> int:
         print(f"{recipe.file}: versions.{release.id}: {result.previous} -> {result.current}")
     else:
         print(f"{recipe.file}: versions.{release.id}: {result.current} kept ({args.version} is not newer)")
+    return 0
+
+
+def cmd_pin_commit(args: argparse.Namespace) -> int:
+    from stackyard.pin_commit import commit_pin
+
+    config = _config(args)
+    release = config.release(args.release)
+    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    result = commit_pin(config, release, recipe, message_suffix=args.message or "", runner=args.runner)
+    if args.json:
+        print(json.dumps({"project": result.project, "release": result.release, "version": result.version,
+                          "branch": result.branch, "remote": result.remote, "commit": result.commit, "base": result.base,
+                          "files": list(result.files), "attempts": result.attempts}))
+    elif result.commit:
+        print(f"{result.branch} of {result.remote}: {result.commit} {result.project} {result.version} for {result.release} "
+              f"({' '.join(result.files)}; push attempt {result.attempts})")
+    else:
+        print(f"{result.branch} of {result.remote}: already has {result.project} {result.version} for {result.release}; no commit")
     return 0
 
 
@@ -190,6 +220,34 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_lintian_tags(warnings: tuple[str, ...]) -> None:
+    tags: dict[str, int] = {}
+    for warning in warnings:
+        tag = warning.split()[2] if len(warning.split()) > 2 else warning
+        tags[tag] = tags.get(tag, 0) + 1
+    for tag, count in sorted(tags.items()):
+        print(f"      W: {tag} ({count}x)", file=sys.stderr)
+
+
+def _deb_check(args: argparse.Namespace, config: Config, release: Release, recipes: list) -> int:
+    """``stackyard deb --check``: what a build would do, from the inputs alone; nothing is built."""
+    from stackyard.deb_build import build_log, deb_status, lintian_log, smoke_log
+
+    statuses = [deb_status(config, release, recipe, runner=args.runner) for recipe in recipes]
+    if args.json:
+        print(json.dumps([{"project": s.project, "package": s.package, "version": s.version, "todo": list(s.todo),
+                           "reason": s.reason, "file": str(s.file) if s.file else None,
+                           "lintian_warnings": len(s.lintian_warnings),
+                           "logs": {"build": str(build_log(config, release, s.package, s.version)),
+                                    "lintian": str(lintian_log(config, release, s.package, s.version)),
+                                    "smoke": str(smoke_log(config, release, s.package, s.version))}}
+                          for s in statuses]))
+    else:
+        print(table(["package", "version", "to do", "why"],
+                    [[s.package, s.version, " ".join(s.todo) or "nothing", s.reason] for s in statuses]))
+    return 0
+
+
 def cmd_deb(args: argparse.Namespace) -> int:
     from stackyard.deb_build import build_deb
     from stackyard.smoke import passed, smoke_test
@@ -197,27 +255,30 @@ def cmd_deb(args: argparse.Namespace) -> int:
     config = _config(args)
     release = config.release(args.release)
     recipes = select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes)
+    if args.check:
+        return _deb_check(args, config, release, recipes)
+    if args.json:
+        raise InputError("--json goes with --check")
     rows = []
     for recipe in recipes:
         print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
-        result = build_deb(config, release, recipe, rebuild=args.rebuild, runner=args.runner)
+        result = build_deb(config, release, recipe, rebuild=args.rebuild, lint=not args.no_lint, runner=args.runner)
         if result.unchanged:
             print(f"    unchanged: {result.file.name} (same lock and packaging; --rebuild builds it again)",
                   file=sys.stderr, flush=True)
+        elif args.no_lint:
+            print(f"    built {result.file.name} in {result.build_seconds:.1f}s; not linted (stackyard lintian), "
+                  f"not smoke-tested", file=sys.stderr, flush=True)
+            print(f"    log: {result.log}", file=sys.stderr, flush=True)
         else:
             print(f"    built {result.file.name} in {result.build_seconds:.1f}s (lintian {result.lintian_seconds:.1f}s)"
                   + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
                   file=sys.stderr, flush=True)
-            tags: dict[str, int] = {}
-            for warning in result.lintian_warnings:
-                tag = warning.split()[2] if len(warning.split()) > 2 else warning
-                tags[tag] = tags.get(tag, 0) + 1
-            for tag, count in sorted(tags.items()):
-                print(f"      W: {tag} ({count}x)", file=sys.stderr)
+            _print_lintian_tags(result.lintian_warnings)
         smoke = "skipped"
         if result.unchanged and passed(result.file):
             smoke = "passed before"
-        elif not args.no_smoke:
+        elif not args.no_smoke and not args.no_lint:
             print(f"==> deb {recipe.package}: smoke test in a clean {release.codename} root", file=sys.stderr, flush=True)
             tested = smoke_test(config, release, recipe, result.file, runner=args.runner)
             smoke = f"passed ({len(tested.checks)} checks)"
@@ -225,6 +286,48 @@ def cmd_deb(args: argparse.Namespace) -> int:
         rows.append([result.package, result.version, state, str(len(result.lintian_warnings)),
                      smoke, f"{result.seconds:.1f}", str(result.file)])
     print(table(["package", "version", "changelog", "lintian W", "smoke", "seconds", "file"], rows))
+    return 0
+
+
+def cmd_lintian(args: argparse.Namespace) -> int:
+    """lintian on each project's built file: every W:/E: line on stdout, the warnings recorded with the file."""
+    from stackyard.deb_build import lint_deb
+
+    config = _config(args)
+    release = config.release(args.release)
+    rows = []
+    for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
+        result = lint_deb(config, release, recipe, runner=args.runner)  # errors: ToolError naming each E: line
+        for warning in result.warnings:
+            print(warning)
+        print(f"==> lintian {result.file.name}: " + (f"{len(result.warnings)} warnings" if result.warnings else "clean")
+              + f" in {result.seconds:.1f}s (log: {result.log})", file=sys.stderr, flush=True)
+        _print_lintian_tags(result.warnings)
+        rows.append([result.package, result.version, str(len(result.warnings)), f"{result.seconds:.1f}", str(result.file)])
+    print(table(["package", "version", "lintian W", "seconds", "file"], rows))
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
+    from stackyard.deb_build import built_deb, linted
+    from stackyard.smoke import smoke_test
+
+    config = _config(args)
+    release = config.release(args.release)
+    rows = []
+    for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
+        deb, record = built_deb(config, release, recipe)
+        if not linted(record):
+            raise InputError(f"{deb.name} was not linted; only a linted package is smoke-tested (and published)",
+                             hint=f"stackyard lintian --release {release.id} {recipe.name}")
+        print(f"==> smoke {deb.name}: in a clean {release.codename} root", file=sys.stderr, flush=True)
+        tested = smoke_test(config, release, recipe, deb, runner=args.runner)
+        for check in tested.checks:
+            print(f"    ok: {check}")
+        print(f"    log: {tested.log}", file=sys.stderr, flush=True)
+        rows.append([recipe.package, record["version"], f"passed ({len(tested.checks)} checks)", str(deb)])
+    print(table(["package", "version", "smoke", "file"], rows))
     return 0
 
 
@@ -441,6 +544,41 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chart_verify(args: argparse.Namespace) -> int:
+    from stackyard import docker_engine
+    from stackyard.charts.plan import charts_for, default_charts_dir
+    from stackyard.charts.run import ChartRun, clean
+    from stackyard.errors import ToolError
+    from stackyard.local_services import registry_password
+
+    config = _config(args)
+    reporter = ConsoleReporter()
+    if args.clean:  # make down: what a killed run left on the engine (none is left on an engine that is not running)
+        try:
+            client = docker_engine.connect(config.images)
+        except ToolError as exc:
+            print(f"chart-verify: nothing removed: {exc.message}")
+            return 0
+        print(f"chart-verify: removed {clean(client, None, reporter)} containers, networks and volumes")
+        return 0
+    if not args.release:
+        raise InputError("chart-verify needs --release (or --clean)")
+    release = config.release(args.release)
+    client = docker_engine.connect(config.images)
+    charts_dir = Path(args.charts) if args.charts else default_charts_dir(Path(args.config))
+    run = ChartRun(config, release, client, charts_dir, charts_for(args.projects), report=reporter,
+                   runner=args.runner, password=registry_password(config.images))
+    try:
+        outcome = run.run()
+    finally:
+        rows = [[f"{r.chart} {r.step}", r.container or "-", r.state or "-", r.api or "-",
+                 (r.detail or r.script)[:70], f"{r.seconds:.1f}"] for r in run.outcome.rows]
+        print(table(["service / step", "container", "state", "API answered", "detail", "seconds"], rows))
+    print(f"chart-verify {release.id}: {' '.join(outcome.charts)} passed in {outcome.seconds:.0f}s")
+    print(f"record: {config.paths.output / 'charts' / release.id / 'chart-verify.json'}")
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from stackyard import local_services
 
@@ -465,14 +603,18 @@ def parser() -> argparse.ArgumentParser:
     req = sub.add_parser("requirements", help="per-release upstream inputs").add_subparsers(dest="action", required=True)
     s = req.add_parser("update", help="refresh upper-constraints, global-requirements and bindep")
     s.add_argument("--release", required=True)
-    s.add_argument("--from", dest="origin", help="openstack/requirements checkout or raw URL (default: the release's 'upstream')")
+    s.add_argument("--from", dest="origin",
+                   help="openstack/requirements checkout or raw URL (default: the release's 'requirements_git', else 'upstream')")
+    s.add_argument("--revision", metavar="COMMIT",
+                   help="with the release's requirements_git: this commit of its branch (default: the branch's head)")
     s.set_defaults(func=cmd_requirements_update)
 
     s = sub.add_parser("lock", help="compile per-project locks with hashes")
     s.add_argument("--release", required=True)
     s.add_argument("projects", nargs="*", metavar="PROJECT")
     s.add_argument("--force", action="store_true", help="recompile even if the inputs did not change")
-    s.add_argument("--json", action="store_true", help="print the results as JSON (project, packages, changed, file)")
+    s.add_argument("--json", action="store_true",
+                   help="print the results as JSON (project, packages, changed, pins_changed, pins_sha256, file)")
     s.set_defaults(func=cmd_lock)
 
     s = sub.add_parser("pin", help="move a recipe's upstream version for a release forward (e.g. to a new tag)")
@@ -480,6 +622,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("version", metavar="VERSION")
     s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("pin-commit", help="commit a project's pin and lock to [buildbot] pins_branch and push it")
+    s.add_argument("--release", required=True)
+    s.add_argument("project", metavar="PROJECT")
+    s.add_argument("--message", help="a paragraph added to the commit message (e.g. the build's URL)")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (commit, branch, base, files, attempts)")
+    s.set_defaults(func=cmd_pin_commit)
 
     s = sub.add_parser("wait-for", help="wait until a new upstream version of a project is on the package index")
     s.add_argument("--release", required=True)
@@ -511,7 +660,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("projects", nargs="+", metavar="PROJECT")
     s.add_argument("--no-smoke", action="store_true", help="build only (the package cannot be published)")
     s.add_argument("--rebuild", action="store_true", help="build, lint and test again even if nothing it is made from changed")
+    s.add_argument("--no-lint", action="store_true",
+                   help="build only, no lintian and no smoke test (then: stackyard lintian, stackyard smoke)")
+    s.add_argument("--check", action="store_true",
+                   help="build nothing: say whether the inputs changed and what is left to do (build, lintian, smoke)")
+    s.add_argument("--json", action="store_true", help="with --check: print it as JSON")
     s.set_defaults(func=cmd_deb)
+
+    s = sub.add_parser("lintian", help="run lintian on the built venv-<project> package (after deb --no-lint)")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s.set_defaults(func=cmd_lintian)
+
+    s = sub.add_parser("smoke", help="smoke-test the built and linted venv-<project> package in a clean root")
+    s.add_argument("--release", required=True)
+    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s.set_defaults(func=cmd_smoke)
 
     s = sub.add_parser("publish", help="put tested packages into <codename>-<release>-staging")
     s.add_argument("--release", required=True)
@@ -568,6 +732,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--by-digest", action="store_true",
                    help="reference images as repository@sha256:... (the pushed digest) instead of the dated tag")
     s.set_defaults(func=cmd_helm_values)
+
+    s = sub.add_parser("chart-verify", help="run the openstack-helm charts' scripts and configuration in containers "
+                                            "from the pushed images, then the scenario")
+    s.add_argument("--release", help="the release whose pushed images run")
+    s.add_argument("projects", nargs="*", metavar="PROJECT",
+                   help="charts (default: keystone glance placement nova; keystone is always there, nova brings glance and placement)")
+    s.add_argument("--charts", help="openstack-helm charts directory (default: ../shared/openstack-helm beside the config's directory)")
+    s.add_argument("--clean", action="store_true",
+                   help="only remove the containers, networks and volumes runs left (a killed run)")
+    s.set_defaults(func=cmd_chart_verify)
 
     s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
     s.add_argument("action", choices=["up", "down"])

@@ -43,6 +43,8 @@ class Release:
     python: str
     glibc: str
     upstream: str
+    requirements_git: str = ""  # openstack/requirements as git: Buildbot polls its branch ("" = not polled)
+    requirements_branch: str = ""  # default stable/<id>
 
     @property
     def python_tag(self) -> str:
@@ -251,6 +253,20 @@ def _image_settings(t: Table, root: Path) -> ImageSettings:
     )
 
 
+GIT_URL = re.compile(r"^(https?|git|ssh|file)://[^\s]+$")
+GIT_BRANCH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$")
+
+
+def _git_url(t: Table, key: str) -> str:
+    """A git repository URL, or "" when the key is absent."""
+    value = t.data.get(key, "")
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not GIT_URL.match(value):
+        raise t.error(f"must be a git repository URL (https://, ssh://, git:// or file://), got {value!r}", key)
+    return value
+
+
 def load_config(file: Path) -> Config:
     file = file.resolve()
     try:
@@ -349,7 +365,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         raise top.error("at least one [releases.\"<id>\"] table is required", "releases")
     for rid in releases_t.data:
         t = releases_t.sub(rid)
-        t.check_keys({"series", "codename", "upstream"})
+        t.check_keys({"series", "codename", "upstream", "requirements_git", "requirements_branch"})
         if not RELEASE_ID.match(rid):
             raise releases_t.error("release ids look like 2025.1", rid)
         codename = t.str("codename")
@@ -363,6 +379,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
             python=cn.python,
             glibc=cn.glibc,
             upstream=t.str("upstream"),
+            requirements_git=_git_url(t, "requirements_git"),
+            requirements_branch=t.str("requirements_branch", f"stable/{rid}", pattern=GIT_BRANCH),
         )
     return Config(
         file=file,

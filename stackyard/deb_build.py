@@ -272,10 +272,127 @@ def _existing(config: Config, release: Release, package: str, version: str) -> t
     return None
 
 
-def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False,
+def linted(record: dict) -> bool:
+    """Whether lintian ran on the file of ``record`` (``stackyard deb --no-lint`` leaves it null)."""
+    return record.get("lintian_warnings") is not None
+
+
+def smoke_passed(record: dict) -> bool:
+    smoke = record.get("smoke") or {}
+    return bool(smoke.get("passed")) and smoke.get("sha256") == record.get("sha256")
+
+
+def build_log(config: Config, release: Release, package: str, version: str) -> Path:
+    return config.logs_dir("deb", release) / f"{package}_{version}.log"
+
+
+def lintian_log(config: Config, release: Release, package: str, version: str) -> Path:
+    return config.logs_dir("lintian", release) / f"{package}_{version}.log"
+
+
+def smoke_log(config: Config, release: Release, package: str, version: str) -> Path:
+    return config.logs_dir("smoke", release) / f"{package}_{version}_{config.architecture}.log"
+
+
+STAGES = ("build", "lintian", "smoke")
+
+
+@dataclass(frozen=True)
+class DebStatus:
+    """What ``stackyard deb`` would do for a project now, without building: ``todo`` is a tail of STAGES."""
+
+    project: str
+    package: str
+    version: str  # the version a build would make (or the one that stands)
+    todo: tuple[str, ...]  # () = inputs unchanged, the file stands, linted and smoke-tested
+    reason: str
+    file: Path | None  # the intact built file of ``version``, if any
+    lintian_warnings: tuple[str, ...]  # recorded for that file (linted)
+
+    @property
+    def unchanged(self) -> bool:
+        return not self.todo
+
+
+def _entry_reason(changelog: Changelog) -> str:
+    lines = [line.strip() for line in changelog[0].changes() if line.strip().startswith("* ")]
+    return lines[0][2:] if lines else "a new changelog entry"
+
+
+def deb_status(config: Config, release: Release, recipe: Recipe, *, runner: Runner = RUNNER) -> DebStatus:
+    """The fast check before a build: the same decision ``build_deb`` takes (lock and packaging digests against
+    the kept changelog, the file against its record), plus whether that file was linted and smoke-tested."""
+    lock_file = lock_path(config, release, recipe.name)
+    if not lock_file.exists():
+        raise InputError(f"{lock_file}: no lock for {recipe.name}", hint=f"run 'stackyard lock --release {release.id} {recipe.name}'")
+    changelog, new_entry = next_changelog(config, release, recipe, lock_file.read_text(), runner=runner)
+    version = str(changelog.version)
+    if new_entry:
+        return DebStatus(recipe.name, recipe.package, version, STAGES, _entry_reason(changelog), None, ())
+    found = _existing(config, release, recipe.package, version)
+    if found is None:
+        return DebStatus(recipe.name, recipe.package, version, STAGES,
+                         f"inputs unchanged, but no intact file of {version} is here", None, ())
+    deb, data = found
+    warnings = tuple(data.get("lintian_warnings") or ())
+    if not linted(data):
+        return DebStatus(recipe.name, recipe.package, version, STAGES[1:], f"{deb.name} is built but not linted", deb, ())
+    if not smoke_passed(data):
+        return DebStatus(recipe.name, recipe.package, version, STAGES[2:], f"{deb.name} has not passed its smoke test", deb,
+                         warnings)
+    return DebStatus(recipe.name, recipe.package, version, (),
+                     f"inputs unchanged: {deb.name} stands (same lock and packaging; linted, smoke test passed)", deb, warnings)
+
+
+def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, dict]:
+    """The intact file of the version the kept changelog names, with its record (what lintian and smoke test)."""
+    cl = changelog_path(config, release, recipe.package)
+    if not cl.exists():
+        raise InputError(f"{recipe.package} was never built for {release.id}",
+                         hint=f"stackyard deb --release {release.id} {recipe.name}")
+    version = str(Changelog(cl.read_text()).version)
+    found = _existing(config, release, recipe.package, version)
+    if found is None:
+        raise InputError(f"{recipe.package} {version}: no intact file in {debs_dir(config, release)}",
+                         hint=f"stackyard deb --release {release.id} {recipe.name}")
+    return found
+
+
+def _record(deb: Path, **changes: object) -> dict:
+    record = deb.parent / f"{deb.name}.json"
+    data = json.loads(record.read_text())
+    data.update(changes)
+    record.write_text(json.dumps(data, indent=1))
+    return data
+
+
+@dataclass(frozen=True)
+class LintResult:
+    package: str
+    version: str
+    file: Path
+    warnings: tuple[str, ...]
+    log: Path
+    seconds: float
+
+
+def lint_deb(config: Config, release: Release, recipe: Recipe, *, runner: Runner = RUNNER) -> LintResult:
+    """lintian on the built file (``stackyard deb --no-lint`` left it unlinted): its warnings are recorded,
+    its errors fail (ToolError) and leave the file unlinted, so it is neither smoke-tested nor published."""
+    started = time.monotonic()
+    deb, data = built_deb(config, release, recipe)
+    log = lintian_log(config, release, recipe.package, data["version"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    warnings = dpkg.lintian(deb, log, runner=runner)
+    _record(deb, lintian_warnings=list(warnings))
+    return LintResult(recipe.package, data["version"], deb, warnings, log, time.monotonic() - started)
+
+
+def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False, lint: bool = True,
               runner: Runner = RUNNER) -> DebResult:
     """Build ``venv-<project>``; with its inputs unchanged since the last build (same lock and packaging,
-    so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``."""
+    so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``.
+    ``lint=False``: no lintian (``lint_deb`` later); the record says so (``lintian_warnings`` null)."""
     started = time.monotonic()
     install = verify_wheelhouse(config, release, recipe)
     lock_text = lock_path(config, release, recipe.name).read_text()
@@ -284,9 +401,13 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     found = None if new_entry or rebuild else _existing(config, release, recipe.package, version)
     if found is not None:
         deb, data = found
-        log = config.logs_dir("deb", release) / f"{recipe.package}_{version}.log"
+        log = build_log(config, release, recipe.package, version)
+        lintian_seconds = 0.0
+        if lint and not linted(data):  # built with --no-lint before: lint it now
+            linting = lint_deb(config, release, recipe, runner=runner)
+            data["lintian_warnings"], lintian_seconds = list(linting.warnings), linting.seconds
         return DebResult(recipe.name, recipe.package, version, deb, time.monotonic() - started, False,
-                         tuple(data.get("lintian_warnings") or ()), log, 0.0, 0.0, unchanged=True)
+                         tuple(data.get("lintian_warnings") or ()), log, 0.0, lintian_seconds, unchanged=True)
     build_root = config.paths.output / "build" / release.id
     src = build_root / recipe.package
     shutil.rmtree(src, ignore_errors=True)
@@ -294,14 +415,14 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     render_debian(config, release, recipe, src, changelog)
     shutil.copy(install, src / "requirements.txt")
 
-    log = config.logs_dir("deb", release) / f"{recipe.package}_{version}.log"
+    log = build_log(config, release, recipe.package, version)
     epoch = int(parsedate_to_datetime(changelog.date).timestamp()) if changelog.date else _epoch(config, release)
     build_started = time.monotonic()
     deb = dpkg.buildpackage(src, recipe.package, version, log, epoch, runner=runner)
     build_seconds = time.monotonic() - build_started
     check_contents(deb, recipe, f"{config.deb.prefix}/{recipe.name}", runner=runner)
     lintian_started = time.monotonic()
-    warnings = dpkg.lintian(deb, log, runner=runner)
+    warnings = dpkg.lintian(deb, log, runner=runner) if lint else None
     lintian_seconds = time.monotonic() - lintian_started
 
     out = debs_dir(config, release)
@@ -314,10 +435,14 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     record = dest.parent / f"{dest.name}.json"
     digest = sha256_file(dest)
     smoke = None
-    if record.exists():  # an identical rebuild keeps its smoke-test verdict
-        previous = json.loads(record.read_text()).get("smoke") or {}
+    if record.exists():  # an identical rebuild keeps its smoke-test verdict (and, unlinted, its lintian one)
+        previous_record = json.loads(record.read_text())
+        previous = previous_record.get("smoke") or {}
         smoke = previous if previous.get("sha256") == digest else None
+        if warnings is None and previous_record.get("sha256") == digest and linted(previous_record):
+            warnings = tuple(previous_record["lintian_warnings"])
     record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest,
-                                  "lintian_warnings": list(warnings), "smoke": smoke}, indent=1))
-    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings, log,
+                                  "lintian_warnings": None if warnings is None else list(warnings), "smoke": smoke},
+                                 indent=1))
+    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings or (), log,
                      build_seconds, lintian_seconds)

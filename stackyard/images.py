@@ -36,7 +36,7 @@ from stackyard.apt_repo import AptRepository, staging
 from stackyard.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.docker_engine import PushResult
-from stackyard.errors import ConfigError, InputError
+from stackyard.errors import BuildError, ConfigError, InputError
 from stackyard.events import Note, Reporter, discard
 from stackyard.lock import lock_path
 from stackyard.recipes import Recipe
@@ -191,6 +191,19 @@ def project_template(config: Config, recipe: Recipe) -> str:
     return own if (config.paths.images / own).exists() else "project.Dockerfile.j2"
 
 
+def image_info_lines(image: str, release: Release, deb: PublishedDeb, recipe: Recipe, lock_sha256: str) -> list[str]:
+    """The head of /etc/image_info (the build appends the Debian package list, dpkg-query's)."""
+    try:
+        upstream = recipe.version(release.id)
+    except ConfigError:
+        upstream = ""
+    return [f"image: {image}", f"openstack-release: {release.id}", f"debian: {release.codename}",
+            f"upstream: {recipe.source.distribution} {upstream}".rstrip(),
+            f"upstream-revision: {deb.revision or '-'}", f"upstream-source: {recipe.source.git or recipe.source.pypi or '-'}",
+            f"package: {deb.package}={deb.version}", f"package-sha256: {deb.sha256}",
+            f"package-distribution: {deb.distribution}", f"lock-sha256: {lock_sha256 or '-'}"]
+
+
 def ensure_base(config: Config, release: Release, client: docker.DockerClient, log: Path, report: Reporter, *,
                 runner: Runner = RUNNER) -> str:
     """The base image for the release's codename: made from a local rootfs when its inputs change."""
@@ -227,10 +240,13 @@ def build_image(config: Config, release: Release, recipe: Recipe, client: docker
         raise InputError(f"{keyring}: missing", hint=f"publish first: stackyard publish --release {release.id}")
     packages = sorted({*deb.depends, *WSGI_PACKAGES[spec.wsgi], *spec.packages} - {recipe.package})
     template = project_template(config, recipe)
+    lock = lock_path(config, release, recipe.name)
     context = dict(
         base=base, project=recipe.name, user=recipe.name, uid=config.images.uid, packages=packages, wsgi=spec.wsgi,
         package=deb.package, version=deb.version, deb_file=deb.file.name, sha256=deb.sha256,
         distribution=deb.distribution, component=config.repo.component, venv=f"{config.deb.prefix}/{recipe.name}",
+        # /etc/image_info (as openstack-helm-images' images carry): what the image is made of
+        image_info=image_info_lines(spec.name, release, deb, recipe, sha256_file(lock) if lock.exists() else ""),
     )
     # what the image is made of: the template files, their variables, the base, the keyring
     h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
@@ -250,7 +266,6 @@ def build_image(config: Config, release: Release, recipe: Recipe, client: docker
 
     now = dt.datetime.now(dt.timezone.utc)
     dated = f"{release_tag(release)}-{now:%Y%m%dT%H%M%SZ}"
-    lock = lock_path(config, release, recipe.name)
     labels = {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.description": recipe.description,
@@ -281,15 +296,54 @@ def build_image(config: Config, release: Release, recipe: Recipe, client: docker
     return ImageResult(record, built=True, seconds=time.monotonic() - started)
 
 
+def chart_paths(config: Config, image: str) -> list[tuple[str, str]]:
+    """The paths openstack-helm's chart for ``image`` names (images/charts/PATHS.tsv): [(path, named by)]."""
+    from stackyard.charts.paths import read_paths_tsv
+
+    table = config.paths.images / "charts" / "PATHS.tsv"
+    return read_paths_tsv(table.read_text()).get(image, []) if table.exists() else []
+
+
+def check_chart_paths(config: Config, record: ImageRecord, client: docker.DockerClient) -> int:
+    """Every path the image's chart hard-codes exists in the image (a created, never started, container is
+    asked through the engine's archive API, symlinks such as /var/lib/openstack followed): how many were
+    checked; a BuildError naming the missing ones otherwise."""
+    wanted = chart_paths(config, record.image)
+    if not wanted:
+        return 0
+    api = client.api
+    container = api.create_container(record.image_id, command=["true"], network_disabled=True,
+                                     labels={"org.stackyard.check": "chart-paths"})
+    missing = []
+    try:
+        for path, source in wanted:
+            response = api.head(api._url("/containers/{0}/archive", container["Id"]), params={"path": path})
+            if response.status_code == 404:
+                missing.append(f"{path} (named by {source})")
+            elif response.status_code != 200:
+                raise BuildError(f"{record.image}: checking {path} in {record.image_id[:19]}: the engine answered "
+                                 f"{response.status_code}")
+    finally:
+        api.remove_container(container["Id"], force=True)
+    if missing:
+        raise BuildError(f"{record.image}: the image lacks what openstack-helm's chart expects: {'; '.join(missing)}; "
+                         f"nothing was pushed", hint="fix the image (recipe image: section, images/*.Dockerfile.j2)")
+    return len(wanted)
+
+
 def push_image(config: Config, release: Release, result: ImageResult, client: docker.DockerClient, password: str,
                registry: Registry, report: Reporter = discard) -> ImageResult:
-    """Push the dated tag, then move the release tag; nothing is pushed when the registry already has it."""
+    """Push the dated tag, then move the release tag; nothing is pushed when the registry already has it, nor when
+    the image lacks a path its openstack-helm chart expects (images/charts/PATHS.tsv)."""
     record = result.record
     log = config.logs_dir("image", release) / f"{record.image}.log"
     if record.digest and registry.digest(record.image, record.release_tag) == record.digest \
             and registry.digest(record.image, record.dated_tag) == record.digest:
         report(Note("image", f"{record.image}: {record.repository}:{record.dated_tag} is already in the registry"))
         return result
+    checked = check_chart_paths(config, record, client)  # before anything moves
+    if checked:
+        report(Note("image", f"{record.image}: the {checked} paths openstack-helm's chart names are in the image"))
     pushes = []
     for tag in (record.dated_tag, record.release_tag):
         client.api.tag(record.image_id, record.repository, tag)

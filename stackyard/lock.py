@@ -77,6 +77,15 @@ class LockResult:
     packages: int
     seconds: float
     resolver: str = ""  # "" when the inputs' digest was unchanged and nothing ran
+    pins_changed: bool = False  # the pins and hashes changed, not only the header (the inputs' digest, comments)
+
+
+def pins_digest(text: str) -> str:
+    """sha256 of a lock's requirement and ``--hash`` lines: what a venv installs, without the header and the
+    ``# via`` annotations. Any upper-constraints move rewrites every lock's header (its inputs digest); only a
+    lock whose pins digest moved needs its package built again."""
+    lines = [line.strip() for line in text.splitlines()]
+    return hashlib.sha256("\n".join(line for line in lines if line and not line.startswith("#")).encode()).hexdigest()
 
 
 def target_for(config: Config, release: Release) -> Target:
@@ -393,7 +402,9 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
     if resolver == "uv":
         body = to_pip_compile_format(body)
     text = _header(recipe, release, inputs) + body
-    changed = not out.exists() or out.read_text() != text
+    previous = out.read_text() if out.exists() else None
+    changed = previous != text
+    pins_changed = previous is None or pins_digest(previous) != pins_digest(text)
     if changed:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = out.with_suffix(".tmp")
@@ -401,7 +412,8 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
         tmp_out.replace(out)
     from stackyard.constraints import parse_lock
 
-    return LockResult(recipe.name, out, changed, len(parse_lock(text, out)), time.monotonic() - started, resolver)
+    return LockResult(recipe.name, out, changed, len(parse_lock(text, out)), time.monotonic() - started, resolver,
+                      pins_changed=pins_changed)
 
 
 def lock_projects(config: Config, release: Release, recipes: Iterable[Recipe], *, force: bool = False,

@@ -87,13 +87,63 @@ def _from_url(base: str, http: Http) -> tuple[dict[str, str], UpstreamSource]:
     return contents, UpstreamSource(base, commit, dt.date.today().isoformat())
 
 
+def git_cache(config: Config, url: str) -> Path:
+    """The bare repository an openstack/requirements URL is fetched into (kept: later fetches are incremental)."""
+    import hashlib
+
+    return config.paths.cache / "git" / f"requirements-{hashlib.sha256(url.encode()).hexdigest()[:16]}.git"
+
+
+def _from_git(config: Config, url: str, branch: str, revision: str | None,
+              runner: Runner = RUNNER) -> tuple[dict[str, str], UpstreamSource]:
+    """The files of ``branch`` of the git repository ``url`` at ``revision`` (default: the branch's head), which
+    must be on that branch. Fetched into a bare repository of the cache: no work tree, nothing else read."""
+    bare = git_cache(config, url)
+    if not (bare / "objects").is_dir():
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        runner.run(["git", "init", "-q", "--bare", str(bare)], timeout=60, what=f"creating {bare}")
+    git = ["git", "-C", str(bare)]
+    ref = f"refs/stackyard/{branch}"
+    runner.run([*git, "fetch", "-q", "--no-tags", url, f"+refs/heads/{branch}:{ref}"], env={"GIT_TERMINAL_PROMPT": "0"},
+               timeout=900, what=f"fetching {branch} of {url}", error=FetchError,
+               hint=f"check the releases' requirements_git and requirements_branch in {config.file}")
+    commit = ref
+    if revision:
+        found = runner.run([*git, "rev-parse", "-q", "--verify", f"{revision}^{{commit}}"], check=False, timeout=60,
+                           what=f"looking up {revision}")
+        on_branch = found.returncode == 0 and runner.run(
+            [*git, "merge-base", "--is-ancestor", found.stdout.strip(), ref], check=False, timeout=60,
+            what=f"is {revision} on {branch}").returncode == 0
+        if not on_branch:
+            raise InputError(f"{url}: {revision} is not a commit of {branch}",
+                             hint="give a commit of the branch, or no --revision for its head")
+        commit = found.stdout.strip()
+    contents = {}
+    for name in FILES:
+        shown = runner.run([*git, "show", f"{commit}:{name}"], check=False, timeout=60, what=f"reading {name}")
+        if shown.returncode != 0:
+            raise InputError(f"{url} {branch} at {commit}: has no {name}",
+                             hint="point requirements_git at an openstack/requirements repository")
+        contents[name] = shown.stdout
+    sha, date = runner.run([*git, "log", "-1", "--format=%H %cs", commit], timeout=60, what="reading the commit").stdout.split()
+    return contents, UpstreamSource(f"{url} {branch}", sha, date)
+
+
 def read_source_text(text: str) -> str | None:
     parts = text.split()
     return parts[0] if parts else None
 
 
-def update_requirements(config: Config, release: Release, origin: str, http: Http, *, runner: Runner = RUNNER) -> UpstreamSource:
-    if "://" in origin and not origin.startswith("file://"):
+def update_requirements(config: Config, release: Release, origin: str, http: Http, *, runner: Runner = RUNNER,
+                        git_branch: str | None = None, revision: str | None = None) -> UpstreamSource:
+    """From ``origin``: a raw base URL, a checkout, or (``git_branch`` given) a git repository URL whose branch is
+    read at ``revision`` (default: its head)."""
+    if git_branch is not None:
+        contents, source = _from_git(config, origin, git_branch, revision, runner)
+    elif revision:
+        raise InputError(f"--revision {revision}: only a git source has revisions",
+                         hint=f"set [releases.\"{release.id}\"] requirements_git in {config.file}")
+    elif "://" in origin and not origin.startswith("file://"):
         contents, source = _from_url(origin, http)
     else:
         path = Path(origin.removeprefix("file://")).resolve()

@@ -157,8 +157,22 @@ class Api:
         return {s["name"]: FINISHED.get(s["results"], "not run") if s["complete"] else "not run"
                 for s in self.get(f"builds/{build['buildid']}/steps")["steps"] if s["name"] not in INTERNAL_STEPS}
 
+    def step(self, build: dict[str, Any], name: str) -> dict[str, Any]:
+        """One step of the build as the REST API gives it (results, state_string, started_at, complete_at ...)."""
+        (s,) = [s for s in self.get(f"builds/{build['buildid']}/steps")["steps"] if s["name"] == name]
+        return s  # type: ignore[no-any-return]
+
+    def step_logs(self, build: dict[str, Any], step: str) -> dict[str, str]:
+        """Every log of a step by name ("stdio", a tool's log file, "4 Warnings" ...): its text."""
+        s = self.step(build, step)
+        out = {}
+        for entry in self.get(f"steps/{s['stepid']}/logs")["logs"]:
+            chunks = self.get(f"logs/{entry['logid']}/contents")["logchunks"]
+            out[entry["name"]] = "".join(c["content"] for c in chunks)
+        return out
+
     def step_log(self, build: dict[str, Any], step: str) -> str:
-        (s,) = [s for s in self.get(f"builds/{build['buildid']}/steps")["steps"] if s["name"] == step]
+        s = self.step(build, step)
         chunks = self.get(f"steps/{s['stepid']}/logs/stdio/contents")["logchunks"]
         return "".join(c["content"] for c in chunks)
 

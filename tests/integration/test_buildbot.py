@@ -110,9 +110,11 @@ def test_a_pushed_tag_builds_tests_and_publishes_that_project_only(master: Maste
     master.upstream.tag("1.1")
     build = api.wait_build(BUILDER, 1)
     assert build["results"] == 0, (api.steps(build), master.log.read_text()[-3000:])
-    assert api.steps(build) == {"pin": "success", "lock": "success", "wheels": "success",
-                                "deb": "success", "publish": "success", "image": "success"}
+    assert api.steps(build) == {"pin": "success", "lock": "success", "wheels": "success", "inputs unchanged?": "success",
+                                "deb build": "success", "lintian": "warnings", "smoke test": "success",
+                                "publish": "success", "image": "success"}
     assert api.properties(build)["version"] == "1.1"
+    assert_deb_steps_readable(api, build, "1.1-2025.1.1")
     assert re.search(r"bookworm-2025\.1-staging\|main\|amd64: venv-tinyapp 1\.1-2025\.1\.1", master.staging()), master.staging()
     # ... and its image in the registry, built from that deb
     config = load_config(master.ws.config)
@@ -124,6 +126,25 @@ def test_a_pushed_tag_builds_tests_and_publishes_that_project_only(master: Maste
     # nothing else ran: no other project, no wheels or promote builder
     builder_id = api.builder_id(BUILDER)
     assert [b["builderid"] for b in api.builds()] == [builder_id]
+
+
+def assert_deb_steps_readable(api: Api, build: dict, version: str) -> None:  # type: ignore[type-arg]
+    """The deb as a packager reads it: a check saying what is left, then build, lintian and smoke test, each
+    with its own log; lintian's warnings are the step's (WARNINGS, its summary, a log of them), the build stays green."""
+    assert api.step(build, "inputs unchanged?")["state_string"].startswith("to do: build lintian smoke (New upstream release")
+    props = api.properties(build)
+    assert props["deb_version"] == version and props["deb_build"]
+    build_logs = api.step_logs(build, "deb build")
+    assert "dpkg-buildpackage" in build_logs["dpkg-buildpackage"] and f"venv-tinyapp_{version}" in build_logs["stdio"]
+    lintian = api.step(build, "lintian")
+    lintian_logs = api.step_logs(build, "lintian")
+    warnings = [line for line in lintian_logs["stdio"].splitlines() if line.startswith("W: ")]
+    assert warnings and lintian["results"] == 1 and props["lintian_warnings"] == len(warnings)
+    assert lintian_logs[f"{len(warnings)} Warnings"] == "\n".join(warnings)
+    assert re.fullmatch(rf"lintian: {len(warnings)} warnings \(.*no-manual-page.*\)", lintian["state_string"]), lintian
+    smoke_logs = api.step_logs(build, "smoke test")
+    assert "ok: purge leaves nothing behind" in smoke_logs["stdio"] and "apt-get install" in smoke_logs["smoke"]
+    assert build["results"] == 0  # lintian's warnings do not turn the build orange (warnOnWarnings off)
 
 
 def test_an_upper_constraints_change_rebuilds_the_wheelhouse_then_the_changed_projects_then_promotes(master: Master) -> None:
@@ -176,7 +197,7 @@ def test_a_worker_lost_mid_build_publishes_nothing_and_the_build_is_retried(mast
     deadline = time.monotonic() + 300
     while True:
         running = [b for b in api.builds(BUILDER) if b["number"] == number]
-        if running and api.steps(running[0]).get("deb") == "not run":  # started, not finished
+        if running and api.steps(running[0]).get("deb build") == "not run":  # started, not finished
             break
         assert time.monotonic() < deadline, api.builds(BUILDER)
         time.sleep(0.5)
@@ -195,6 +216,25 @@ def test_a_worker_lost_mid_build_publishes_nothing_and_the_build_is_retried(mast
     assert "venv-tinyapp 1.2-2025.1.1" in master.staging()
 
 
+def test_a_build_whose_inputs_did_not_change_says_so_in_one_fast_step_and_skips_build_lintian_and_smoke(master: Master) -> None:
+    api = master.api
+    number = len(api.builds(BUILDER)) + 1
+    api.login("admin", master.admin_password)
+    r = api.force("force-tinyapp-2025_1", BUILDER, release="2025.1", project="tinyapp", version="")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    build = api.wait_build(BUILDER, number)
+    steps = api.steps(build)
+    assert build["results"] == 0, steps
+    assert {k: steps[k] for k in ("inputs unchanged?", "deb build", "lintian", "smoke test")} == {
+        "inputs unchanged?": "success", "deb build": "skipped", "lintian": "skipped", "smoke test": "skipped"}
+    check = api.step(build, "inputs unchanged?")
+    assert check["state_string"] == "unchanged: venv-tinyapp 1.2-2025.1.1", check
+    seconds = check["complete_at"] - check["started_at"]
+    print(f"\n'inputs unchanged?' took {seconds}s")
+    assert seconds <= 20, check  # the lock and packaging digests and the file's sha256: no tool runs
+    assert not any(api.step(build, s)["hidden"] for s in ("deb build", "lintian", "smoke test"))  # shown as skipped
+
+
 def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publishes_nothing(master: Master) -> None:
     api = master.api
     before = master.staging()
@@ -209,8 +249,9 @@ def test_forcing_needs_a_login_and_a_failing_smoke_test_fails_the_build_and_publ
     build = api.wait_build(BUILDER, number)
     assert build["results"] == 2, api.steps(build)  # failure
     steps = api.steps(build)
-    assert steps["deb"] == "failure" and "publish" not in steps, steps  # halted before publishing
-    assert "kaboom" in api.step_log(build, "deb")
+    assert steps["smoke test"] == "failure" and "publish" not in steps, steps  # halted before publishing
+    assert steps["deb build"] == "success" and steps["lintian"] == "warnings"  # the recipe (packaging) changed: built again
+    assert "kaboom" in api.step_log(build, "smoke test")
     assert steps.get("pin") in (None, "skipped")  # no upstream ref given: the recipe's pin is built
     assert master.staging() == before
 
@@ -256,8 +297,9 @@ def test_the_web_ui_shows_the_builders_and_a_finished_build(master: Master, tmp_
     assert "refs/tags/1.1 (1)" in builders  # the tag build, on the builder's row
     build = rendered(f"{master.url}#/builders/{master.api.builder_id(BUILDER)}/builds/1", tmp_path / "p2", tmp_path / "build.png")
     assert "tinyapp-2025.1/1" in build and "build successful" in build and "SUCCESS" in build, build[:3000]
-    for step in ("pin", "lock", "wheels", "deb", "publish"):
+    for step in ("pin", "lock", "wheels", "deb", "smoke", "publish"):
         assert f"'stackyard {step} ...'" in build
+    assert "to do: build lintian smoke" in build and re.search(r"lintian: \d+ warnings", build), build[:3000]
 
 
 def test_make_up_twice_is_a_no_op_and_after_a_crash_it_recovers(master: Master) -> None:

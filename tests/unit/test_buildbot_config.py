@@ -110,3 +110,14 @@ def test_the_core_keeps_the_buildbot_table_unread_and_imports_nothing_of_builder
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n == "builders" or n.startswith("builders.") for n in names), module
+
+
+def test_pins_branch_is_off_by_default_and_names_a_branch_and_a_remote() -> None:
+    bb = parse_config(copy.deepcopy(BASE), FILE).buildbot
+    assert (bb.pins_branch, bb.pins_remote) == ("", "origin")
+    bb = parse_config(with_buildbot({"pins_branch": "stackyard/pins", "pins_remote": "git@git.example.org:ops/stackyard.git"}),
+                      FILE).buildbot
+    assert (bb.pins_branch, bb.pins_remote) == ("stackyard/pins", "git@git.example.org:ops/stackyard.git")
+    assert error({"pins_branch": "-f"}).startswith(f"{FILE}: buildbot.pins_branch: must be a branch name")
+    assert error({"pins_branch": "a b"}).startswith(f"{FILE}: buildbot.pins_branch: must be a branch name")
+    assert error({"pins_remote": "--upload-pack=x"}).startswith(f"{FILE}: buildbot.pins_remote: must be a git remote name or URL")

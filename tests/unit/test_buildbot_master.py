@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from buildbot.process.properties import Properties
+import json
 
-from builders.master import Argv, _locks_json, master_config, secret_value
+from buildbot.process.properties import Properties, Property
+
+from builders.master import (DebCheck, Lintian, Argv, _locks_json, deb_check_properties, lintian_summary, master_config,
+                             pin_commit_properties, secret_value)
 from builders.plan import Prop
 from builders.settings import Secret, buildbot_config
 from stackyard.config import Config
@@ -44,7 +47,16 @@ def test_master_config_maps_the_plan(bb_config: Config) -> None:
     assert [w.name for w in c["workers"]] == ["local"]
     assert sorted(b.name for b in c["builders"]) == ["promote-2025.1", "tinyapp-2025.1", "wheels-2025.1"]
     app = next(b for b in c["builders"] if b.name == "tinyapp-2025.1")
-    assert [s.kwargs["name"] for s in app.factory.steps] == ["pin", "lock", "wheels", "deb", "publish"]
+    assert [s.kwargs["name"] for s in app.factory.steps] == ["pin", "lock", "wheels", "inputs unchanged?", "deb build", "lintian",
+                                                         "smoke test", "publish"]
+    by_name = {s.kwargs["name"]: s for s in app.factory.steps}
+    assert by_name["inputs unchanged?"].step_class is DebCheck and by_name["lintian"].step_class is Lintian
+    # the deb stages run when the check left them something to do, and stay visible when skipped
+    assert "doStepIf" in by_name["deb build"].kwargs and "hideStepIf" not in by_name["deb build"].kwargs
+    assert "hideStepIf" in by_name["pin"].kwargs
+    assert by_name["deb build"].kwargs["logfiles"] == {"dpkg-buildpackage": Property("deb_build_log")}
+    assert by_name["smoke test"].kwargs["logfiles"] == {"smoke": Property("deb_smoke_log")}
+    assert "logfiles" not in by_name["lintian"].kwargs  # its W:/E: lines are its stdio
     assert app.collapseRequests is False and app.properties == {"release": "2025.1", "project": "tinyapp"}
     force = next(s for s in c["schedulers"] if s.name == "force-tinyapp-2025_1")
     assert [p.name for p in force._config_kwargs["properties"]] == ["release", "project", "version"]
@@ -83,6 +95,10 @@ def test_lock_json_tells_which_projects_changed() -> None:
     out = '[{"project": "a", "packages": 3, "changed": true, "file": "x"}, {"project": "b", "packages": 1, "changed": false, "file": "y"}]'
     assert _locks_json(0, out, "")["changed_projects"] == "a"
     assert _locks_json(3, "", "error") == {}
+    # an upper-constraints move rewrites every lock's header: only the locks whose pins moved rebuild their project
+    moved = [{"project": "a", "packages": 3, "changed": True, "pins_changed": False, "file": "x"},
+             {"project": "b", "packages": 1, "changed": True, "pins_changed": True, "file": "y"}]
+    assert _locks_json(0, json.dumps(moved), "")["changed_projects"] == "b"
 
 
 def test_pin_moves_forward_only(make_recipe: Callable[..., Path]) -> None:
@@ -94,3 +110,41 @@ def test_pin_moves_forward_only(make_recipe: Callable[..., Path]) -> None:
     assert not older.changed and older.current == "1.1"
     added = pin(load_recipe(file), "2025.2", "2.0")
     assert added.changed and load_recipe(file).versions == {"2025.1": "1.1", "2025.2": "2.0"}
+
+
+def deb_check(todo: list[str], reason: str) -> str:
+    logs = {stage: f"/w/var/logs/2025.1/{stage}/venv-tinyapp_1.1-2025.1.2.log" for stage in ("build", "lintian", "smoke")}
+    return json.dumps([{"project": "tinyapp", "package": "venv-tinyapp", "version": "1.1-2025.1.2", "todo": todo,
+                        "reason": reason, "file": None, "lintian_warnings": 0, "logs": logs}])
+
+
+def test_the_deb_check_sets_a_property_per_stage_left_to_do() -> None:
+    changed = deb_check_properties(0, deb_check(["build", "lintian", "smoke"], "Rebuild of 1.1 with a changed lock."), "")
+    assert [changed[p] for p in ("deb_build", "deb_lintian", "deb_smoke")] == ["Rebuild of 1.1 with a changed lock."] * 3
+    assert changed["deb_state"] == "to do: build lintian smoke (Rebuild of 1.1 with a changed lock.)"
+    assert changed["deb_build_log"] == "/w/var/logs/2025.1/build/venv-tinyapp_1.1-2025.1.2.log"
+    assert changed["deb_version"] == "1.1-2025.1.2"
+    untested = deb_check_properties(0, deb_check(["smoke"], "x.deb has not passed its smoke test"), "")
+    assert (untested["deb_build"], untested["deb_lintian"], untested["deb_smoke"]) == ("", "", "x.deb has not passed its smoke test")
+    same = deb_check_properties(0, deb_check([], "inputs unchanged"), "")
+    assert (same["deb_build"], same["deb_lintian"], same["deb_smoke"]) == ("", "", "")
+    assert same["deb_state"] == "unchanged: venv-tinyapp 1.1-2025.1.2"
+    assert deb_check_properties(4, "", "stackyard: error: no lock") == {}
+
+
+def test_lintian_summary_counts_warnings_by_tag() -> None:
+    warnings = ["W: venv-tinyapp: no-manual-page [usr/bin/a]", "W: venv-tinyapp: no-manual-page [usr/bin/b]",
+                "W: venv-tinyapp: copyright-without-copyright-notice"]
+    assert lintian_summary(warnings, []) == "lintian: 3 warnings (no-manual-page x2, copyright-without-copyright-notice)"
+    assert lintian_summary([], ["E: venv-tinyapp: bad"]) == "lintian: 1 errors"
+    assert lintian_summary([], []) == "lintian: clean"
+
+
+def test_the_pin_commit_becomes_build_properties() -> None:
+    out = json.dumps({"project": "tinyapp", "release": "2025.1", "version": "1.1", "branch": "stackyard/pins", "remote": "origin",
+                      "commit": "c0ffee", "base": "b", "files": ["recipes/tinyapp.yaml", "requirements/2025.1/locks/tinyapp.txt"],
+                      "attempts": 2})
+    assert pin_commit_properties(0, out, "") == {"pin_commit": "c0ffee", "pin_branch": "stackyard/pins",
+                                                 "pin_files": "recipes/tinyapp.yaml requirements/2025.1/locks/tinyapp.txt"}
+    assert pin_commit_properties(0, out.replace('"c0ffee"', "null"), "")["pin_commit"] == ""  # the branch already had it
+    assert pin_commit_properties(4, "", "stackyard: error: cannot push") == {}

@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from builders.plan import REGISTRY, REPREPRO, MasterPlan, Prop, make_plan
+from builders.plan import DEB_LOGS, DEB_TODO, REGISTRY, REPREPRO, MasterPlan, Prop, make_plan
 from builders.tags import new_tag_builds, parse_ls_remote, series_rule
 from builders.settings import buildbot_config, load_config
 from stackyard.config import Config
@@ -68,26 +68,46 @@ def test_adding_a_recipe_file_adds_its_builders(plan_of: Callable[..., MasterPla
 
 def test_project_steps_are_stackyard_commands_in_pipeline_order(plan_of: Callable[..., MasterPlan]) -> None:
     builder = plan_of().builder("keystone-2025.1")
-    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish", "image"]
+    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "inputs unchanged?", "deb build", "lintian",
+                                               "smoke test", "publish", "image"]
     commands = {s.name: s.command for s in builder.steps}
     assert commands["wait-for"] == ("stackyard", "wait-for", "--release", "2025.1", "--attempts", "15", "--delay", "30",
                                     "keystone", Prop("version"))
     assert commands["pin"] == ("stackyard", "pin", "--release", "2025.1", "keystone", Prop("version"))
     assert commands["lock"] == ("stackyard", "lock", "--release", "2025.1", "keystone")
     assert commands["wheels"] == ("stackyard", "wheels", "--release", "2025.1", "keystone")
-    assert commands["deb"] == ("stackyard", "deb", "--release", "2025.1", "keystone")
+    assert commands["inputs unchanged?"] == ("stackyard", "deb", "--release", "2025.1", "keystone", "--check", "--json")
+    assert commands["deb build"] == ("stackyard", "deb", "--release", "2025.1", "keystone", "--no-lint", "--no-smoke")
+    assert commands["lintian"] == ("stackyard", "lintian", "--release", "2025.1", "keystone")
+    assert commands["smoke test"] == ("stackyard", "smoke", "--release", "2025.1", "keystone")
     assert commands["publish"] == ("stackyard", "publish", "--release", "2025.1", "keystone")
     assert commands["image"] == ("stackyard", "image", "--release", "2025.1", "keystone", "--push")
     assert all(s.command[0] == "stackyard" for s in builder.steps)
     # a new version (openstack/releases, the force form's upstream ref) is awaited on the index, then moves the pin
     assert builder.steps[0].only_if == builder.steps[1].only_if == "version"
     # a recipe from git builds from its tag: nothing to wait for
-    assert [s.name for s in plan_of().builder("tinyapp-2025.1").steps] == ["pin", "lock", "wheels", "deb", "publish", "image"]
+    assert [s.name for s in plan_of().builder("tinyapp-2025.1").steps] == [
+        "pin", "lock", "wheels", "inputs unchanged?", "deb build", "lintian", "smoke test", "publish", "image"]
+
+
+def test_the_deb_is_a_fast_check_then_build_lintian_and_smoke_test_each_run_only_when_left_to_do(
+        plan_of: Callable[..., MasterPlan]) -> None:
+    steps = {s.name: s for s in plan_of().builder("keystone-2025.1").steps}
+    check = steps["inputs unchanged?"]
+    assert (check.kind, check.json_property, check.only_if) == ("deb-check", "deb", None)  # always runs
+    assert [(steps[n].only_if, steps[n].show_skipped) for n in ("deb build", "lintian", "smoke test")] == [
+        (DEB_TODO["build"], True), (DEB_TODO["lintian"], True), (DEB_TODO["smoke"], True)]
+    assert steps["lintian"].kind == "lintian"
+    # each stage with its own log: the tool's log file on the worker, named by the check
+    assert steps["deb build"].logfiles == (("dpkg-buildpackage", DEB_LOGS["build"]),)
+    assert steps["smoke test"].logfiles == (("smoke", DEB_LOGS["smoke"]),)
+    assert not steps["publish"].show_skipped and steps["publish"].only_if is None  # publish and image always run
 
 
 def test_images_false_drops_only_the_image_step(plan_of: Callable[..., MasterPlan]) -> None:
     builder = plan_of("[buildbot]\nimages = false\n").builder("keystone-2025.1")
-    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish"]
+    assert [s.name for s in builder.steps] == ["wait-for", "pin", "lock", "wheels", "inputs unchanged?", "deb build", "lintian",
+                                               "smoke test", "publish"]
 
 
 def test_promote_runs_verify_first_unless_buildbot_verify_is_false(plan_of: Callable[..., MasterPlan]) -> None:
@@ -103,7 +123,7 @@ def test_locks_serialize_repository_and_registry_writes_not_projects(plan_of: Ca
     steps = {s.name: s for s in plan.builder("keystone-2025.1").steps}
     assert steps["publish"].locks == (REPREPRO,) and steps["image"].locks == (REGISTRY,)
     assert steps["wheels"].locks == ("wheelhouse-2025.1",)
-    assert steps["deb"].locks == ()  # builds of different projects run in parallel
+    assert all(steps[n].locks == () for n in ("inputs unchanged?", "deb build", "lintian", "smoke test"))  # projects in parallel
     assert [(s.name, s.locks) for s in plan.builder("promote-2025.1").steps] == [("verify", ()), ("promote", (REPREPRO,))]
     assert plan.builder("keystone-2025.1").locks != plan.builder("tinyapp-2025.1").locks
     assert {REPREPRO, REGISTRY, "wheelhouse-2025.1"} <= set(plan.locks)
@@ -242,3 +262,13 @@ def test_openstack_releases_deliverables_give_the_series_tags(repo: Path) -> Non
     rule = series_rule("2025.1", "27.0.2", listed)
     assert rule.majors == (27,) and rule.matches("27.0.3") and not rule.matches("28.0.0")
     assert deliverable_versions(deliverables, "epoxy", "no-such-project") == ()
+
+
+def test_pins_branch_adds_a_pin_commit_step_after_the_lock_of_a_tag_build(plan_of: Callable[..., MasterPlan]) -> None:
+    assert "pin commit" not in [s.name for s in plan_of().builder("tinyapp-2025.1").steps]  # off by default
+    steps = plan_of('[buildbot]\npins_branch = "stackyard/pins"\n').builder("tinyapp-2025.1").steps
+    names = [s.name for s in steps]
+    assert names[:4] == ["pin", "lock", "pin commit", "wheels"]
+    commit = steps[2]
+    assert commit.command == ("stackyard", "pin-commit", "--release", "2025.1", "tinyapp", "--json")
+    assert (commit.only_if, commit.json_property) == ("version", "pin_commit")  # only a new version moves a pin

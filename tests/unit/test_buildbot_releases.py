@@ -239,7 +239,8 @@ def test_the_releases_repository_and_branch_come_from_the_buildbot_table_and_emp
     assert not accepts(change(category="2025.2")) and not accepts(change(project="tinyapp"))
     assert not accepts(change(repository="file:///srv/upstream/placement.git"))  # only the releases poller's changes
     app = next(b for b in c["builders"] if b.name == "placement-2025.1")
-    assert [s.kwargs["name"] for s in app.factory.steps] == ["wait-for", "pin", "lock", "wheels", "deb", "publish"]
+    assert [s.kwargs["name"] for s in app.factory.steps] == ["wait-for", "pin", "lock", "wheels", "inputs unchanged?",
+                                                         "deb build", "lintian", "smoke test", "publish"]
 
     none = master_config(config_of('releases_repo = ""\n'))
     assert [s.name for s in none["change_source"]] == ["tags-tinyapp"]

@@ -122,8 +122,10 @@ def test_lock_json_reports_each_project_without_resolving_unchanged_inputs(locke
     before = lock_path(locked, locked.release("2025.1"), "tiny").read_text()
     code, out, err = run(locked, "lock", "--release", "epoxy", "tiny", "--json")
     assert code == 0
-    assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False,
-                                "file": "requirements/2025.1/locks/tiny.txt"}]
+    from stackyard.lock import pins_digest
+
+    assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False, "pins_changed": False,
+                                "pins_sha256": pins_digest(before), "file": "requirements/2025.1/locks/tiny.txt"}]
     assert "  [1/1] tiny 1.2.0: up to date (inputs unchanged), 2 packages (" in err
     assert lock_path(locked, locked.release("2025.1"), "tiny").read_text() == before
 
@@ -165,10 +167,69 @@ def test_requirements_update_from_a_checkout_replaces_the_inputs_and_names_the_c
     fake = FakeRunner().reply("git", stdout="0123abcd 2025-06-01\n")
     code, out, _ = run(config, "requirements", "update", "--release", "2025.1", "--from", str(checkout), runner=fake)
     directory = config.requirements_dir(config.release("2025.1"))
-    assert code == 0 and out == f"{directory}: updated from {checkout} (commit 0123abcd)\n"
+    assert code == 0 and out == (f"{directory}: updated from {checkout} (commit 0123abcd); "
+                                 "changed: upper-constraints.txt global-requirements.txt bindep.txt\n")
     assert (directory / "upper-constraints.txt").read_text() == "six===1.17.0\n"
     assert "commit: 0123abcd\ndate: 2025-06-01\n" in (directory / "SOURCE").read_text()
     assert fake.calls[0].argv == ("git", "-C", str(checkout), "log", "-1", "--format=%H %cs")
+
+
+def git_requirements(config: Config, tmp_path: Path) -> tuple[Config, FakeRunner, Path]:
+    """A config whose 2025.1 names requirements_git, and a fake git answering for its branch at commit c0ffee."""
+    text = config.file.read_text().replace('upstream = "https://example.invalid/2025.1"',
+                                           'upstream = "https://example.invalid/2025.1"\n'
+                                           'requirements_git = "file:///srv/requirements.git"')
+    assert text != config.file.read_text()
+    config.file.write_text(text)
+    config = load_config(config.file)
+    from stackyard.upstream_requirements import git_cache
+
+    bare = git_cache(config, "file:///srv/requirements.git")
+    fake = FakeRunner()
+    fake.reply("git", "init", effect=lambda call: (bare / "objects").mkdir(parents=True))
+    files = {"upper-constraints.txt": "six===1.17.0\n", "global-requirements.txt": "six\n", "bindep.txt": "gcc\n"}
+    for name, content in files.items():
+        for at in (f"{'c0ffee' * 6}cafe", "refs/stackyard/stable/2025.1"):
+            fake.reply("git", "-C", str(bare), "show", f"{at}:{name}", stdout=content)
+    fake.reply("git", "-C", str(bare), "rev-parse", stdout=f"{'c0ffee' * 6}cafe\n")
+    fake.reply("git", "-C", str(bare), "log", stdout=f"{'c0ffee' * 6}cafe 2026-11-20\n")
+    return config, fake, bare
+
+
+def test_requirements_update_from_requirements_git_reads_its_branch_at_a_revision(config: Config, run: Run,
+                                                                                  tmp_path: Path) -> None:
+    config, fake, bare = git_requirements(config, tmp_path)
+    commit = "c0ffee" * 6 + "cafe"
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", "--revision", commit, runner=fake)
+    assert code == 0, err
+    directory = config.requirements_dir(config.release("2025.1"))
+    assert out.startswith(f"{directory}: updated from file:///srv/requirements.git stable/2025.1 (commit {commit}); changed: ")
+    assert (directory / "upper-constraints.txt").read_text() == "six===1.17.0\n"
+    assert f"commit: {commit}\ndate: 2026-11-20\n" in (directory / "SOURCE").read_text()
+    git = ("git", "-C", str(bare))
+    assert fake.argvs()[:4] == [
+        ("git", "init", "-q", "--bare", str(bare)),
+        (*git, "fetch", "-q", "--no-tags", "file:///srv/requirements.git", "+refs/heads/stable/2025.1:refs/stackyard/stable/2025.1"),
+        (*git, "rev-parse", "-q", "--verify", f"{commit}^{{commit}}"),
+        (*git, "merge-base", "--is-ancestor", commit, "refs/stackyard/stable/2025.1")]
+    # again, nothing moved: the bare repository is kept, the files are the same
+    fake.calls.clear()
+    code, out, _ = run(config, "requirements", "update", "--release", "2025.1", runner=fake)
+    assert code == 0 and out.endswith("; no file changed\n") and fake.argvs()[0][3] == "fetch"
+    assert (*git, "show", "refs/stackyard/stable/2025.1:bindep.txt") in fake.argvs()  # no --revision: the branch's head
+
+
+def test_a_revision_off_the_branch_or_an_unreachable_repository_is_one_clear_error(config: Config, run: Run,
+                                                                                   tmp_path: Path) -> None:
+    config, fake, bare = git_requirements(config, tmp_path)
+    fake.reply("git", "-C", str(bare), "merge-base", returncode=1)
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", "--revision", "abc123", runner=fake)
+    assert code == 2 and out == "" and "file:///srv/requirements.git: abc123 is not a commit of stable/2025.1" in err
+    fake.reply("git", "-C", str(bare), "fetch", returncode=128, stderr="fatal: repository not found\n")
+    code, out, err = run(config, "requirements", "update", "--release", "2025.1", runner=fake)
+    assert code != 0 and "fetching stable/2025.1 of file:///srv/requirements.git" in err and "Traceback" not in err
+    code, _, err = run(config, "requirements", "update", "--release", "2025.2", "--revision", "abc123", runner=fake)
+    assert code == 2 and "--revision abc123: only a git source has revisions" in err
 
 
 # -- bindep ----------------------------------------------------------------------------
@@ -286,6 +347,75 @@ def test_a_failing_smoke_test_exits_5_and_a_failing_tool_exits_6(config: Config,
     fake.reply("dpkg-buildpackage", returncode=2, stdout="dh_virtualenv: error\n")
     code, _, err = run(config, "deb", "--release", "2025.1", "tiny", "--rebuild", runner=fake)
     assert code == 6 and "building venv-tiny 1.2.0-2025.1.1: dpkg-buildpackage exited 2" in err
+
+
+def check(config: Config, run: Run, runner: FakeRunner | None = None) -> dict:  # type: ignore[type-arg]
+    code, out, err = run(config, "deb", "--release", "2025.1", "tiny", "--check", "--json", runner=runner or FakeRunner())
+    assert code == 0, err
+    (status,) = json.loads(out)
+    return status  # type: ignore[no-any-return]
+
+
+def test_the_deb_stages_one_by_one_and_the_check_says_what_is_left(config: Config, run: Run,
+                                                                   release) -> None:  # type: ignore[no-untyped-def]
+    """What the Buildbot project builder runs: deb --check, deb --no-lint --no-smoke, lintian, smoke."""
+    workspace(config, release)
+    first = check(config, run, with_key(config))  # no changelog kept: the repository is asked for a published version
+    assert first["todo"] == ["build", "lintian", "smoke"] and first["version"] == "1.2.0-2025.1.1" and first["file"] is None
+    assert first["reason"] == "New upstream release 1.2.0 for OpenStack 2025.1."
+    logs = config.paths.output / "logs" / "2025.1"
+    assert first["logs"] == {"build": str(logs / "deb" / "venv-tiny_1.2.0-2025.1.1.log"),
+                             "lintian": str(logs / "lintian" / "venv-tiny_1.2.0-2025.1.1.log"),
+                             "smoke": str(logs / "smoke" / "venv-tiny_1.2.0-2025.1.1_amd64.log")}
+
+    fake = deb_and_smoke(config)
+    code, out, err = run(config, "deb", "--release", "2025.1", "tiny", "--no-lint", "--no-smoke", runner=fake)
+    assert code == 0 and [c.argv[0] for c in fake.calls] == ["dpkg-buildpackage", "dpkg-deb"]  # no lintian
+    assert "not linted (stackyard lintian)" in err and table_rows(out, "package")[0][4] == "skipped"
+    built = check(config, run)
+    assert built["todo"] == ["lintian", "smoke"] and built["reason"] == "venv-tiny_1.2.0-2025.1.1_amd64.deb is built but not linted"
+    code, _, err = run(config, "smoke", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 2 and "venv-tiny_1.2.0-2025.1.1_amd64.deb was not linted" in err and "stackyard lintian --release 2025.1 tiny" in err
+    code, out, _ = run(config, "publish", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 2  # not smoke-tested: not published
+
+    code, out, err = run(config, "lintian", "--release", "2025.1", "tiny", runner=deb_and_smoke(config))
+    assert code == 0
+    assert out.splitlines()[:3] == ["W: venv-tiny: tag-a x", "W: venv-tiny: tag-a y", "W: venv-tiny: tag-b"]  # W: lines on stdout
+    assert "==> lintian venv-tiny_1.2.0-2025.1.1_amd64.deb: 3 warnings" in err
+    assert (logs / "lintian" / "venv-tiny_1.2.0-2025.1.1.log").exists()
+    linted = check(config, run)
+    assert linted["todo"] == ["smoke"] and linted["lintian_warnings"] == 3
+
+    fake = deb_and_smoke(config)
+    code, out, err = run(config, "smoke", "--release", "2025.1", "tiny", runner=fake)
+    assert code == 0 and "    ok: purge leaves nothing behind" in out, err
+    done = check(config, run)
+    assert done["todo"] == [] and done["reason"].startswith("inputs unchanged: venv-tiny_1.2.0-2025.1.1_amd64.deb stands")
+    code, out, _ = run(config, "deb", "--release", "2025.1", "tiny", "--check", runner=FakeRunner())
+    assert table_rows(out, "package")[0][:3] == ["venv-tiny", "1.2.0-2025.1.1", "nothing"]
+    # a changed lock: everything again, with the reason the changelog will give
+    lock = config.paths.requirements / "2025.1" / "locks" / "tiny.txt"
+    lock.write_text(lock.read_text() + "# touched\n")
+    again = check(config, run)
+    assert again["todo"] == ["build", "lintian", "smoke"] and again["version"] == "1.2.0-2025.1.2"
+    assert again["reason"] == "Rebuild of 1.2.0 with a changed lock."
+
+
+def test_lintian_errors_exit_6_naming_each_and_leave_the_file_unlinted(config: Config, run: Run,
+                                                                         release) -> None:  # type: ignore[no-untyped-def]
+    workspace(config, release)
+    assert run(config, "deb", "--release", "2025.1", "tiny", "--no-lint", "--no-smoke", runner=deb_runner())[0] == 0
+    code, out, err = run(config, "lintian", "--release", "2025.1", "tiny",
+                         runner=deb_runner(lintian="E: venv-tiny: bad-perm etc/x\nW: venv-tiny: meh\n"))
+    assert code == 6 and out == ""
+    assert "lintian found errors in venv-tiny_1.2.0-2025.1.1_amd64.deb:\nE: venv-tiny: bad-perm etc/x" in err
+    assert check(config, run)["todo"] == ["lintian", "smoke"]
+    code, _, err = run(config, "lintian", "--release", "2025.1", "tiny", runner=FakeRunner())
+    assert code == 0  # FakeRunner's lintian: no output, clean
+    # 'stackyard deb' (lint included) on an unlinted file with unchanged inputs lints it, and builds nothing
+    code, _, err = run(config, "deb", "--release", "2025.1", "tiny", "--no-smoke", runner=FakeRunner())
+    assert code == 0 and "unchanged" in err
 
 
 # -- publish -------------------------------------------------------------------------------

@@ -215,3 +215,31 @@ def test_error_exit_codes() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data(bogus=1), FILE)
     assert info.value.exit_code == 2
+
+
+def test_requirements_git_is_a_git_url_and_its_branch_defaults_to_stable_of_the_release() -> None:
+    plain = parse_config(data(), FILE).release("2025.1")
+    assert (plain.requirements_git, plain.requirements_branch) == ("", "stable/2025.1")  # not polled
+    d = data()
+    d["releases"]["2025.1"]["requirements_git"] = "https://opendev.org/openstack/requirements"
+    d["releases"]["2025.2"] |= {"requirements_git": "file:///srv/requirements.git", "requirements_branch": "master"}
+    config = parse_config(d, FILE)
+    assert config.release("2025.1").requirements_git == "https://opendev.org/openstack/requirements"
+    assert config.release("2025.1").requirements_branch == "stable/2025.1"
+    assert (config.release("2025.2").requirements_git, config.release("2025.2").requirements_branch) == (
+        "file:///srv/requirements.git", "master")
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("requirements_git", "opendev.org/openstack/requirements", "must be a git repository URL"),
+    ("requirements_git", "--upload-pack=evil", "must be a git repository URL"),
+    ("requirements_git", "https://example.org/a b", "must be a git repository URL"),
+    ("requirements_git", 1, "must be a git repository URL"),
+    ("requirements_branch", "-x", "'-x' does not match"),
+    ("requirements_branch", "", "must be a non-empty string"),
+])
+def test_a_bad_requirements_git_or_branch_names_file_and_key(key: str, value: Any, says: str) -> None:
+    d = data()
+    d["releases"]["2025.1"] |= {"requirements_git": "https://opendev.org/openstack/requirements", key: value}
+    text = config_error(d)
+    assert text.startswith(f"{FILE}: releases.2025.1.{key}: {says}"), text

@@ -57,6 +57,7 @@ def context(**changes: object) -> dict[str, object]:
         version="27.0.2-2025.1.1", deb_file="venv-keystone_27.0.2-2025.1.1_amd64.deb", sha256="ab" * 32,
         distribution="bookworm-2025.1-staging", component="main", venv="/opt/openstack/keystone",
         labels={"org.opencontainers.image.version": "27.0.2-2025.1.1", "org.opencontainers.image.description": 'a "b"'},
+        image_info=["image: keystone", "package: venv-keystone=27.0.2-2025.1.1", "lock-sha256: " + "cd" * 32],
     )
     values.update(changes)
     return values
@@ -79,6 +80,10 @@ def test_the_project_dockerfile(tmp_path: Path) -> None:
     assert lines[-1] == "USER keystone" and lines[arg - 3].startswith("LABEL ")
     assert 'org.opencontainers.image.description="a \\"b\\""' in text
     assert "uwsgi" not in text
+    # /etc/image_info in the install layer: the given lines, then dpkg-query's package list
+    assert ("printf '%s\\n' \"image: keystone\" \"package: venv-keystone=27.0.2-2025.1.1\" \"lock-sha256: "
+            + "cd" * 32 + '"') in text
+    assert "dpkg-query -W -f='  ${Package} ${Version} ${Architecture}\\n'; } > /etc/image_info" in text
     uwsgi = render(config, "project.Dockerfile.j2", **context(wsgi="uwsgi"))
     assert "ENV UWSGI_PLUGIN=python3 UWSGI_VIRTUALENV=/var/lib/openstack" in uwsgi and "WSGIPythonHome" not in uwsgi
 

@@ -322,6 +322,27 @@ def test_compile_lock_with_uv_writes_pip_compiles_format(config: Config, release
     assert len(resolver.seen) == 1 and (again.changed, again.resolver, again.packages) == (False, "", 4)
 
 
+def test_an_upper_constraints_move_rewrites_the_header_but_only_moved_pins_count(
+        config: Config, release: Release, resolver: FakeResolver, make_recipe: Callable[..., Path]) -> None:
+    recipe = demo_setup(config, release, make_recipe)
+    first = lock.compile_lock(config, release, recipe, runner=resolver)
+    assert first.changed and first.pins_changed  # a new lock
+    uc = config.requirements_dir(release) / "upper-constraints.txt"
+    uc.write_text(uc.read_text() + "unrelated===2.0\n")  # a pin this project does not install
+    header_only = lock.compile_lock(config, release, recipe, runner=resolver)
+    assert len(resolver.seen) == 2  # the inputs moved: resolved again
+    assert header_only.changed and not header_only.pins_changed  # the file (its inputs digest) changed, its pins did not
+    before = first.file.read_text()
+    resolver.output = UV_OUTPUT.replace("six==1.17.0", "six==1.16.0")
+    uc.write_text(uc.read_text().replace("six===1.17.0", "six===1.16.0"))
+    moved = lock.compile_lock(config, release, recipe, runner=resolver)
+    assert moved.changed and moved.pins_changed
+    assert lock.pins_digest(before) != lock.pins_digest(moved.file.read_text())
+    # the digest reads requirement and hash lines only: the header and '# via' annotations do not count
+    assert lock.pins_digest("# a\nsix==1.17.0 \\\n    --hash=sha256:ab\n    # via x\n") == \
+        lock.pins_digest("# b\n\nsix==1.17.0 \\\n    --hash=sha256:ab\n    # via y\n")
+
+
 def test_compile_lock_with_pip_compile_keeps_its_output(make_config: Callable[..., Config], resolver: FakeResolver,
                                                         make_recipe: Callable[..., Path]) -> None:
     config = make_config(extra='[lock]\nresolver = "pip-compile"\n')

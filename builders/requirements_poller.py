@@ -1,0 +1,107 @@
+"""The upper-constraints poller: one change source per release whose [releases."<id>"] names requirements_git.
+
+Every ``pollInterval`` seconds (or at once on ``POST
+/change_hook/poller?poller=requirements-<release>``) it fetches the head of
+the release's branch of openstack/requirements (``requirements_branch``,
+default ``stable/<release>``) into a shallow bare repository under the
+master's directory, lists the blob ids of upper-constraints.txt,
+global-requirements.txt and bindep.txt there, and emits one change when one of
+them moved (see ``builders.requirements``), with the commit as the
+``requirements_commit`` property: the release's wheels builder then refreshes
+its inputs from exactly that commit, re-locks every project and rebuilds only
+those whose pins moved.
+
+An unreachable repository is logged and tried again at the next poll; the
+master and the other pollers go on.
+"""
+
+from __future__ import annotations
+
+import os
+
+from buildbot.changes.base import ReconfigurablePollingChangeSource
+from buildbot.util import runprocess
+from buildbot.util.state import StateMixin
+from twisted.internet import defer
+from twisted.python import log
+
+from builders.requirements import PROJECT, decide, parse_ls_tree
+from stackyard.upstream_requirements import FILES
+
+STATE = "requirements"
+REF = "refs/heads/stackyard-requirements"
+
+
+class RequirementsPoller(ReconfigurablePollingChangeSource, StateMixin):
+    """``RequirementsPoller(name=..., release=..., repourl=..., branch=..., pollInterval=...)``."""
+
+    release = ""
+    repourl = ""
+    branch = ""
+
+    def checkConfig(self, release: str, repourl: str, branch: str,  # type: ignore[override]
+                    pollInterval: int = 300, pollAtLaunch: bool = True) -> None:
+        super().checkConfig(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def reconfigService(self, release: str, repourl: str, branch: str,  # type: ignore[override]
+                        pollInterval: int = 300, pollAtLaunch: bool = True) -> defer.Deferred[None]:
+        self.release, self.repourl, self.branch = release, repourl, branch
+        return super().reconfigService(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
+
+    def describe(self) -> str:
+        return f"RequirementsPoller {self.name} watching {self.repourl} ({self.branch}) for {self.release}"
+
+    @property
+    def workdir(self) -> str:
+        return os.path.join(self.master.basedir, f"{self.name}.git")
+
+    @defer.inlineCallbacks
+    def _git(self, *args: str):  # type: ignore[no-untyped-def]
+        result = yield runprocess.run_process(
+            self.master.reactor, ["git", "-C", self.workdir, *args], env={"GIT_TERMINAL_PROMPT": "0"},
+            collect_stdout=True, collect_stderr=True, io_timeout=120, runtime_timeout=600)
+        return result
+
+    @defer.inlineCallbacks
+    def poll(self):  # type: ignore[no-untyped-def,override]
+        if not os.path.isdir(os.path.join(self.workdir, "objects")):
+            rc, _out, err = yield runprocess.run_process(
+                self.master.reactor, ["git", "init", "-q", "--bare", self.workdir], collect_stdout=True, collect_stderr=True)
+            if rc != 0:
+                log.msg(f"{self.name}: cannot create {self.workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
+                return
+        rc, _out, err = yield self._git("fetch", "-q", "--depth=1", "--no-tags", self.repourl, f"+refs/heads/{self.branch}:{REF}")
+        if rc != 0:
+            log.msg(f"{self.name}: cannot fetch {self.branch} of {self.repourl} (git exited {rc}): "
+                    f"{err.decode(errors='replace').strip()}; trying again in {self.pollInterval}s")
+            return
+        rc, out, err = yield self._git("rev-parse", "--verify", f"{REF}^{{commit}}")
+        if rc != 0:
+            log.msg(f"{self.name}: no commit at {REF} in {self.workdir}: {err.decode(errors='replace').strip()}")
+            return
+        commit = out.decode().strip()
+        rc, out, err = yield self._git("ls-tree", commit, "--", *FILES)
+        if rc != 0:
+            log.msg(f"{self.name}: cannot list {commit[:12]}: {err.decode(errors='replace').strip()}")
+            return
+        decision = decide((yield self.getState(STATE, None)), commit, parse_ls_tree(out.decode()))
+        where = f"{self.repourl} {self.branch} at {commit[:12]}"
+        if decision.first:
+            log.msg(f"{self.name}: first read of {where} (history, not news)")
+        elif not decision.changed:
+            log.msg(f"{self.name}: {where}: nothing new")
+        else:
+            log.msg(f"{self.name}: {where}: {' '.join(decision.changed)} changed -> wheels-{self.release}")
+            yield self.master.data.updates.addChange(
+                author=f"{PROJECT} <{self.repourl}>",
+                revision=commit,
+                branch=self.branch,
+                project=PROJECT,
+                category=self.release,
+                repository=self.repourl,
+                comments=f"{PROJECT} {self.branch} at {commit[:12]}: {', '.join(decision.changed)} changed",
+                files=list(decision.changed),
+                properties={"requirements_commit": commit},
+                src="git",
+            )
+        yield self.setState(STATE, decision.state)

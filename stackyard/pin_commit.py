@@ -1,0 +1,121 @@
+"""A tag build's new pin (and its lock) as a commit on the configuration repository (``stackyard pin-commit``).
+
+The configuration repository is the git repository holding stackyard.toml.
+The commit is made without touching its work tree or index (a private index
+file, ``git hash-object``, ``git commit-tree``), on top of the tip of the
+branch the operator names (``[buildbot] pins_branch``) at ``pins_remote``,
+and pushed there. A push refused because another build pushed first (two
+projects tagged at once) fetches the new tip and makes the commit again on
+top of it: both commits land, none is lost. Nothing to change (the branch
+already has these files) is no commit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackyard.config import Config, Release
+from stackyard.errors import ConfigError, FetchError, InputError
+from stackyard.lock import lock_path
+from stackyard.recipes import Recipe
+from stackyard.runner import RUNNER, Runner
+
+ATTEMPTS = 8  # pushes refused by a concurrent push before giving up
+MAINTAINER = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*$")
+
+
+@dataclass(frozen=True)
+class PinCommit:
+    project: str
+    release: str
+    version: str
+    branch: str
+    remote: str
+    commit: str | None  # None: the branch already had these files
+    base: str | None  # the branch's tip the commit was made on (None: the branch was new)
+    files: tuple[str, ...]  # paths in the repository
+    attempts: int
+
+
+def _identity(config: Config) -> dict[str, str]:
+    m = MAINTAINER.match(config.deb.maintainer)
+    name, email = (m["name"], m["email"]) if m else ("stackyard", "stackyard@localhost")
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
+            "GIT_TERMINAL_PROMPT": "0"}
+
+
+def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suffix: str = "",
+               runner: Runner = RUNNER) -> PinCommit:
+    # [buildbot] pins_branch and pins_remote: builders.settings validates them when the master loads the file
+    settings = config.table("buildbot").data
+    branch, remote = str(settings.get("pins_branch", "")), str(settings.get("pins_remote", "origin"))
+    if not branch:
+        raise ConfigError(f"{config.file}: buildbot.pins_branch: not set; name the branch pins are pushed to")
+    root = config.paths.root
+    top_r = runner.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], check=False, timeout=60,
+                       what=f"finding the git repository of {root}")
+    if top_r.returncode != 0:
+        raise InputError(f"{root} is not in a git repository: a pin cannot become a commit",
+                         hint=f"run from a clone of the configuration repository, or unset buildbot.pins_branch in {config.file}")
+    top = Path(top_r.stdout.strip())
+    files = [recipe.file.resolve(), lock_path(config, release, recipe.name).resolve()]
+    for file in files:
+        if not file.exists():
+            raise InputError(f"{file}: missing", hint=f"stackyard lock --release {release.id} {recipe.name}")
+    rel = tuple(str(f.relative_to(top)) for f in files)
+    version = recipe.version(release.id)
+    env = _identity(config)
+    git = ["git", "-C", str(top)]
+    tracking = f"refs/stackyard/pin-commit/{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this run's own: builds at once share the checkout
+    blobs = {path: runner.run([*git, "hash-object", "-w", "--", path], env=env, timeout=60,
+                              what=f"storing {path}").stdout.strip() for path in rel}
+    message = f"{recipe.name} {version} for {release.id}: pin and lock" + (f"\n\n{message_suffix}" if message_suffix else "")
+    try:
+        return _commit(config, recipe, release, git, env, remote, branch, tracking, blobs, rel, version, message, runner)
+    finally:
+        runner.run([*git, "update-ref", "-d", tracking], env=env, check=False, timeout=60, what="forgetting the fetched tip")
+
+
+def _commit(config: Config, recipe: Recipe, release: Release, git: list[str], env: dict[str, str], remote: str, branch: str,
+            tracking: str, blobs: dict[str, str], rel: tuple[str, ...], version: str, message: str,
+            runner: Runner) -> PinCommit:
+    for attempt in range(1, ATTEMPTS + 1):
+        fetched = runner.run([*git, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{tracking}"],
+                             env=env, check=False, timeout=300, what=f"fetching {branch} of {remote}")
+        if fetched.returncode == 0:
+            base: str | None = runner.run([*git, "rev-parse", "--verify", f"{tracking}^{{commit}}"], env=env, timeout=60,
+                                          what="reading the branch's tip").stdout.strip()
+        elif "couldn't find remote ref" in fetched.output:
+            base = None  # a new branch: on top of this checkout's HEAD
+        else:
+            raise FetchError(f"cannot fetch {branch} of {remote}: {fetched.output.strip()[-1000:]}",
+                             hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+        parent = base or runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60,
+                                    what="reading HEAD").stdout.strip()
+        with tempfile.TemporaryDirectory(prefix="stackyard-pin-") as tmp:
+            index_env = env | {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            runner.run([*git, "read-tree", parent], env=index_env, timeout=60, what="reading the branch's tree")
+            for path, blob in blobs.items():
+                runner.run([*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=index_env, timeout=60,
+                           what=f"adding {path}")
+            tree = runner.run([*git, "write-tree"], env=index_env, timeout=60, what="writing the tree").stdout.strip()
+        parent_tree = runner.run([*git, "rev-parse", f"{parent}^{{tree}}"], env=env, timeout=60, what="reading a tree").stdout.strip()
+        if tree == parent_tree and base is not None:
+            return PinCommit(recipe.name, release.id, version, branch, remote, None, base, rel, attempt)
+        commit = runner.run([*git, "commit-tree", tree, "-p", parent, "-m", message], env=env, timeout=60,
+                            what="making the commit").stdout.strip()
+        pushed = runner.run([*git, "push", "-q", remote, f"{commit}:refs/heads/{branch}"], env=env, check=False, timeout=300,
+                            what=f"pushing to {branch} of {remote}")
+        if pushed.returncode == 0:
+            return PinCommit(recipe.name, release.id, version, branch, remote, commit, base, rel, attempt)
+        if not any(word in pushed.output for word in ("non-fast-forward", "fetch first", "rejected", "stale info",
+                                                      "cannot lock ref", "failed to update ref")):
+            raise FetchError(f"cannot push to {branch} of {remote}: {pushed.output.strip()[-1000:]}",
+                             hint=f"check buildbot.pins_remote and its write access ({config.file})")
+    raise FetchError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; the pin of {recipe.name} was not recorded",
+                     hint="run the build again")

@@ -1,0 +1,128 @@
+"""``stackyard pin-commit`` with real git: a pin and its lock as a commit on the configuration repository's branch.
+
+The workspace is a clone of a bare "configuration repository"; ``[buildbot]
+pins_branch`` names the branch. Two commits made at once (two projects tagged
+at the same time, two builds) both land: a push refused because the other one
+went first is made again on the new tip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Workspace
+from tests.integration.buildbot_harness import git
+from tests.integration.conftest import make_workspace
+
+pytestmark = pytest.mark.integration
+
+BRANCH = "stackyard/pins"
+
+
+def configuration_repository(tmp_path: Path) -> tuple[Workspace, Path]:
+    """A workspace (tinyapp and tinyext for 2025.1, both locked) cloned from a bare repository."""
+    ws = make_workspace(tmp_path / "ws", "http://127.0.0.1:9/simple", tmp_path / "cache")
+    (ws.root / "recipes" / "tinyext.yaml").write_text('name: tinyext\nsource: {pypi: tinyext}\nversions: {"2025.1": "1.0"}\n')
+    ws.config.write_text(ws.config.read_text() + f'[buildbot]\npins_branch = "{BRANCH}"\n')
+    locks = ws.root / "requirements" / "2025.1" / "locks"
+    locks.mkdir()
+    for project in ("tinyapp", "tinyext"):
+        (locks / f"{project}.txt").write_text(f"# stackyard lock: {project} 1.0\n{project}==1.0\n")
+    bare = tmp_path / "configuration.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    git(ws.root, "init", "-q", "-b", "main")
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-q", "-m", "the configuration")
+    git(ws.root, "remote", "add", "origin", str(bare))
+    git(ws.root, "push", "-q", "origin", "main")
+    return ws, bare
+
+
+def tag(ws: Workspace, project: str, version: str) -> None:
+    """What a tag build does before pin-commit: the pin moves, the lock changes."""
+    ws.run("pin", "--release", "2025.1", project, version)
+    (ws.root / "requirements" / "2025.1" / "locks" / f"{project}.txt").write_text(
+        f"# stackyard lock: {project} {version}\n{project}=={version}\n")
+
+
+def start(ws: Workspace, project: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | (env or {})
+    return subprocess.Popen([sys.executable, "-m", "stackyard", "--config", str(ws.config), "pin-commit", "--release", "2025.1",
+                             project, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(p: subprocess.Popen[str]) -> dict:  # type: ignore[type-arg]
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def show(bare: Path, path: str) -> str:
+    return subprocess.run(["git", "-C", str(bare), "show", f"refs/heads/{BRANCH}:{path}"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_two_projects_pinned_at_once_give_two_commits_and_lose_nothing(tmp_path: Path) -> None:
+    ws, bare = configuration_repository(tmp_path)
+    head = git(ws.root, "rev-parse", "HEAD").strip()
+    made = []
+    for n in range(1, 5):  # rounds of two at once: whichever pushes second is refused, fetches and pushes again
+        tag(ws, "tinyapp", f"1.{n}")
+        tag(ws, "tinyext", f"1.{n}")
+        results = [finish(p) for p in [start(ws, "tinyapp"), start(ws, "tinyext")]]
+        for result in results:
+            assert result["branch"] == BRANCH and result["commit"]
+            assert result["files"] == [f"recipes/{result['project']}.yaml", f"requirements/2025.1/locks/{result['project']}.txt"]
+        made += [r["commit"] for r in results]
+        assert f'"2025.1": "1.{n}"' in show(bare, "recipes/tinyapp.yaml") and f"tinyext==1.{n}" in show(
+            bare, "requirements/2025.1/locks/tinyext.txt")
+    log = git(bare, "log", "--format=%H %s", f"refs/heads/{BRANCH}").splitlines()
+    assert sorted(line.split()[0] for line in log[:-1]) == sorted(made)  # every commit made is on the branch, in one line
+    assert log[-1].split()[0] == head  # the branch started from the checkout's HEAD
+    assert git(bare, "rev-list", "--merges", f"refs/heads/{BRANCH}") == ""
+    assert {line.split(" ", 1)[1] for line in log[:2]} <= {"tinyapp 1.4 for 2025.1: pin and lock", "tinyext 1.4 for 2025.1: pin and lock"}
+    # the work tree and its index were not touched: the pins are changes of the checkout, not commits of it
+    assert git(ws.root, "rev-parse", "HEAD").strip() == head
+    assert "recipes/tinyapp.yaml" in git(ws.root, "status", "--porcelain")
+    # the same pin again: nothing to commit
+    again = finish(start(ws, "tinyapp"))
+    assert again["commit"] is None and again["base"] == log[0].split()[0]
+
+
+def test_a_push_refused_because_another_build_pushed_first_is_made_again_on_the_new_tip(tmp_path: Path) -> None:
+    ws, bare = configuration_repository(tmp_path)
+    other = tmp_path / "other-build"
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(other))
+    git(other, "checkout", "-q", "-b", BRANCH)
+    (other / "recipes" / "tinyext.yaml").write_text((other / "recipes" / "tinyext.yaml").read_text().replace('"1.0"', '"1.7"'))
+    git(other, "commit", "-q", "-am", "tinyext 1.7 for 2025.1: pin and lock")
+    # git as the build runs it, except that just before its first push, the other build pushes
+    real = shutil.which("git")
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nif [ "$3" = push ] && [ ! -e {tmp_path}/raced ]; then\n  touch {tmp_path}/raced\n'
+                       f'  {real} -C {other} push -q origin HEAD:refs/heads/{BRANCH} || exit 99\nfi\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    tag(ws, "tinyapp", "1.1")
+    result = finish(start(ws, "tinyapp", {"PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"}))
+    assert (tmp_path / "raced").exists() and result["attempts"] == 2
+    theirs = git(other, "rev-parse", "HEAD").strip()
+    assert result["base"] == theirs  # made again on top of the other build's commit
+    assert git(bare, "rev-parse", f"refs/heads/{BRANCH}").strip() == result["commit"]
+    assert '"2025.1": "1.7"' in show(bare, "recipes/tinyext.yaml") and '"2025.1": "1.1"' in show(bare, "recipes/tinyapp.yaml")
+
+
+def test_without_a_git_repository_or_a_branch_it_is_one_clear_error(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", "http://127.0.0.1:9/simple", tmp_path / "cache")
+    r = ws.run("pin-commit", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 2 and r.stderr.startswith(f"stackyard: error: {ws.config}: buildbot.pins_branch: not set"), r.stderr
+    ws.config.write_text(ws.config.read_text() + f'[buildbot]\npins_branch = "{BRANCH}"\n')
+    r = ws.run("pin-commit", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode == 2 and f"{ws.root} is not in a git repository" in r.stderr and "Traceback" not in r.stderr, r.stderr
