@@ -65,7 +65,7 @@ up: $(VENV)/.deps-stamp
 	$(MAKE) buildbot-up
 
 down: buildbot-down
-	@if [ -x $(STACKYARD) ]; then $(STACKYARD) services down; $(STACKYARD) verify --clean; fi
+	@if [ -x $(STACKYARD) ]; then $(STACKYARD) chart-verify --clean; $(STACKYARD) services down; $(STACKYARD) verify --clean; fi
 
 # A control plane from the release's staging packages (every project verify knows
 # unless VERIFY_PROJECTS names some) answers the scenario; promote requires it.
