@@ -301,15 +301,7 @@ def _cinder(s: "Session") -> None:
         if found.returncode != 0 or not found.stdout.startswith(f"{2**30} "):
             raise _failed(f"volume {volume} is available but {NFS_MOUNT}/volume-{volume} is not a 1 GiB file: "
                           f"{(found.stdout + found.stderr).strip()}", units)
-        osc(s, "demo", f"volume delete {volume}", units=units)
-
-        def gone() -> str | None:
-            listed = osc(s, "demo", "volume list -f value -c ID -c Status", units=units)
-            if f"{volume} error" in listed:
-                raise Fatal(f"volume {volume} went to error while it was deleted", units)
-            return None if volume in listed else "gone"
-
-        _poll(s, f"volume {volume} deleted", gone, SERVER_TIMEOUT, units)
+        _delete(s, "volume", volume, "error", units)
         if s.c.run(f"test -e {NFS_MOUNT}/volume-{volume}", check=False, timeout=60).returncode == 0:
             raise _failed(f"volume {volume} was deleted but its file is still on the share", units)
         size, blocks, owner = found.stdout.split()
@@ -412,16 +404,21 @@ def _nova_server(s: "Session", label: str = "") -> None:
         st.detail = f"server {server} ACTIVE"
 
     with _scenario(s, f"{label}tenant: server delete, gone from server list", NOVA_UNITS, "nova") as st:
-        osc(s, "demo", f"server delete {server}", units=NOVA_UNITS, timeout=SERVER_TIMEOUT)
-
-        def gone() -> str | None:
-            listed = osc(s, "demo", "server list -f value -c ID -c Status", units=NOVA_UNITS)
-            if f"{server} ERROR" in listed:
-                raise Fatal(f"server {server} went to ERROR while it was deleted", NOVA_UNITS)
-            return None if server in listed else "gone"
-
-        _poll(s, f"server {server} deleted", gone, SERVER_TIMEOUT, NOVA_UNITS)
+        _delete(s, "server", server, "ERROR", NOVA_UNITS)
         st.detail = f"server {server} gone"
+
+
+def _delete(s: "Session", noun: str, ident: str, error: str, units: tuple[str, ...]) -> None:
+    """The tenant deletes a server or a volume, then lists until it is gone (its error status ends the wait)."""
+    osc(s, "demo", f"{noun} delete {ident}", units=units, timeout=SERVER_TIMEOUT)
+
+    def gone() -> str | None:
+        listed = osc(s, "demo", f"{noun} list -f value -c ID -c Status", units=units)
+        if f"{ident} {error}" in listed:
+            raise Fatal(f"{noun} {ident} went to {error} while it was deleted", units)
+        return None if ident in listed else "gone"
+
+    _poll(s, f"{noun} {ident} deleted", gone, SERVER_TIMEOUT, units)
 
 
 PRIVSEP_NOVA = """
