@@ -10,7 +10,7 @@ no netaddr override, and lintian reports no unused override.
 
 Run by debian/rules once dh-virtualenv has made the venv (stdlib only: it is
 copied into debian/ like venv_fixup.py):
-``python3 -I debian/lintian-overrides.py CANDIDATES PACKAGE_ROOT > debian/<pkg>.lintian-overrides``
+``python3 -I debian/lintian-overrides.py CANDIDATES PACKAGE_ROOT debian/<pkg>.lintian-overrides``
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def applicable(candidates: Iterable[str], root: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    candidates, root = Path(argv[0]), Path(argv[1])
-    print("\n".join(applicable(candidates.read_text().splitlines(), root)))
+    candidates, root, output = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    output.write_text("".join(f"{line}\n" for line in applicable(candidates.read_text().splitlines(), root)))
     return 0
 
 

@@ -4,6 +4,7 @@ signed repository into a clean bookworm root."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -26,6 +27,9 @@ def test_keystone_glance_placement_install_from_the_published_repository(ws: Wor
     built = ws.run("deb", "--release", "2025.1", *PROJECTS)
     for project, (_, version) in PROJECTS.items():
         assert re.search(rf"venv-{project}\s+{re.escape(version)}-2025\.1\.1\s+new\s+\d+\s+passed", built.stdout), built.stdout
+    for record in (ws.root / "var/debs/2025.1").glob("venv-*.deb.json"):  # every override scoped and used
+        stale = [w for w in json.loads(record.read_text())["lintian_warnings"] if "override" in w]
+        assert not stale, (record.name, stale)
     deb = next((ws.root / "var/debs/2025.1").glob("venv-keystone_27.0.2-2025.1.1_amd64.deb"))
     assert deb.stat().st_size < 31_000_000  # no larger than plain dh-virtualenv's (31 MB)
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
