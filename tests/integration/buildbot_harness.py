@@ -163,12 +163,16 @@ class Api:
         return s  # type: ignore[no-any-return]
 
     def step_logs(self, build: dict[str, Any], step: str) -> dict[str, str]:
-        """Every log of a step by name ("stdio", a tool's log file, "4 Warnings" ...): its text."""
+        """Every log of a step by name ("stdio", a tool's log file, "4 Warnings" ...): its text. A stream log's lines
+        ("stdio", a followed file) lose the one-character prefix Buildbot stores them with (o: stdout, e: stderr, h: header)."""
         s = self.step(build, step)
         out = {}
         for entry in self.get(f"steps/{s['stepid']}/logs")["logs"]:
             chunks = self.get(f"logs/{entry['logid']}/contents")["logchunks"]
-            out[entry["name"]] = "".join(c["content"] for c in chunks)
+            text = "".join(c["content"] for c in chunks)
+            if entry["type"] == "s":
+                text = "".join(line[1:] for line in text.splitlines(keepends=True))
+            out[entry["name"]] = text
         return out
 
     def step_log(self, build: dict[str, Any], step: str) -> str:
@@ -236,6 +240,7 @@ class Master:
     url: str
     log: Path
     admin_password: str
+    configuration: Path | None = None  # the bare configuration repository pins are committed to, if any
 
     @property
     def basedir(self) -> Path:
@@ -265,10 +270,12 @@ def ctl(ws: Workspace, action: str) -> subprocess.CompletedProcess[str]:
 
 
 def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, images: bool = False, releases_repo: str = "",
-                   wait_attempts: int = 3, wait_delay: int = 1) -> str:
-    """[buildbot] for a test master; no openstack/releases poller unless ``releases_repo`` is given."""
+                   wait_attempts: int = 3, wait_delay: int = 1, pins_branch: str = "") -> str:
+    """[buildbot] for a test master; no openstack/releases poller unless ``releases_repo`` is given, no pin commits
+    unless ``pins_branch`` is."""
     return textwrap.dedent(f"""
         [buildbot]
+        pins_branch = "{pins_branch}"
         web_port = {web_port}
         worker_port = {worker_port}
         poll_interval = {poll_interval}
@@ -284,3 +291,13 @@ def buildbot_table(web_port: int, worker_port: int, poll_interval: int = 3600, i
         [[buildbot.users]]
         name = "admin"
         """)
+
+
+def configuration_repository(root: Path, bare: Path) -> None:
+    """Make the workspace at ``root`` a clone of a new bare "configuration repository" (branch main, remote origin)."""
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the configuration")
+    git(root, "remote", "add", "origin", str(bare))
+    git(root, "push", "-q", "origin", "main")

@@ -129,7 +129,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory, own_index: IndexServer, s
 
 def succeeded(r: Releases, number: int, version: str) -> dict:  # type: ignore[type-arg]
     api = r.api
-    build = api.wait_build(BUILDER, number)
+    build = api.wait_build(BUILDER, number, timeout=1200 if number == 1 else 600)  # the first also makes the base image
     steps = api.steps(build)
     assert build["results"] == 0, (steps, [api.step_log(build, s)[-3000:] for s, how in steps.items() if how == "failure"])
     assert api.steps(build) == {"wait-for": "success", "pin": "success", "lock": "success", "wheels": "success",
