@@ -314,8 +314,8 @@ def ks_script(chart: str, users: tuple[str, ...], ep: Endpoints) -> str:
     environment, SERVICE_PASSWORD_<USER>)."""
     lines = ["#!/bin/bash", "# stands in for helm-toolkit's ks-user/ks-service/ks-endpoints (not under ../shared)",
              "set -e", "export HOME=/tmp",
-             "openstack project show service >/dev/null 2>&1 || openstack project create --domain default service",
-             "openstack role show service >/dev/null 2>&1 || openstack role create service"]
+             "openstack project create --or-show --domain default service -f value -c id",
+             "openstack role create --or-show service -f value -c id"]
     for user in users:
         var = f"SERVICE_PASSWORD_{user.upper()}"
         lines += [f"openstack user show --domain default {user} >/dev/null 2>&1 || "

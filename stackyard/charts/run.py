@@ -155,6 +155,7 @@ class ChartRun:
         self.pods: dict[str, Any] = {}  # job container name -> container
         self.volumes: set[str] = set()
         self.keystone_ready, self.abort = threading.Event(), threading.Event()
+        self.identity_lock = threading.Lock()
         self.lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------------------
@@ -302,7 +303,10 @@ class ChartRun:
             if steps[i].kind != "service":
                 if steps[i].image == "openstack-client" and steps[i].chart != "keystone" and steps[i].name != "db-init":
                     self._await_keystone(steps[i])  # kubernetes-entrypoint: the job's dependency on keystone-api
-                self.job(steps[i])
+                    with self.identity_lock:  # two charts' "--or-show service" at once: one gets a 409 (a Job retries)
+                        self.job(steps[i])
+                else:
+                    self.job(steps[i])
                 i += 1
                 continue
             j = i
