@@ -361,6 +361,7 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
     def run(name: str, step: str, *, image: str = chart, who: str = user, env: Mapping[str, str] | None = None,
             kind: str = "job", port: int = 0, path: str = "/", args: tuple[str, ...] = ()) -> Step:
         f = script(name, image)
+        who = "root" if image == "openstack-client" else who  # the client image has no service users
         mounts = (f,) if image == "openstack-client" else (*etc, f)  # the client jobs get no service configuration
         return Step(chart, step, image, f"bin/_{name}.tpl", ("bash", f.path, *args), kind, who, dict(env or {}),
                     mounts, port, path)
