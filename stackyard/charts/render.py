@@ -226,6 +226,8 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 # what this run overrides in the values, as an operator's values file would (nothing else differs from the chart)
 OVERRIDES: dict[str, dict[str, Any]] = {
+    # no agents here, so no availability zone "nova" (the chart's default_availability_zones) to put a network in
+    "neutron": {"conf": {"neutron": {"DEFAULT": {"default_availability_zones": ""}}}},
     # no hypervisor here: nova's fake driver; no console proxies
     "nova": {"conf": {"nova": {"DEFAULT": {"compute_driver": "fake.FakeDriver", "host": "nova-compute"},
                                "scheduler": {"discover_hosts_in_cells_interval": -1}}},
