@@ -226,6 +226,8 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 # what this run overrides in the values, as an operator's values file would (nothing else differs from the chart)
 OVERRIDES: dict[str, dict[str, Any]] = {
+    # no agents here, so no availability zone "nova" (the chart's default_availability_zones) to put a network in
+    "neutron": {"conf": {"neutron": {"DEFAULT": {"default_availability_zones": ""}}}},
     # no hypervisor here: nova's fake driver; no console proxies
     "nova": {"conf": {"nova": {"DEFAULT": {"compute_driver": "fake.FakeDriver", "host": "nova-compute"},
                                "scheduler": {"discover_hosts_in_cells_interval": -1}}},
@@ -314,8 +316,8 @@ def ks_script(chart: str, users: tuple[str, ...], ep: Endpoints) -> str:
     environment, SERVICE_PASSWORD_<USER>)."""
     lines = ["#!/bin/bash", "# stands in for helm-toolkit's ks-user/ks-service/ks-endpoints (not under ../shared)",
              "set -e", "export HOME=/tmp",
-             "openstack project show service >/dev/null 2>&1 || openstack project create --domain default service",
-             "openstack role show service >/dev/null 2>&1 || openstack role create service"]
+             "openstack project create --or-show --domain default service -f value -c id",
+             "openstack role create --or-show service -f value -c id"]
     for user in users:
         var = f"SERVICE_PASSWORD_{user.upper()}"
         lines += [f"openstack user show --domain default {user} >/dev/null 2>&1 || "
@@ -361,6 +363,7 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
     def run(name: str, step: str, *, image: str = chart, who: str = user, env: Mapping[str, str] | None = None,
             kind: str = "job", port: int = 0, path: str = "/", args: tuple[str, ...] = ()) -> Step:
         f = script(name, image)
+        who = "root" if image == "openstack-client" else who  # the client image has no service users
         mounts = (f,) if image == "openstack-client" else (*etc, f)  # the client jobs get no service configuration
         return Step(chart, step, image, f"bin/_{name}.tpl", ("bash", f.path, *args), kind, who, dict(env or {}),
                     mounts, port, path)

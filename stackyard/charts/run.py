@@ -154,6 +154,8 @@ class ChartRun:
         self.services: dict[str, Any] = {}  # step name -> container
         self.pods: dict[str, Any] = {}  # job container name -> container
         self.volumes: set[str] = set()
+        self.keystone_ready, self.abort = threading.Event(), threading.Event()
+        self.identity_lock = threading.Lock()
         self.lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------------------
@@ -289,12 +291,22 @@ class ChartRun:
                                  container.logs().decode(errors="replace"))
             time.sleep(1)
 
+    def _await_keystone(self, step: R.Step) -> None:
+        while not self.keystone_ready.wait(0.5):
+            if self.abort.is_set():
+                raise ChartStepFailed(f"{step.chart}: {step.name} not run: keystone did not come up")
+
     def run_steps(self, steps: list[R.Step]) -> None:
         """Jobs in order; consecutive services together (as a chart's deployments start at once)."""
         i = 0
         while i < len(steps):
             if steps[i].kind != "service":
-                self.job(steps[i])
+                if steps[i].image == "openstack-client" and steps[i].chart != "keystone" and steps[i].name != "db-init":
+                    self._await_keystone(steps[i])  # kubernetes-entrypoint: the job's dependency on keystone-api
+                    with self.identity_lock:  # two charts' "--or-show service" at once: one gets a 409 (a Job retries)
+                        self.job(steps[i])
+                else:
+                    self.job(steps[i])
                 i += 1
                 continue
             j = i
@@ -467,10 +479,18 @@ class ChartRun:
         self.outcome.images = dict(self.images)
 
     def chain(self, chart: str, steps: list[R.Step]) -> None:
-        for pod, files in R.pod_files(steps).items():
-            if pod not in self.pods:
-                self.pod(pod, steps[[R.job_pod(s) for s in steps].index(pod)].image, files, chart)
-        self.run_steps(steps)
+        """One chart, as helm installs it with the others at once: its jobs and services in order, those that
+        need keystone waiting for it."""
+        try:
+            for pod, files in R.pod_files(steps).items():
+                if pod not in self.pods:
+                    self.pod(pod, steps[[R.job_pod(s) for s in steps].index(pod)].image, files, chart)
+            self.run_steps(steps)
+            if chart == "keystone":
+                self.keystone_ready.set()
+        except BaseException:
+            self.abort.set()
+            raise
 
     def run(self) -> Outcome:
         started = time.monotonic()
@@ -493,13 +513,10 @@ class ChartRun:
                 client = pool.submit(self.pod, "openstack-client", "openstack-client", client_files, "keystone")
                 self.infra(infra)
                 client.result()
-            self.chain("keystone", steps["keystone"])
-            rest = [c for c in self.charts if c != "keystone"]
-            if rest:
-                with ThreadPoolExecutor(max_workers=len(rest)) as pool:
-                    futures = [pool.submit(self.chain, c, steps[c]) for c in rest]
-                for f in futures:
-                    f.result()
+            with ThreadPoolExecutor(max_workers=len(self.charts)) as pool:  # every chart at once, as helm does
+                futures = [pool.submit(self.chain, c, steps[c]) for c in self.charts]
+            for f in futures:  # keystone's failure first: the others' "not run" follow from it
+                f.result()
             self.scenario()
             self.outcome.ok = True
         except BuildError as exc:

@@ -251,3 +251,12 @@ def test_chart_verify_needs_a_release(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert cli.main(["--config", str(ROOT / "stackyard.toml"), "chart-verify"]) == 2
     assert "chart-verify needs --release (or --clean)" in capsys.readouterr().err
+
+
+def test_client_jobs_run_as_root_and_service_jobs_as_the_charts_user() -> None:
+    for chart in R.CHARTS:
+        for step in R.chart_steps(CHARTS, chart, endpoints()):
+            if step.image == "openstack-client":
+                assert step.user == "root", (chart, step.name)
+            elif step.name == "db-sync":
+                assert step.user == chart, (chart, step.name)
