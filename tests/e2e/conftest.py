@@ -9,10 +9,14 @@ import pytest
 from tests.conftest import ROOT, Workspace, free_port
 
 
+LAST = ("test_chart_control_plane.py", "test_control_plane.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_control_plane.py runs last: it builds and publishes on top of what the other e2e tests built in
-    ``ws`` (test_keystone_deb.py wants its debs new) and promotes what its verify passed."""
-    items.sort(key=lambda item: item.path.name == "test_control_plane.py")
+    """The keystone tests first (test_keystone_deb.py wants its debs new, test_keystone_image.py its images
+    built), then the charts' control plane on those images, then test_control_plane.py, which builds and
+    publishes on top of what the others built in ``ws`` and promotes what its verify passed."""
+    items.sort(key=lambda item: LAST.index(item.path.name) + 1 if item.path.name in LAST else 0)
 
 
 @pytest.fixture(scope="session")
