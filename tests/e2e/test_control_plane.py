@@ -106,7 +106,7 @@ def test_a_control_plane_from_staging_answers_the_scenario_survives_keystone_s_u
                  "after the upgrade to keystone 2025.2: tenant: token issue",
                  "after the upgrade to keystone 2025.2: tenant: server create --nic none, ACTIVE (fake driver): server "):
         assert step in out, (step, out)
-    assert re.search(r"(?m)^keystone-api\s+active\s+200 http://127\.0\.0\.1:5000/v3 after", out.split("db_sync")[1]), out
+    assert re.search(r"(?m)^keystone-api\s+active\s+200 http://127\.0\.0\.1:5000/v3 after", out.split("upgrade: keystone-manage db_sync")[1]), out
     assert re.search(r"upgraded on the running control plane: venv-keystone to 28\.0\.2-2025\.2\.\d+", out), out
 
     record = json.loads((ws.root / "var/verify/2025.1/record.json").read_text())
