@@ -1,14 +1,17 @@
-"""What the two upstream change sources (builders.poller, builders.releases_poller) share: their settings,
-git run with no prompt and bounded time, and the change they add for a version to build."""
+"""What the upstream change sources (builders.poller, builders.releases_poller, builders.requirements_poller)
+share: their settings, git run with no prompt and bounded time, a branch's head fetched into a bare repository,
+and the change they add for a version to build."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable
 
 from buildbot.changes.base import ReconfigurablePollingChangeSource
 from buildbot.util import runprocess
 from buildbot.util.state import StateMixin
 from twisted.internet import defer
+from twisted.python import log
 
 
 class GitChangeSource(ReconfigurablePollingChangeSource, StateMixin):
@@ -37,6 +40,27 @@ class GitChangeSource(ReconfigurablePollingChangeSource, StateMixin):
             self.master.reactor, ["git", *args], env={"GIT_TERMINAL_PROMPT": "0"}, collect_stdout=True,
             collect_stderr=True, io_timeout=120, runtime_timeout=timeout, initial_stdin=stdin,
         )
+
+    @defer.inlineCallbacks
+    def fetch_head(self, workdir: str, ref: str, branch: str):  # type: ignore[no-untyped-def]
+        """The head of ``branch`` of ``repourl``, fetched shallow into the bare repository ``workdir`` at ``ref``:
+        its commit, or None when it cannot be had (logged; the next poll tries again)."""
+        if not os.path.isdir(os.path.join(workdir, "objects")):
+            rc, _out, err = yield self.git("init", "-q", "--bare", workdir)
+            if rc != 0:
+                log.msg(f"{self.name}: cannot create {workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
+                return None
+        rc, _out, err = yield self.git("-C", workdir, "fetch", "-q", "--depth=1", "--no-tags", self.repourl,
+                                       f"+refs/heads/{branch}:{ref}")
+        if rc != 0:
+            log.msg(f"{self.name}: cannot fetch {branch} of {self.repourl} (git exited {rc}): "
+                    f"{err.decode(errors='replace').strip()}; trying again in {self.pollInterval}s")
+            return None
+        rc, out, err = yield self.git("-C", workdir, "rev-parse", "--verify", f"{ref}^{{commit}}")
+        if rc != 0:
+            log.msg(f"{self.name}: no commit at {ref} in {workdir}: {err.decode(errors='replace').strip()}")
+            return None
+        return out.decode().strip()
 
     def add_change(self, *, author: str, revision: str, tag: str, project: str, release: str, comments: str,
                    properties: dict[str, str], files: Iterable[str] = ()) -> defer.Deferred[Any]:

@@ -48,21 +48,9 @@ class ReleasesPoller(GitChangeSource):
 
     @defer.inlineCallbacks
     def poll(self):  # type: ignore[no-untyped-def,override]
-        if not os.path.isdir(os.path.join(self.workdir, "objects")):
-            rc, _out, err = yield self.git("init", "-q", "--bare", self.workdir)
-            if rc != 0:
-                log.msg(f"{self.name}: cannot create {self.workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
-                return
-        rc, _out, err = yield self._git("fetch", "-q", "--depth=1", "--no-tags", self.repourl, f"+refs/heads/{self.branch}:{REF}")
-        if rc != 0:
-            log.msg(f"{self.name}: cannot fetch {self.branch} of {self.repourl} (git exited {rc}): "
-                    f"{err.decode(errors='replace').strip()}; trying again in {self.pollInterval}s")
+        commit = yield self.fetch_head(self.workdir, REF, self.branch)
+        if commit is None:
             return
-        rc, out, err = yield self._git("rev-parse", "--verify", f"{REF}^{{commit}}")
-        if rc != 0:
-            log.msg(f"{self.name}: no commit at {REF} in {self.workdir}: {err.decode(errors='replace').strip()}")
-            return
-        commit = out.decode().strip()
         state = PollerState.load((yield self.getState(STATE, None)))
         if unchanged(self.targets, commit, state):
             log.msg(f"{self.name}: {self.repourl} {self.branch} at {commit[:12]}: nothing new")

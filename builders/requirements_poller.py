@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import os
 
-from buildbot.changes.base import ReconfigurablePollingChangeSource
-from buildbot.util import runprocess
-from buildbot.util.state import StateMixin
 from twisted.internet import defer
 from twisted.python import log
 
+from builders.git_source import GitChangeSource
 from builders.requirements import PROJECT, decide, parse_ls_tree
 from stackyard.upstream_requirements import FILES
 
@@ -32,21 +30,12 @@ STATE = "requirements"
 REF = "refs/heads/stackyard-requirements"
 
 
-class RequirementsPoller(ReconfigurablePollingChangeSource, StateMixin):
+class RequirementsPoller(GitChangeSource):
     """``RequirementsPoller(name=..., release=..., repourl=..., branch=..., pollInterval=...)``."""
 
+    SETTINGS = ("release", "repourl", "branch")
     release = ""
-    repourl = ""
     branch = ""
-
-    def checkConfig(self, release: str, repourl: str, branch: str,  # type: ignore[override]
-                    pollInterval: int = 300, pollAtLaunch: bool = True) -> None:
-        super().checkConfig(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
-
-    def reconfigService(self, release: str, repourl: str, branch: str,  # type: ignore[override]
-                        pollInterval: int = 300, pollAtLaunch: bool = True) -> defer.Deferred[None]:
-        self.release, self.repourl, self.branch = release, repourl, branch
-        return super().reconfigService(name=self.name, pollInterval=pollInterval, pollAtLaunch=pollAtLaunch)
 
     def describe(self) -> str:
         return f"RequirementsPoller {self.name} watching {self.repourl} ({self.branch}) for {self.release}"
@@ -56,31 +45,11 @@ class RequirementsPoller(ReconfigurablePollingChangeSource, StateMixin):
         return os.path.join(self.master.basedir, f"{self.name}.git")
 
     @defer.inlineCallbacks
-    def _git(self, *args: str):  # type: ignore[no-untyped-def]
-        result = yield runprocess.run_process(
-            self.master.reactor, ["git", "-C", self.workdir, *args], env={"GIT_TERMINAL_PROMPT": "0"},
-            collect_stdout=True, collect_stderr=True, io_timeout=120, runtime_timeout=600)
-        return result
-
-    @defer.inlineCallbacks
     def poll(self):  # type: ignore[no-untyped-def,override]
-        if not os.path.isdir(os.path.join(self.workdir, "objects")):
-            rc, _out, err = yield runprocess.run_process(
-                self.master.reactor, ["git", "init", "-q", "--bare", self.workdir], collect_stdout=True, collect_stderr=True)
-            if rc != 0:
-                log.msg(f"{self.name}: cannot create {self.workdir} (git exited {rc}): {err.decode(errors='replace').strip()}")
-                return
-        rc, _out, err = yield self._git("fetch", "-q", "--depth=1", "--no-tags", self.repourl, f"+refs/heads/{self.branch}:{REF}")
-        if rc != 0:
-            log.msg(f"{self.name}: cannot fetch {self.branch} of {self.repourl} (git exited {rc}): "
-                    f"{err.decode(errors='replace').strip()}; trying again in {self.pollInterval}s")
+        commit = yield self.fetch_head(self.workdir, REF, self.branch)
+        if commit is None:
             return
-        rc, out, err = yield self._git("rev-parse", "--verify", f"{REF}^{{commit}}")
-        if rc != 0:
-            log.msg(f"{self.name}: no commit at {REF} in {self.workdir}: {err.decode(errors='replace').strip()}")
-            return
-        commit = out.decode().strip()
-        rc, out, err = yield self._git("ls-tree", commit, "--", *FILES)
+        rc, out, err = yield self.git("-C", self.workdir, "ls-tree", commit, "--", *FILES)
         if rc != 0:
             log.msg(f"{self.name}: cannot list {commit[:12]}: {err.decode(errors='replace').strip()}")
             return
