@@ -76,7 +76,8 @@ def test_verify_killed_mid_way_is_cleaned_by_make_down(published: Workspace) -> 
     workdir = _verify_killed_once_booted(published, signal.SIGKILL)
     assert _leftovers(workdir), "SIGKILL left nothing behind: the test did not kill mid-way"
     cleaned = published.run("verify", "--clean").stdout
-    assert "killed a leftover container" in cleaned and f"unmounted {workdir / 'root'}" in cleaned, cleaned
+    # the container may have died with its parent's pipe; its tmpfs root is always left mounted
+    assert f"unmounted {workdir / 'root'}" in cleaned, cleaned
     assert _leftovers(workdir) == [] and not (workdir / "root").exists()
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "$(STACKYARD) verify --clean" in makefile.split("\ndown:")[1].split("\n\n")[0]
