@@ -23,6 +23,7 @@ import json
 import shutil
 import tempfile
 import time
+from typing import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -212,16 +213,25 @@ def ensure_base(config: Config, release: Release, client: docker.DockerClient, l
     dockerfile = render(config, "base.Dockerfile.j2", codename=codename.name)
     key = hashlib.sha256(dockerfile.encode() + b"\0" + sha256_file(tarball).encode()).hexdigest()[:12]
     tag = f"stackyard-base:{codename.name}-{key}"
+    return ensure_image(client, tag, dockerfile, log, lambda: report(Note("image", f"base {tag}: importing {tarball.name}")),
+                        {"rootfs.tar": tarball})
+
+
+def ensure_image(client: docker.DockerClient, tag: str, dockerfile: str, log: Path, announce: Callable[[], None],
+                 files: Mapping[str, Path] | None = None) -> str:
+    """``tag`` (named after its inputs) if the engine has it, else built from ``dockerfile`` and ``files``
+    (context name -> file), ``announce`` called first."""
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
-    report(Note("image", f"base {tag}: importing {tarball.name}"))
-    with tempfile.TemporaryDirectory(prefix="stackyard-base-") as tmp:
+    announce()
+    with tempfile.TemporaryDirectory(prefix="stackyard-image-") as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(dockerfile)
-        shutil.copy(tarball, context / "rootfs.tar")
+        for name, file in (files or {}).items():
+            shutil.copy(file, context / name)
         docker_engine.build(client, context, tag, log)
     return tag
 

@@ -31,12 +31,11 @@ import docker
 import docker.errors
 import requests
 
-from stackyard import docker_engine
 from stackyard.charts import render as R
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
-from stackyard.images import ensure_base, read_record, render as render_dockerfile
+from stackyard.images import ensure_base, ensure_image, read_record, render as render_dockerfile
 from stackyard.runner import RUNNER, Runner, mask, tail
 
 LABEL = "org.stackyard.chart-verify"
@@ -116,18 +115,8 @@ def ensure_infra(config: Config, release: Release, client: docker.DockerClient, 
     dockerfile = render_dockerfile(config, "infra.Dockerfile.j2", base=base, packages=list(R.INFRA_PACKAGES))
     key = hashlib.sha256(dockerfile.encode() + client.images.get(base).id.encode()).hexdigest()[:12]
     tag = f"stackyard-infra:{release.codename}-{key}"
-    try:
-        client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    report(Note("chart-verify", f"building {tag} (mariadb-server, rabbitmq-server, memcached from Debian)"))
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="stackyard-infra-") as tmp:
-        (Path(tmp) / "Dockerfile").write_text(dockerfile)
-        docker_engine.build(client, Path(tmp), tag, log)
-    return tag
+    return ensure_image(client, tag, dockerfile, log, lambda: report(Note(
+        "chart-verify", f"building {tag} (mariadb-server, rabbitmq-server, memcached from Debian)")))
 
 
 class ChartRun:
