@@ -23,9 +23,9 @@ import json
 import shutil
 import tempfile
 import time
-from typing import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Mapping
 
 import docker
 import docker.errors
