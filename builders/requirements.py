@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stackyard.upstream_requirements import FILES
+from stackyard.wheels.upstream_requirements import FILES
 
 PROJECT = "openstack/requirements"  # the changes' project (a recipe name has no slash: no recipe's builders take them)
 

@@ -24,7 +24,7 @@ from twisted.python import log
 
 from builders.git_source import GitChangeSource
 from builders.requirements import PROJECT, decide, parse_ls_tree
-from stackyard.upstream_requirements import FILES
+from stackyard.wheels.upstream_requirements import FILES
 
 STATE = "requirements"
 REF = "refs/heads/stackyard-requirements"

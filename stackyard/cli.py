@@ -23,7 +23,7 @@ from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
-    from stackyard.operator_data import AptPlan
+    from stackyard.repo.operator_data import AptPlan
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -35,9 +35,9 @@ def _releases(config: Config, name: str) -> list[Release]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from stackyard.extras import verify_extras
+    from stackyard.wheels.extras import verify_extras
     from stackyard.http import Http
-    from stackyard.package_index import PackageIndex
+    from stackyard.wheels.package_index import PackageIndex
 
     config = _config(args)
     recipes = load_recipes(config.paths.recipes)
@@ -57,7 +57,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_requirements_update(args: argparse.Namespace) -> int:
     from stackyard.http import Http
-    from stackyard.upstream_requirements import update_requirements
+    from stackyard.wheels.upstream_requirements import update_requirements
 
     config = _config(args)
     release = config.release(args.release)
@@ -78,7 +78,7 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from stackyard.events import Event, ItemFinished
-    from stackyard.lock import lock_projects
+    from stackyard.wheels.lock import lock_projects
 
     config = _config(args)
     release = config.release(args.release)
@@ -98,7 +98,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
              str(r.file.relative_to(config.paths.root))] for r in results]
     if args.json:  # pins_changed: the pins and hashes moved (a header-only change needs no rebuild)
-        from stackyard.lock import pins_digest
+        from stackyard.wheels.lock import pins_digest
 
         print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
                            "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)]))
@@ -161,7 +161,7 @@ def cmd_wait_for(args: argparse.Namespace) -> int:
 
 
 def cmd_bindep(args: argparse.Namespace) -> int:
-    from stackyard import bindep
+    from stackyard.wheels import bindep
 
     config = _config(args)
     for release in _releases(config, args.release):
@@ -176,15 +176,15 @@ def cmd_bindep(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels(args: argparse.Namespace) -> int:
-    from stackyard import bindep
-    from stackyard.wheelhouse import build_wheelhouse
+    from stackyard.wheels import bindep
+    from stackyard.wheels.wheelhouse import build_wheelhouse
 
     config = _config(args)
     release = config.release(args.release)
     recipes = load_recipes(config.paths.recipes)
     chosen = select(recipes, args.projects, config.paths.recipes) if args.projects else []
     if not args.projects and not args.all:
-        from stackyard.lock import lock_path
+        from stackyard.wheels.lock import lock_path
 
         chosen = [r for r in recipes.values() if lock_path(config, release, r.name).exists()]
     bindep_file = config.requirements_dir(release) / "bindep.txt"
@@ -208,7 +208,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels_deb(args: argparse.Namespace) -> int:
-    from stackyard.wheels_deb import build_wheels_deb
+    from stackyard.debs.wheels_deb import build_wheels_deb
 
     config = _config(args)
     release = config.release(args.release)
@@ -231,7 +231,7 @@ def _print_lintian_tags(warnings: tuple[str, ...]) -> None:
 
 def _deb_check(args: argparse.Namespace, config: Config, release: Release, recipes: list) -> int:
     """``stackyard deb --check``: what a build would do, from the inputs alone; nothing is built."""
-    from stackyard.deb_build import build_log, deb_status, lintian_log, smoke_log
+    from stackyard.debs.venv_deb import build_log, deb_status, lintian_log, smoke_log
 
     statuses = [deb_status(config, release, recipe, runner=args.runner) for recipe in recipes]
     if args.json:
@@ -249,8 +249,8 @@ def _deb_check(args: argparse.Namespace, config: Config, release: Release, recip
 
 
 def cmd_deb(args: argparse.Namespace) -> int:
-    from stackyard.deb_build import build_deb
-    from stackyard.smoke import passed, smoke_test
+    from stackyard.debs.venv_deb import build_deb
+    from stackyard.debs.smoke import passed, smoke_test
 
     config = _config(args)
     release = config.release(args.release)
@@ -291,7 +291,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
 
 def cmd_lintian(args: argparse.Namespace) -> int:
     """lintian on each project's built file: every W:/E: line on stdout, the warnings recorded with the file."""
-    from stackyard.deb_build import lint_deb
+    from stackyard.debs.venv_deb import lint_deb
 
     config = _config(args)
     release = config.release(args.release)
@@ -310,8 +310,8 @@ def cmd_lintian(args: argparse.Namespace) -> int:
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
-    from stackyard.deb_build import built_deb, linted
-    from stackyard.smoke import smoke_test
+    from stackyard.debs.venv_deb import built_deb, linted
+    from stackyard.debs.smoke import smoke_test
 
     config = _config(args)
     release = config.release(args.release)
@@ -332,8 +332,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def _release_debs(config: Config, release: Release, projects: list[str], runner: Runner = RUNNER) -> list[Path]:
-    from stackyard.deb_build import changelog_path, debs_dir
-    from stackyard.smoke import passed
+    from stackyard.debs.venv_deb import changelog_path, debs_dir
+    from stackyard.debs.smoke import passed
 
     recipes = select(load_recipes(config.paths.recipes), projects, config.paths.recipes)
     debs = []
@@ -357,7 +357,7 @@ def _release_debs(config: Config, release: Release, projects: list[str], runner:
     if wheels:
         from debian.debian_support import version_compare
 
-        from stackyard.apt_repo import AptRepository, staging
+        from stackyard.repo.apt import AptRepository, staging
 
         newest = max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1])))
         present = {(p.name, p.version) for p in AptRepository(config, runner).list(staging(release))}
@@ -371,7 +371,7 @@ def _print_packages(listed: list) -> None:  # list[PublishedPackage]
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from stackyard.apt_repo import AptRepository, staging
+    from stackyard.repo.apt import AptRepository, staging
 
     config = _config(args)
     release = config.release(args.release)
@@ -384,7 +384,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from stackyard.apt_repo import AptRepository, final
+    from stackyard.repo.apt import AptRepository, final
 
     config = _config(args)
     release = config.release(args.release)
@@ -401,7 +401,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from stackyard.verify.container import clean_leftovers
     from stackyard.verify.plan import Override
-    from stackyard.operator_data import parse_project_release
+    from stackyard.repo.operator_data import parse_project_release
     from stackyard.verify.run import verify, workdir_of
 
     config = _config(args)
@@ -439,7 +439,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _apt_plan(args: argparse.Namespace, config: Config) -> AptPlan:
-    from stackyard.operator_data import apt_plan, parse_project_release
+    from stackyard.repo.operator_data import apt_plan, parse_project_release
 
     projects = dict(parse_project_release(config, value) for value in args.project)
     return apt_plan(config, config.release(args.release), staging=args.staging, projects=projects, url=args.url,
@@ -447,7 +447,7 @@ def _apt_plan(args: argparse.Namespace, config: Config) -> AptPlan:
 
 
 def cmd_apt_config(args: argparse.Namespace) -> int:
-    from stackyard.operator_data import apt_files
+    from stackyard.repo.operator_data import apt_files
 
     config = _config(args)
     plan = _apt_plan(args, config)
@@ -476,7 +476,7 @@ def cmd_apt_config(args: argparse.Namespace) -> int:
 
 
 def cmd_puppet_data(args: argparse.Namespace) -> int:
-    from stackyard.operator_data import puppet_data
+    from stackyard.repo.operator_data import puppet_data
 
     config = _config(args)
     plan = _apt_plan(args, config)
@@ -492,11 +492,11 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from stackyard import docker_engine
-    from stackyard.apt_repo import final, staging
-    from stackyard.images import build_image, push_image
-    from stackyard.local_services import registry_password
-    from stackyard.registry_client import Registry
+    from stackyard.images import engine as docker_engine
+    from stackyard.repo.apt import final, staging
+    from stackyard.images.build import build_image, push_image
+    from stackyard.images.services import registry_password
+    from stackyard.images.registry import Registry
 
     config = _config(args)
     release = config.release(args.release)
@@ -524,8 +524,8 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_helm_values(args: argparse.Namespace) -> int:
-    from stackyard.helm_values import chart_values, dump
-    from stackyard.local_services import registry_password
+    from stackyard.images.helm_values import chart_values, dump
+    from stackyard.images.services import registry_password
 
     config = _config(args)
     release = config.release(args.release)
@@ -545,11 +545,11 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
 
 
 def cmd_chart_verify(args: argparse.Namespace) -> int:
-    from stackyard import docker_engine
+    from stackyard.images import engine as docker_engine
     from stackyard.charts.plan import charts_for, default_charts_dir
     from stackyard.charts.run import ChartRun, clean
     from stackyard.errors import ToolError
-    from stackyard.local_services import registry_password
+    from stackyard.images.services import registry_password
 
     config = _config(args)
     reporter = ConsoleReporter()
@@ -580,7 +580,7 @@ def cmd_chart_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    from stackyard import local_services
+    from stackyard.images import services as local_services
 
     config = _config(args)
     statuses = local_services.up(config) if args.action == "up" else local_services.down(config)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from stackyard.config import Config, Release
 from stackyard.errors import ConfigError, FetchError, InputError
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
 

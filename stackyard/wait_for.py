@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from stackyard.errors import FetchError, InputError, ResolutionError
 from stackyard.http import Http
-from stackyard.package_index import IndexFile, PackageIndex
+from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
@@ -89,9 +89,9 @@ def forget_cached_pages(config: "Config", release: "Release", distribution: str,
     uv keeps index pages as long as the index allows (PyPI: 10 minutes), so a
     lock right after the upload would not see the new version; pip asks for
     fresh pages (max-age=0) and needs nothing. The cache is the one
-    ``stackyard lock`` gives uv (``stackyard.lock.uv_command``'s --cache-dir).
+    ``stackyard lock`` gives uv (``stackyard.wheels.lock.uv_command``'s --cache-dir).
     """
-    from stackyard.lock import find_uv, uv_env
+    from stackyard.wheels.lock import find_uv, uv_env
 
     cache = config.paths.cache / "uv"
     if config.lock.resolver != "uv" or not cache.is_dir():

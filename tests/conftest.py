@@ -58,7 +58,7 @@ def docker_engine() -> Iterator[str]:
     import shutil
     import tempfile
 
-    from stackyard.local_services import start_dockerd, stop_dockerd
+    from stackyard.images.services import start_dockerd, stop_dockerd
 
     state = Path(tempfile.mkdtemp(prefix="sy-docker-", dir="/tmp"))  # short: containerd's socket paths are limited
     sock = state / "docker.sock"

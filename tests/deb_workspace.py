@@ -14,7 +14,7 @@ from pathlib import Path
 from debian.changelog import Changelog
 
 from stackyard.config import Config, Release
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.runner import Call
 from tests.fake_repo import gpg_prefix, with_key
 from tests.fakes import FakeRunner

@@ -5,7 +5,7 @@
 rootwrap.d), and adds what their pods run by name: ``sudo`` and ``/etc/sudoers.d`` where the chart mounts a
 ``*_sudoers`` file, the WSGI server the chart starts (``uwsgi`` for a ``*_uwsgi`` section, apache2 for
 keystone). ``images/charts/PATHS.tsv`` is the vendored result (the unit suite checks it against the
-charts); ``stackyard.images`` checks each image against it before a push.
+charts); ``stackyard.images.build`` checks each image against it before a push.
 """
 
 from __future__ import annotations

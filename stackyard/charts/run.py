@@ -11,7 +11,7 @@ keystone (db-init, db-sync with bootstrap, fernet/credential setup, its API); th
 in parallel (db-init, db-sync, ks-user/service/endpoints, the APIs, nova's conductor, scheduler and compute
 with the fake driver, cell-setup, bootstrap); then the scenario from an openstack-client container. A job
 that exits non-zero fails the run with ``ChartStepFailed`` naming the chart, the script and its output's tail.
-The Docker Engine API goes through the Docker SDK, as stackyard.images does.
+The Docker Engine API goes through the Docker SDK, as stackyard.images.build does.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from stackyard.charts import render as R
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
-from stackyard.images import ensure_base, ensure_image, read_record, render as render_dockerfile
+from stackyard.images.build import ensure_base, ensure_image, read_record, render as render_dockerfile
 from stackyard.runner import RUNNER, Runner, mask, tail
 
 LABEL = "org.stackyard.chart-verify"

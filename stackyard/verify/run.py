@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from stackyard.apt_repo import final, staging
+from stackyard.repo.apt import final, staging
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError, StackyardError
 from stackyard.events import Event, Note
@@ -36,7 +36,7 @@ from stackyard.recipes import load_recipes
 from stackyard.rootfs import BASE_PACKAGES as ROOT_BASE
 from stackyard.rootfs import rootfs_tarball
 from stackyard.runner import RUNNER, Runner, tail
-from stackyard.signing import KEYRING_NAME
+from stackyard.repo.signing import KEYRING_NAME
 from stackyard.verify.container import APT_ARCHIVES, Container, clean_leftovers
 from stackyard.verify.plan import BASE_PACKAGES, Override, VerifyPlan, make_plan
 from stackyard.verify.record import PackageRecord, StepRecord, VerifyRecord, read_packages_index, write_record
@@ -353,7 +353,7 @@ def missing_error(config: Config, release: Release, distribution: str, promoted:
     if promoted:
         hint = f"stackyard promote --release {release.id} {projects} (after a passing stackyard verify --release {release.id})"
     else:
-        from stackyard.deb_build import debs_dir
+        from stackyard.debs.venv_deb import debs_dir
 
         built = debs_dir(config, release)
         unbuilt = [p.removeprefix("venv-") for p in missing if not any(built.glob(f"{p}_*.deb"))]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from debian.debian_support import version_compare
 
-from stackyard.apt_repo import final, staging
+from stackyard.repo.apt import final, staging
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.runner import RUNNER, Runner
@@ -82,7 +82,7 @@ def plan_upgrades(config: Config, release: Release, plan: VerifyPlan, wanted: Ma
 def apt_config(config: Config, release: Release, promoted: bool, keyring: bytes,
                projects: Mapping[str, Release] | None = None, *, runner: Runner = RUNNER) -> dict[str, bytes]:
     """What ``stackyard apt-config`` writes for the container (paths relative to /)."""
-    from stackyard.operator_data import apt_files, apt_plan
+    from stackyard.repo.operator_data import apt_files, apt_plan
 
     plan = apt_plan(config, release, staging=not promoted, projects=projects, url=REPO_URL, runner=runner)
     return apt_files(plan, keyring)

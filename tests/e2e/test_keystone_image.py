@@ -20,8 +20,8 @@ import requests
 import yaml
 
 from stackyard.config import load_config
-from stackyard.images import read_record
-from stackyard.local_services import registry_password
+from stackyard.images.build import read_record
+from stackyard.images.services import registry_password
 from tests.conftest import ROOT, Workspace, free_port
 
 pytestmark = pytest.mark.e2e

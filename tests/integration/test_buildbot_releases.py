@@ -19,9 +19,9 @@ from typing import Iterator
 import pytest
 
 from stackyard.config import load_config
-from stackyard.images import read_record
-from stackyard.local_services import registry_password
-from stackyard.registry_client import Registry
+from stackyard.images.build import read_record
+from stackyard.images.services import registry_password
+from stackyard.images.registry import Registry
 from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer, write_index

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from stackyard.upstream_requirements import FILES
+from stackyard.wheels.upstream_requirements import FILES
 from tests.conftest import free_port
 from tests.fixtures.index_server import IndexServer
 from tests.integration.buildbot_harness import Api, Master, buildbot_table, ctl, git, notifying_repo

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stackyard.helm_values import read_chart_images
+from stackyard.images.helm_values import read_chart_images
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.config import load_config
-from stackyard.lintian_overrides import unscoped
+from stackyard.debs.lintian_overrides import unscoped
 from stackyard.rootfs import fresh_root, rootfs_tarball
 from tests.conftest import Workspace
 from tests.fixtures.index_server import IndexServer

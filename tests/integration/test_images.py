@@ -16,9 +16,9 @@ import docker
 import pytest
 
 from stackyard.config import load_config
-from stackyard.images import read_record
-from stackyard.local_services import registry_password
-from stackyard.registry_client import Registry
+from stackyard.images.build import read_record
+from stackyard.images.services import registry_password
+from stackyard.images.registry import Registry
 from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures.index_server import IndexServer
 from tests.integration.conftest import make_workspace

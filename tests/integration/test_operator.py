@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.apt_repo import AptRepository
+from stackyard.repo.apt import AptRepository
 from stackyard.config import load_config
 from stackyard.rootfs import BASE_PACKAGES, Root, fresh_root, rootfs_tarball
 from tests.conftest import ROOT, Workspace

@@ -81,7 +81,7 @@ def test_a_tool_failing_in_a_stage_is_one_error_line_exit_6_and_its_log(workspac
 
 
 def test_the_registry_password_is_hashed_from_stdin(tmp_path: Path) -> None:
-    from stackyard.local_services import htpasswd_line
+    from stackyard.images.services import htpasswd_line
 
     line = htpasswd_line("admin", "pw with spaces'and-quote")
     assert line.startswith("admin:$2y$")

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from stackyard.apt_repo import AptRepository, PublishedPackage, final, render_distributions, staging
+from stackyard.repo.apt import AptRepository, PublishedPackage, final, render_distributions, staging
 from stackyard.config import Config
 from stackyard.errors import InputError, ToolError
 from stackyard.runner import Call

@@ -1,4 +1,4 @@
-"""stackyard.bindep: bindep.txt parsing and selector rules for a Debian codename."""
+"""stackyard.wheels.bindep: bindep.txt parsing and selector rules for a Debian codename."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.bindep import BindepEntry, packages_for, parse_bindep, platform_atoms, selected
+from stackyard.wheels.bindep import BindepEntry, packages_for, parse_bindep, platform_atoms, selected
 from stackyard.errors import InputError
 
 FILE = Path("/r/bindep.txt")

@@ -1,4 +1,4 @@
-"""stackyard.cache.Cache: content-addressed downloads, built wheels, resolutions."""
+"""stackyard.wheels.cache.Cache: content-addressed downloads, built wheels, resolutions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.cache import Cache, Resolved, sha256_file
+from stackyard.wheels.cache import Cache, Resolved, sha256_file
 
 TARGET = "bookworm-cp311-glibc2.36-x86_64"
 SDIST = hashlib.sha256(b"demo-1.0.tar.gz").hexdigest()

@@ -15,11 +15,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from stackyard import cli, local_services
+from stackyard import cli
+from stackyard.images import services as local_services
 from stackyard.config import Config, load_config
-from stackyard.constraints import load_constraints
-from stackyard.deb_build import debs_dir
-from stackyard.lock import lock_inputs, lock_path, target_for
+from stackyard.wheels.constraints import load_constraints
+from stackyard.debs.venv_deb import debs_dir
+from stackyard.wheels.lock import lock_inputs, lock_path, target_for
 from stackyard.recipes import load_recipe
 from stackyard.runner import Call
 from tests.deb_workspace import deb_runner, sha, smoke_runner, workspace
@@ -122,7 +123,7 @@ def test_lock_json_reports_each_project_without_resolving_unchanged_inputs(locke
     before = lock_path(locked, locked.release("2025.1"), "tiny").read_text()
     code, out, err = run(locked, "lock", "--release", "epoxy", "tiny", "--json")
     assert code == 0
-    from stackyard.lock import pins_digest
+    from stackyard.wheels.lock import pins_digest
 
     assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False, "pins_changed": False,
                                 "pins_sha256": pins_digest(before), "file": "requirements/2025.1/locks/tiny.txt"}]
@@ -182,7 +183,7 @@ def git_requirements(config: Config, tmp_path: Path) -> tuple[Config, FakeRunner
     assert text != config.file.read_text()
     config.file.write_text(text)
     config = load_config(config.file)
-    from stackyard.upstream_requirements import git_cache
+    from stackyard.wheels.upstream_requirements import git_cache
 
     bare = git_cache(config, "file:///srv/requirements.git")
     fake = FakeRunner()

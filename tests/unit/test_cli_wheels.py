@@ -14,7 +14,7 @@ import pytest
 
 from stackyard import cli
 from stackyard.config import Config
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.runner import Call
 from tests.fakes import FakeRunner
 
@@ -77,7 +77,7 @@ def builds(config: Config, *, fail: bool = False) -> FakeRunner:
     fake = FakeRunner()
     fake.reply(interpreter, "-m", "venv", effect=lambda call: Path(call.argv[-1]).mkdir(parents=True))
     fake.reply("python", "-c", stdout=json.dumps({"setuptools": "75.8.0", "wheel": "0.45.1"}))
-    fake.reply("python", str(Path(cli.__file__).with_name("pep517_build.py")), returncode=1 if fail else 0,
+    fake.reply("python", str(Path(cli.__file__).parent / "wheels" / "pep517_build.py"), returncode=1 if fail else 0,
                stdout="error: command 'gcc' failed\n" if fail else "", effect=backend)
     return fake
 

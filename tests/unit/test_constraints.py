@@ -1,4 +1,4 @@
-"""stackyard.constraints: upper-constraints and lock files."""
+"""stackyard.wheels.constraints: upper-constraints and lock files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from stackyard.constraints import load_constraints, load_lock, parse_constraints, parse_lock
+from stackyard.wheels.constraints import load_constraints, load_lock, parse_constraints, parse_lock
 from stackyard.errors import InputError
 from stackyard.target import Target
 

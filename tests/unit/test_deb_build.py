@@ -10,7 +10,7 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import Config, Release
-from stackyard.deb_build import (
+from stackyard.debs.venv_deb import (
     _existing,
     build_deb,
     changelog_path,
@@ -22,7 +22,7 @@ from stackyard.deb_build import (
     verify_wheelhouse,
 )
 from stackyard.errors import InputError, IntegrityError, ToolError
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe, load_recipe
 from tests.deb_workspace import RECIPE, deb_runner, listing, sha, workspace, write_lock
 from tests.fake_repo import published, with_key

@@ -8,7 +8,7 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import load_config
-from stackyard.deb_build import render_debian
+from stackyard.debs.venv_deb import render_debian
 from stackyard.errors import ConfigError
 from stackyard.recipes import load_recipe, load_recipes
 from tests.conftest import ROOT

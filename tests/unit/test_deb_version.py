@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from debian.debian_support import version_compare
 
-from stackyard.deb_version import debian_upstream, decide, input_lines, recorded_inputs
+from stackyard.debs.version import debian_upstream, decide, input_lines, recorded_inputs
 
 LOCK_A = "a" * 64
 LOCK_B = "b" * 64

@@ -8,7 +8,7 @@ from typing import Iterator
 import docker.errors
 import pytest
 
-from stackyard import docker_engine
+from stackyard.images import engine as docker_engine
 from stackyard.config import Config
 from stackyard.errors import BuildError, FetchError, InputError, ToolError
 from tests.fake_docker import FakeClient

@@ -1,4 +1,4 @@
-"""stackyard.dpkg through a fake runner: one .deb per build, the listing's paths, lintian's verdict."""
+"""stackyard.debs.dpkg through a fake runner: one .deb per build, the listing's paths, lintian's verdict."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard import dpkg
+from stackyard.debs import dpkg
 from stackyard.errors import ToolError
 from stackyard.runner import Call
 from tests.fakes import FakeRunner

@@ -1,4 +1,4 @@
-"""stackyard.extras: a recipe's extras against the project's Provides-Extra (metadata text and a file:// index)."""
+"""stackyard.wheels.extras: a recipe's extras against the project's Provides-Extra (metadata text and a file:// index)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from stackyard.config import Config
 from stackyard.errors import InputError, IntegrityError
-from stackyard.extras import (
+from stackyard.wheels.extras import (
     DeclaredExtras,
     check_recipe_extras,
     declared_extras,
@@ -24,7 +24,7 @@ from stackyard.extras import (
     verify_extras,
 )
 from stackyard.http import Http
-from stackyard.package_index import PackageIndex
+from stackyard.wheels.package_index import PackageIndex
 from stackyard.recipes import Recipe, load_recipe
 
 # keystone 27.0.2's METADATA, shortened: ldap and test, no memcache

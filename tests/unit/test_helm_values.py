@@ -12,8 +12,8 @@ import yaml
 
 from stackyard.config import Config, load_config
 from stackyard.errors import InputError
-from stackyard.helm_values import ChartValues, chart_values, dump, image_path, openstack_keys, read_chart_images
-from stackyard.images import ImageRecord
+from stackyard.images.helm_values import ChartValues, chart_values, dump, image_path, openstack_keys, read_chart_images
+from stackyard.images.build import ImageRecord
 from stackyard.recipes import load_recipes, parse_recipe
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 
 from stackyard.config import parse_config
 from stackyard.errors import ConfigError
-from stackyard.images import _quoted, depends_names, release_tag, render
+from stackyard.images.build import _quoted, depends_names, release_tag, render
 from tests.conftest import ROOT
 from tests.unit.test_config import BASE, FILE, config_error, data
 
@@ -105,7 +105,7 @@ def test_a_template_error_names_file_and_line(tmp_path: Path) -> None:
 
 def test_registry_password_is_made_once_private_and_the_environment_wins(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from stackyard.local_services import registry_config, registry_password
+    from stackyard.images.services import registry_config, registry_password
 
     monkeypatch.delenv("STACKYARD_REGISTRY_PASSWORD", raising=False)
     config = parse_config(data(), tmp_path / "stackyard.toml")

@@ -10,12 +10,12 @@ from typing import Any, Callable
 
 import pytest
 
-from stackyard import images
+from stackyard.images import build as images
 from stackyard.config import Config, Release, load_config
-from stackyard.docker_engine import PushResult
+from stackyard.images.engine import PushResult
 from stackyard.errors import ConfigError, InputError
 from stackyard.events import Event, Note
-from stackyard.images import (
+from stackyard.images.build import (
     ImageResult,
     build_image,
     depends_names,
@@ -278,7 +278,9 @@ class FakeRegistry:
 def command(config: Config, recipe: Recipe, monkeypatch: pytest.MonkeyPatch,
             capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[str], FakeClient]]:
     """Runs 'stackyard image' against a fake engine (the one connect would return) and a fake registry."""
-    from stackyard import cli, docker_engine, registry_client
+    from stackyard import cli
+    from stackyard.images import engine as docker_engine
+    from stackyard.images import registry as registry_client
 
     client = FakeClient()
     monkeypatch.setattr(docker_engine, "connect", lambda images_: client)

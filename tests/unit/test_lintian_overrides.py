@@ -10,8 +10,8 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import load_config
-from stackyard.deb_build import render_debian
-from stackyard.lintian_overrides import applicable, main, unscoped
+from stackyard.debs.venv_deb import render_debian
+from stackyard.debs.lintian_overrides import applicable, main, unscoped
 from stackyard.recipes import load_recipes
 from tests.conftest import ROOT
 
@@ -62,7 +62,7 @@ def test_every_override_a_venv_deb_and_the_wheels_deb_ship_is_scoped(tmp_path: P
     for line in overrides(rendered):
         assert unscoped(line) is None and line.startswith("venv-keystone: "), line
         assert re.search(r"\[opt/openstack/(keystone/[^\]]*)?\]$", line), line
-    assert (debian / "lintian-overrides.py").read_text() == (ROOT / "stackyard" / "lintian_overrides.py").read_text()
+    assert (debian / "lintian-overrides.py").read_text() == (ROOT / "stackyard" / "debs" / "lintian_overrides.py").read_text()
     rules = (debian / "rules").read_text()
     assert "debian/lintian-overrides.py debian/lintian-overrides.in debian/$(PKG) debian/$(PKG).lintian-overrides" in rules
     # the wheels deb ships none, so none can be unscoped

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from stackyard import local_services
+from stackyard.images import services as local_services
 from stackyard.config import Config
 from stackyard.errors import ToolError
 from stackyard.runner import Call

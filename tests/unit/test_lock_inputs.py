@@ -1,4 +1,4 @@
-"""stackyard.lock: lock inputs (deterministic digest) and pip conflict explanations."""
+"""stackyard.wheels.lock: lock inputs (deterministic digest) and pip conflict explanations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Callable
 import pytest
 
 from stackyard.config import Config, Release, load_config
-from stackyard.constraints import Constraints, load_constraints, parse_constraints
-from stackyard.lock import explain_conflict, lock_inputs, lock_path, recorded_digest, target_for
+from stackyard.wheels.constraints import Constraints, load_constraints, parse_constraints
+from stackyard.wheels.lock import explain_conflict, lock_inputs, lock_path, recorded_digest, target_for
 from stackyard.recipes import Recipe, load_recipe, load_recipes
 from stackyard.target import Target
 

@@ -1,4 +1,4 @@
-"""stackyard.lock: the two resolvers' command lines, uv's output in pip-compile's format, progress events.
+"""stackyard.wheels.lock: the two resolvers' command lines, uv's output in pip-compile's format, progress events.
 
 No processes: subprocess.Popen is replaced where compile_lock runs."""
 
@@ -10,12 +10,12 @@ from typing import IO, Any, Callable
 
 import pytest
 
-from stackyard import lock
+from stackyard.wheels import lock
 from stackyard.config import Config, Release
-from stackyard.constraints import parse_constraints
+from stackyard.wheels.constraints import parse_constraints
 from stackyard.errors import ConfigError, ResolutionError, ToolError
 from stackyard.events import Event, ItemFinished, Note, Outcome, StepFinished, StepStarted
-from stackyard.lock import (
+from stackyard.wheels.lock import (
     LockInputs,
     LockResult,
     explain_uv_conflict,

@@ -9,7 +9,7 @@ import yaml
 
 from stackyard.config import Config
 from stackyard.errors import InputError
-from stackyard.operator_data import (
+from stackyard.repo.operator_data import (
     KEYRING,
     KEYRING_ASC,
     OTHER_PRIORITY,

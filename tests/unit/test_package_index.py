@@ -1,4 +1,4 @@
-"""stackyard.package_index: PEP 691 JSON and PEP 503 HTML simple pages."""
+"""stackyard.wheels.package_index: PEP 691 JSON and PEP 503 HTML simple pages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from packaging.version import Version
 
 from stackyard.errors import ResolutionError
 from stackyard.http import Http
-from stackyard.package_index import IndexFile, PackageIndex
+from stackyard.wheels.package_index import IndexFile, PackageIndex
 
 PAGE = "https://index.example/simple/oslo-config/"
 A = "a" * 64

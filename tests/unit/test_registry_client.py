@@ -10,7 +10,7 @@ import requests
 
 from stackyard.config import Config
 from stackyard.errors import FetchError, InputError
-from stackyard.registry_client import MANIFEST_TYPES, Registry
+from stackyard.images.registry import MANIFEST_TYPES, Registry
 
 
 def response(status: int, **headers: str) -> requests.Response:

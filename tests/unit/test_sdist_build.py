@@ -14,7 +14,7 @@ import pytest
 
 from stackyard.errors import ToolError
 from stackyard.runner import Call
-from stackyard.sdist_build import BUILD_FLAGS, BuildEnv, build_requirements
+from stackyard.wheels.sdist_build import BUILD_FLAGS, BuildEnv, build_requirements
 from stackyard.target import Target
 from tests.fakes import FakeRunner
 
@@ -117,7 +117,7 @@ def test_a_local_sdist_the_environment_serves_goes_straight_to_its_backend(env: 
     try:
         assert wheel.name == "demo-1.0-cp311-cp311-linux_x86_64.whl"
         (call,) = fake.calls
-        assert call.argv[1].endswith("stackyard/pep517_build.py") and call.argv[2] == str(source)
+        assert call.argv[1].endswith("stackyard/wheels/pep517_build.py") and call.argv[2] == str(source)
         assert {k: call.env[k] for k in BUILD_FLAGS} == BUILD_FLAGS and call.env["HOME"] == str(env.path / "home")
     finally:
         shutil.rmtree(wheel.parent)

@@ -9,7 +9,7 @@ import pytest
 
 from stackyard.config import Config
 from stackyard.errors import ToolError
-from stackyard.signing import ensure_signing_key
+from stackyard.repo.signing import ensure_signing_key
 from tests.fake_repo import FPR, SECRET_KEYS, gpg_prefix
 from tests.fakes import FakeRunner
 

@@ -1,4 +1,4 @@
-"""stackyard.simple_index: the PEP 503 index written beside a wheelhouse."""
+"""stackyard.wheels.simple_index: the PEP 503 index written beside a wheelhouse."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from stackyard.http import Http
-from stackyard.package_index import PackageIndex
-from stackyard.simple_index import write_simple_index
+from stackyard.wheels.package_index import PackageIndex
+from stackyard.wheels.simple_index import write_simple_index
 
 WHEELS = {
     "oslo_config-9.7.2-py3-none-any.whl": b"oslo.config wheel",

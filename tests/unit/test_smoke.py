@@ -14,7 +14,7 @@ import pytest
 from stackyard.config import Config, Release
 from stackyard.recipes import Recipe, load_recipe
 from stackyard.runner import Call, Completed
-from stackyard.smoke import SmokeTestError, passed, signed_flat_repo, smoke_test
+from stackyard.debs.smoke import SmokeTestError, passed, signed_flat_repo, smoke_test
 from tests.deb_workspace import smoke_runner
 from tests.fake_repo import FPR
 from tests.fakes import FakeRunner
@@ -204,7 +204,7 @@ def test_what_the_purge_leaves_behind_fails_the_test_but_apts_own_state_does_not
 
 def test_the_test_repository_is_indexed_and_signed_with_the_repository_key(config: Config, tmp_path: Path,
                                                                            runner: RootRunner) -> None:
-    from stackyard.signing import ensure_signing_key
+    from stackyard.repo.signing import ensure_signing_key
 
     key = ensure_signing_key(config.repo, runner=runner)
     deb = tmp_path / "venv-tiny_1_amd64.deb"

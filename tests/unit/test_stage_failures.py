@@ -13,9 +13,11 @@ from typing import Callable
 
 import pytest
 
-from stackyard import cli, docker_engine, images
+from stackyard import cli
+from stackyard.images import engine as docker_engine
+from stackyard.images import build as images
 from stackyard.config import Config, load_config
-from stackyard.deb_build import debs_dir
+from stackyard.debs.venv_deb import debs_dir
 from stackyard.verify.plan import make_plan
 from stackyard.recipes import load_recipes
 from tests.conftest import ROOT

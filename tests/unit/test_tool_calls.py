@@ -12,15 +12,18 @@ from pathlib import Path
 import pytest
 
 from builders import ctl
-from stackyard import bindep, local_services, rootfs, signing
-from stackyard.apt_repo import AptRepository
+from stackyard import rootfs
+from stackyard.wheels import bindep
+from stackyard.images import services as local_services
+from stackyard.repo import signing
+from stackyard.repo.apt import AptRepository
 from stackyard.config import Codename, Config, Release
 from stackyard.errors import IntegrityError, ToolError
 from stackyard.events import Outcome
 from stackyard.runner import Call
-from stackyard.sdist_build import BuildEnv
+from stackyard.wheels.sdist_build import BuildEnv
 from stackyard.target import Target
-from stackyard.wheelhouse import ItemResult, publish_wheelhouse
+from stackyard.wheels.wheelhouse import ItemResult, publish_wheelhouse
 from tests.fakes import FakeRunner
 
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"

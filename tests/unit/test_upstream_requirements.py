@@ -9,7 +9,7 @@ import pytest
 
 from stackyard.config import Config, Release
 from stackyard.errors import FetchError, InputError
-from stackyard.upstream_requirements import FILES, UpstreamSource, read_source, update_requirements
+from stackyard.wheels.upstream_requirements import FILES, UpstreamSource, read_source, update_requirements
 from tests.fakes import FakeRunner
 
 GOOD = {"upper-constraints.txt": "six===1.17.0\npbr===6.1.0\n", "global-requirements.txt": "six>=1.10.0\n",

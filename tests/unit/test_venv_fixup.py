@@ -10,7 +10,7 @@ import pytest
 
 import stackyard
 
-SCRIPT = Path(stackyard.__file__).with_name("venv_fixup.py")
+SCRIPT = Path(stackyard.__file__).parent / "debs" / "venv_fixup.py"
 
 
 def test_drop_tests_keeps_the_test_modules_an_entry_point_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

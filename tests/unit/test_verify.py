@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stackyard import cli
-from stackyard.apt_repo import AptRepository
+from stackyard.repo.apt import AptRepository
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.recipes import load_recipes
@@ -301,7 +301,7 @@ def test_the_cli_renders_the_record_as_a_table(tmp_path: Path, monkeypatch: pyte
 
 def test_a_package_missing_from_staging_names_it_and_the_commands_that_build_and_publish_it(config: Config,
                                                                                           release: Release) -> None:
-    from stackyard.deb_build import debs_dir
+    from stackyard.debs.venv_deb import debs_dir
     from stackyard.verify.run import missing_error
 
     built = debs_dir(config, release)

@@ -1,4 +1,4 @@
-"""stackyard.wheelhouse: what goes in (merge/collect), which file is chosen, and a
+"""stackyard.wheels.wheelhouse: what goes in (merge/collect), which file is chosen, and a
 wheels-only run against a file:// index (threads, no processes, no network)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from stackyard.config import Config, Release
 from stackyard.errors import IntegrityError, ResolutionError
 from stackyard.events import Event, ItemFinished, Outcome, StepFinished, StepStarted, discard
 from stackyard.http import Http
-from stackyard.package_index import IndexFile
+from stackyard.wheels.package_index import IndexFile
 from stackyard.recipes import Recipe, load_recipe
-from stackyard.simple_index import write_simple_index
-from stackyard.wheelhouse import (
+from stackyard.wheels.simple_index import write_simple_index
+from stackyard.wheels.wheelhouse import (
     UPPER_CONSTRAINTS,
     Wanted,
     _Run,

@@ -11,7 +11,7 @@ from debian.changelog import Changelog
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.runner import Call
-from stackyard.wheels_deb import build_wheels_deb
+from stackyard.debs.wheels_deb import build_wheels_deb
 from tests.fakes import FakeRunner
 
 

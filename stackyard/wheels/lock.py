@@ -38,11 +38,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackyard.config import Config, Release
-from stackyard.constraints import Constraints, load_constraints
+from stackyard.wheels.constraints import Constraints, load_constraints
 from stackyard.errors import ResolutionError, ToolError
 from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, discard
-from stackyard.extras import verify_extras
-from stackyard.pip import isolated_env
+from stackyard.wheels.extras import verify_extras
+from stackyard.wheels.pip import isolated_env
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Result, Runner
 from stackyard.target import Target
@@ -363,7 +363,7 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
     verify_extras(config, release, recipe)  # pip would ignore an extra the project does not declare
     out = lock_path(config, release, recipe.name)
     if not force and recorded_digest(out) == inputs.digest:
-        from stackyard.constraints import load_lock
+        from stackyard.wheels.constraints import load_lock
 
         return LockResult(recipe.name, out, False, len(load_lock(out)), time.monotonic() - started)
 
@@ -410,7 +410,7 @@ def compile_lock(config: Config, release: Release, recipe: Recipe, *, force: boo
         tmp_out = out.with_suffix(".tmp")
         tmp_out.write_text(text)
         tmp_out.replace(out)
-    from stackyard.constraints import parse_lock
+    from stackyard.wheels.constraints import parse_lock
 
     return LockResult(recipe.name, out, changed, len(parse_lock(text, out)), time.monotonic() - started, resolver,
                       pins_changed=pins_changed)

@@ -22,7 +22,7 @@ import yaml
 
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
-from stackyard.images import ImageRecord, read_record
+from stackyard.images.build import ImageRecord, read_record
 from stackyard.recipes import Recipe
 
 CLIENT_IMAGE = "openstack-client"

@@ -13,9 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackyard import bindep
+from stackyard.wheels import bindep
 from stackyard.config import Config, Release
-from stackyard.constraints import parse_constraints
+from stackyard.wheels.constraints import parse_constraints
 from stackyard.errors import FetchError, InputError
 from stackyard.http import Http
 from stackyard.runner import RUNNER, Runner

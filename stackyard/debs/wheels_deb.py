@@ -4,7 +4,7 @@ Installs the wheels, their PEP 503 index, SHA256SUMS and manifest under
 ``/usr/lib/openstack-wheels/<release>/`` with the build architecture when a
 wheel is compiled, ``/usr/share/...`` with architecture ``all`` when every
 wheel is pure Python (Debian keeps /usr/share architecture-independent).
-Built, like every deb, by stackyard.dpkg (reproducible, lintian errors fail). The version is
+Built, like every deb, by stackyard.debs.dpkg (reproducible, lintian errors fail). The version is
 ``<upper-constraints date>.<n>``: ``n`` grows only when the content changes,
 so rebuilding an unchanged wheelhouse gives the same version.
 """
@@ -23,14 +23,14 @@ from pathlib import Path
 from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from stackyard import dpkg
-from stackyard.cache import sha256_file
+from stackyard.debs import dpkg
+from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
-from stackyard.lock import target_for
+from stackyard.wheels.lock import target_for
 from stackyard.runner import RUNNER, Runner
-from stackyard.upstream_requirements import read_source
-from stackyard.wheelhouse import read_manifest
+from stackyard.wheels.upstream_requirements import read_source
+from stackyard.wheels.wheelhouse import read_manifest
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class WheelsDeb:
 
 
 def _templates() -> Environment:
-    return Environment(loader=PackageLoader("stackyard", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
+    return Environment(loader=PackageLoader("stackyard.debs", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def debs_dir(config: Config, release: Release) -> Path:

@@ -32,17 +32,17 @@ import docker.errors
 from debian.debfile import DebFile
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 
-from stackyard import docker_engine
-from stackyard.apt_repo import AptRepository, staging
-from stackyard.cache import sha256_file
+from stackyard.images import engine as docker_engine
+from stackyard.repo.apt import AptRepository, staging
+from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
-from stackyard.docker_engine import PushResult
+from stackyard.images.engine import PushResult
 from stackyard.errors import BuildError, ConfigError, InputError
 from stackyard.events import Note, Reporter, discard
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
-from stackyard.registry_client import Registry
-from stackyard.repo_server import RepoServer
+from stackyard.images.registry import Registry
+from stackyard.repo.server import RepoServer
 from stackyard.rootfs import rootfs_tarball
 from stackyard.runner import RUNNER, Runner
 

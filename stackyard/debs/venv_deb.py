@@ -28,18 +28,18 @@ from debian.changelog import Changelog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
-from stackyard import dpkg
-from stackyard.cache import sha256_file
+from stackyard.debs import dpkg
+from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
-from stackyard.constraints import load_lock
+from stackyard.wheels.constraints import load_lock
 from stackyard import __version__
-from stackyard.deb_version import debian_upstream, decide, input_lines, recorded_inputs
+from stackyard.debs.version import debian_upstream, decide, input_lines, recorded_inputs
 from stackyard.errors import ConfigError, InputError, IntegrityError
-from stackyard.lock import lock_path
+from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
-from stackyard.upstream_requirements import read_source
-from stackyard.wheelhouse import read_manifest
+from stackyard.wheels.upstream_requirements import read_source
+from stackyard.wheels.wheelhouse import read_manifest
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def newest_published(config: Config, release: Release, package: str, *, runner: 
     """The highest version of ``package`` in the release's distributions, if any."""
     from debian.debian_support import version_compare
 
-    from stackyard.apt_repo import AptRepository, final, staging
+    from stackyard.repo.apt import AptRepository, final, staging
 
     if not (config.repo.path / "db").exists():
         return None

@@ -20,7 +20,7 @@ from typing import Iterator
 from stackyard.config import Config, Release
 from stackyard.errors import InputError, ToolError
 from stackyard.runner import RUNNER, Runner
-from stackyard.signing import SigningKey, ensure_signing_key
+from stackyard.repo.signing import SigningKey, ensure_signing_key
 
 REPREPRO_TIMEOUT = 900.0
 
@@ -81,7 +81,7 @@ class AptRepository:
     def _writing(self) -> Iterator[None]:
         """Serialize writers; restore conf, db and dists if the body fails."""
         self.base.mkdir(parents=True, exist_ok=True)
-        with (self.base / ".stackyard.lock").open("w") as lock:
+        with (self.base / ".stackyard.wheels.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent publishes wait here
             stale = self.base / "db" / "lockfile"
             if stale.exists():

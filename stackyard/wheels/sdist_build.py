@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from stackyard.errors import ToolError
-from stackyard.pip import pip_env
+from stackyard.wheels.pip import pip_env
 from stackyard.runner import RUNNER, Runner
 from stackyard.target import Target
 
@@ -79,7 +79,7 @@ SCRATCH = _scratch()
 class BuildEnv:
     def __init__(self, cache_root: Path, interpreter: str, target: Target, index_url: str, tools_url: str,
                  runner: Runner = RUNNER) -> None:
-        spec = resources.files("stackyard").joinpath("buildenv.txt").read_text()
+        spec = resources.files("stackyard.wheels").joinpath("buildenv.txt").read_text()
         self.requirements = [line for line in spec.splitlines() if line and not line.startswith("#")]
         digest = hashlib.sha256(("\n".join(self.requirements) + interpreter + repr(BUILD_FLAGS) + "home").encode()).hexdigest()[:16]
         self.path = cache_root / "buildenv" / f"{target.key}-{digest}"

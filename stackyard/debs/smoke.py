@@ -16,13 +16,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackyard.cache import sha256_file
+from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError
 from stackyard.recipes import Recipe
 from stackyard.rootfs import Root, fresh_root, rootfs_tarball
 from stackyard.runner import RUNNER, Runner
-from stackyard.signing import SigningKey, ensure_signing_key, gpg
+from stackyard.repo.signing import SigningKey, ensure_signing_key, gpg
 
 # paths whose changes are apt's, dpkg's or the system's business, not the package's
 IGNORED = ("proc", "sys", "dev", "run", "tmp", "var/lib/apt", "var/lib/dpkg", "var/cache", "var/log",
