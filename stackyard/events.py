@@ -57,7 +57,25 @@ class StepFinished:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-Event = StepStarted | ItemFinished | Note | StepFinished
+@dataclass(frozen=True)
+class Unchanged:
+    """An artifact's inputs match its last record and the artifact is intact: nothing is built (stackyard.stage)."""
+
+    kind: str
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Building:
+    """An artifact is being built, and why (no record, inputs changed, --rebuild...)."""
+
+    kind: str
+    name: str
+    reason: str
+
+
+Event = StepStarted | ItemFinished | Note | StepFinished | Unchanged | Building
 Reporter = Callable[[Event], None]
 
 

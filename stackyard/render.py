@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from stackyard.events import Event, ItemFinished, Note, Outcome, StepFinished, StepStarted
+from stackyard.events import Building, Event, ItemFinished, Note, Outcome, StepFinished, StepStarted, Unchanged
 
 
 class ConsoleReporter:
@@ -26,6 +26,10 @@ class ConsoleReporter:
             w(line + "\n")
         elif isinstance(event, Note):
             w(f"    {event.step}: {event.text}\n")
+        elif isinstance(event, Unchanged):
+            w(f"==> {event.kind} {event.name}: unchanged ({event.detail})\n")
+        elif isinstance(event, Building):
+            w(f"==> {event.kind} {event.name}: build ({event.reason})\n")
         elif isinstance(event, StepFinished):
             w(f"==> {event.step} done in {event.seconds:.1f}s\n")
         self.stream.flush()

@@ -23,15 +23,17 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, ClassVar, Mapping
 
 import docker
 import docker.errors
 from debian.debfile import DebFile
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 
+from stackyard import stage
 from stackyard.images import engine as docker_engine
 from stackyard.repo.apt import AptRepository, staging
 from stackyard.wheels.cache import sha256_file
@@ -73,6 +75,8 @@ class PublishedDeb:
 
 @dataclass(frozen=True)
 class ImageRecord:
+    KIND: ClassVar[str] = "image"
+
     image: str
     repository: str
     release_tag: str
@@ -97,16 +101,7 @@ def _record_path(config: Config, release: Release, image: str) -> Path:
 
 
 def read_record(config: Config, release: Release, image: str) -> ImageRecord | None:
-    path = _record_path(config, release, image)
-    return ImageRecord(**json.loads(path.read_text())) if path.exists() else None
-
-
-def _write_record(config: Config, release: Release, record: ImageRecord) -> None:
-    path = _record_path(config, release, record.image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    return stage.read_record(_record_path(config, release, image), ImageRecord)
 
 
 def release_tag(release: Release) -> str:
@@ -236,74 +231,107 @@ def ensure_image(client: docker.DockerClient, tag: str, dockerfile: str, log: Pa
     return tag
 
 
+class ImageStage:
+    """A project's image (stackyard.stage): its inputs are the Dockerfile rendered from the templates, the base,
+    the published deb and the keyring; it is intact while the engine still has the recorded image."""
+
+    kind = "image"
+
+    def __init__(self, config: Config, release: Release, recipe: Recipe, client: docker.DockerClient, *,
+                 distribution: str | None, nocache: bool, report: Reporter, runner: Runner) -> None:
+        self.config, self.release, self.recipe, self.client = config, release, recipe, client
+        self.distribution, self.nocache, self.runner = distribution or staging(release), nocache, runner
+        self.spec = recipe.image
+        self.name = self.spec.name
+        self.repository = config.images.repository(self.spec.name)
+        self.log = config.logs_dir("image", release) / f"{self.spec.name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.report = report
+
+    def record_path(self) -> Path:
+        return _record_path(self.config, self.release, self.name)
+
+    def record_type(self) -> type[ImageRecord]:
+        return ImageRecord
+
+    def inputs(self) -> str:
+        config, release, recipe, spec = self.config, self.release, self.recipe, self.spec
+        self.deb = deb = published_deb(config, release, recipe, self.distribution, runner=self.runner)
+        base = ensure_base(config, release, self.client, self.log, self.report, runner=self.runner)
+        self.keyring = keyring = config.repo.path / KEYRING
+        if not keyring.exists():
+            raise InputError(f"{keyring}: missing", hint=f"publish first: stackyard publish --release {release.id}")
+        packages = sorted({*deb.depends, *WSGI_PACKAGES[spec.wsgi], *spec.packages} - {recipe.package})
+        self.template = template = project_template(config, recipe)
+        self.lock = lock = lock_path(config, release, recipe.name)
+        self.context = context = dict(
+            base=base, project=recipe.name, user=recipe.name, uid=config.images.uid, packages=packages, wsgi=spec.wsgi,
+            package=deb.package, version=deb.version, deb_file=deb.file.name, sha256=deb.sha256,
+            distribution=deb.distribution, component=config.repo.component, venv=f"{config.deb.prefix}/{recipe.name}",
+            # /etc/image_info (as openstack-helm-images' images carry): what the image is made of
+            image_info=image_info_lines(spec.name, release, deb, recipe, sha256_file(lock) if lock.exists() else ""),
+        )
+        # what the image is made of: the template files, their variables, the base, the keyring
+        h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
+        for file in sorted(config.paths.images.rglob("*.j2")):
+            h.update(file.name.encode() + b"\0" + file.read_bytes())
+        h.update(f"{sha256_file(keyring)}\0{self.client.images.get(base).id}\0{template}".encode())
+        return h.hexdigest()
+
+    def intact(self, record: ImageRecord) -> bool:
+        if record.repository != self.repository:
+            return False
+        try:
+            self.client.images.get(record.image_id)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def stands(self, record: ImageRecord) -> str:
+        return f"{record.repository}:{record.dated_tag}"
+
+    def build(self, inputs: str, previous: ImageRecord | None, report: Reporter) -> ImageRecord:
+        config, release, recipe, spec, deb, client = self.config, self.release, self.recipe, self.spec, self.deb, self.client
+        lock = self.lock
+        now = dt.datetime.now(dt.timezone.utc)
+        dated = f"{release_tag(release)}-{now:%Y%m%dT%H%M%SZ}"
+        labels = {
+            "org.opencontainers.image.title": spec.name,
+            "org.opencontainers.image.description": recipe.description,
+            "org.opencontainers.image.version": deb.version,
+            "org.opencontainers.image.revision": deb.revision,
+            "org.opencontainers.image.created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "org.opencontainers.image.source": recipe.source.git or f"{config.index.url}/{recipe.source.distribution}/",
+            "org.opencontainers.image.base.name": self.context["base"],
+            "org.openstack.release": release.id,
+            "org.stackyard.package": f"{deb.package}={deb.version}",
+            "org.stackyard.deb-sha256": deb.sha256,
+            "org.stackyard.lock-sha256": sha256_file(lock) if lock.exists() else "",
+            "org.stackyard.inputs": inputs,
+        }
+        dockerfile = render(config, self.template, labels=labels, **self.context)
+        with tempfile.TemporaryDirectory(prefix="stackyard-image-") as tmp, RepoServer(config.repo.path) as repo:
+            build_dir = Path(tmp)
+            (build_dir / "Dockerfile").write_text(dockerfile)
+            shutil.copy(self.keyring, build_dir / KEYRING)
+            image_id = docker_engine.build(
+                client, build_dir, f"{self.repository}:{dated}", self.log, buildargs={"STACKYARD_REPO": repo.url},
+                nocache=self.nocache, on_step=lambda i, n, text: report(Note("image", f"{spec.name} [{i}/{n}] {text}")),
+            )
+        client.api.tag(image_id, self.repository, release_tag(release))
+        return ImageRecord(image=spec.name, repository=self.repository, release_tag=release_tag(release), dated_tag=dated,
+                           image_id=image_id, inputs=inputs, version=deb.version,
+                           size=int(client.images.get(image_id).attrs["Size"]))
+
+
 def build_image(config: Config, release: Release, recipe: Recipe, client: docker.DockerClient, *,
                 distribution: str | None = None, nocache: bool = False, report: Reporter = discard,
                 runner: Runner = RUNNER) -> ImageResult:
     started = time.monotonic()
-    spec = recipe.image
-    log = config.logs_dir("image", release) / f"{spec.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    deb = published_deb(config, release, recipe, distribution or staging(release), runner=runner)
-    base = ensure_base(config, release, client, log, report, runner=runner)
-    keyring = config.repo.path / KEYRING
-    if not keyring.exists():
-        raise InputError(f"{keyring}: missing", hint=f"publish first: stackyard publish --release {release.id}")
-    packages = sorted({*deb.depends, *WSGI_PACKAGES[spec.wsgi], *spec.packages} - {recipe.package})
-    template = project_template(config, recipe)
-    lock = lock_path(config, release, recipe.name)
-    context = dict(
-        base=base, project=recipe.name, user=recipe.name, uid=config.images.uid, packages=packages, wsgi=spec.wsgi,
-        package=deb.package, version=deb.version, deb_file=deb.file.name, sha256=deb.sha256,
-        distribution=deb.distribution, component=config.repo.component, venv=f"{config.deb.prefix}/{recipe.name}",
-        # /etc/image_info (as openstack-helm-images' images carry): what the image is made of
-        image_info=image_info_lines(spec.name, release, deb, recipe, sha256_file(lock) if lock.exists() else ""),
-    )
-    # what the image is made of: the template files, their variables, the base, the keyring
-    h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
-    for file in sorted(config.paths.images.rglob("*.j2")):
-        h.update(file.name.encode() + b"\0" + file.read_bytes())
-    h.update(f"{sha256_file(keyring)}\0{client.images.get(base).id}\0{template}".encode())
-    inputs = h.hexdigest()
-    repository = config.images.repository(spec.name)
-    previous = read_record(config, release, spec.name)
-    if previous and previous.inputs == inputs and previous.repository == repository:
-        try:
-            client.images.get(previous.image_id)
-            report(Note("image", f"{spec.name}: inputs unchanged, {repository}:{previous.dated_tag} stands"))
-            return ImageResult(previous, built=False, seconds=time.monotonic() - started)
-        except docker.errors.ImageNotFound:
-            pass
-
-    now = dt.datetime.now(dt.timezone.utc)
-    dated = f"{release_tag(release)}-{now:%Y%m%dT%H%M%SZ}"
-    labels = {
-        "org.opencontainers.image.title": spec.name,
-        "org.opencontainers.image.description": recipe.description,
-        "org.opencontainers.image.version": deb.version,
-        "org.opencontainers.image.revision": deb.revision,
-        "org.opencontainers.image.created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "org.opencontainers.image.source": recipe.source.git or f"{config.index.url}/{recipe.source.distribution}/",
-        "org.opencontainers.image.base.name": base,
-        "org.openstack.release": release.id,
-        "org.stackyard.package": f"{deb.package}={deb.version}",
-        "org.stackyard.deb-sha256": deb.sha256,
-        "org.stackyard.lock-sha256": sha256_file(lock) if lock.exists() else "",
-        "org.stackyard.inputs": inputs,
-    }
-    dockerfile = render(config, template, labels=labels, **context)
-    with tempfile.TemporaryDirectory(prefix="stackyard-image-") as tmp, RepoServer(config.repo.path) as repo:
-        build_dir = Path(tmp)
-        (build_dir / "Dockerfile").write_text(dockerfile)
-        shutil.copy(keyring, build_dir / KEYRING)
-        image_id = docker_engine.build(
-            client, build_dir, f"{repository}:{dated}", log, buildargs={"STACKYARD_REPO": repo.url}, nocache=nocache,
-            on_step=lambda i, n, text: report(Note("image", f"{spec.name} [{i}/{n}] {text}")),
-        )
-    client.api.tag(image_id, repository, release_tag(release))
-    record = ImageRecord(image=spec.name, repository=repository, release_tag=release_tag(release), dated_tag=dated,
-                         image_id=image_id, inputs=inputs, version=deb.version, size=int(client.images.get(image_id).attrs["Size"]))
-    _write_record(config, release, record)
-    return ImageResult(record, built=True, seconds=time.monotonic() - started)
+    image = ImageStage(config, release, recipe, client, distribution=distribution, nocache=nocache, report=report,
+                       runner=runner)
+    outcome = stage.run(image, report=report)
+    return ImageResult(outcome.record, built=not outcome.unchanged, seconds=time.monotonic() - started)
 
 
 def chart_paths(config: Config, image: str) -> list[tuple[str, str]]:
@@ -360,6 +388,6 @@ def push_image(config: Config, release: Release, result: ImageResult, client: do
         pushes.append(docker_engine.push(client, record.repository, tag, config.images, password, log))
         report(Note("image", f"pushed {record.repository}:{tag} ({pushes[-1].pushed_layers} layers sent, "
                              f"{pushes[-1].existing_layers} already there)"))
-    record = ImageRecord(**{**asdict(record), "digest": pushes[-1].digest})
-    _write_record(config, release, record)
+    record = dataclasses.replace(record, digest=pushes[-1].digest)
+    stage.write_record(_record_path(config, release, record.image), record)
     return ImageResult(record, result.built, result.seconds, tuple(pushes))

@@ -594,7 +594,7 @@ def test_helm_values_writes_a_secret_values_file_per_chart(make_config: Callable
     records = config.paths.output / "images" / "2025.1"
     records.mkdir(parents=True)
     (records / "tiny.json").write_text(json.dumps({
-        "image": "tiny", "repository": "registry.example:5000/stackyard/tiny", "release_tag": "2025.1-debian_bookworm",
+        "schema": 1, "kind": "image", "image": "tiny", "repository": "registry.example:5000/stackyard/tiny", "release_tag": "2025.1-debian_bookworm",
         "dated_tag": "2025.1-debian_bookworm-20250601T000000Z", "image_id": "sha256:" + "1" * 64, "inputs": "2" * 64,
         "version": "1.2.0-2025.1.1", "size": 1, "digest": "sha256:" + "3" * 64}))
     code, out, _ = run(config, "helm-values", "--release", "2025.1")

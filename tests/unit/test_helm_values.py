@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from stackyard.config import Config, load_config
 from stackyard.errors import InputError
 from stackyard.images.helm_values import ChartValues, chart_values, dump, image_path, openstack_keys, read_chart_images
 from stackyard.images.build import ImageRecord
+from stackyard.stage import write_record
 from stackyard.recipes import load_recipes, parse_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +80,7 @@ def record(config: Config, image: str, digest: str | None = None) -> ImageRecord
                       image_id="sha256:" + "2" * 64, inputs="3" * 64, version="1-2025.1.1", size=1, digest=digest)
     path = config.paths.output / "images" / "2025.1" / f"{image}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(rec)))
+    write_record(path, rec)
     return rec
 
 
