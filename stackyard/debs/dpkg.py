@@ -1,6 +1,6 @@
 """What every kind of .deb goes through: dpkg-buildpackage, its listing, lintian.
 
-The venv debs (``deb_build``) and the wheels deb (``wheels_deb``) render their
+The venv debs (``venv_deb``) and the wheels deb (``wheels_deb``) render their
 own ``debian/`` and share the rest: a reproducible binary build (the date
 comes from the inputs through ``SOURCE_DATE_EPOCH``, never the clock), the
 one .deb it made, and lintian, whose errors fail the build.
@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stackyard.config import Config, Release
 from stackyard.errors import ToolError
 from stackyard.runner import RUNNER, Runner
 
 BUILD_TIMEOUT = 3600.0
 LINTIAN_TIMEOUT = 1800.0
+
+
+def debs_dir(config: Config, release: Release) -> Path:
+    """Where a release's built debs and their records are kept."""
+    return config.paths.output / "debs" / release.id
 
 
 def buildpackage(src: Path, package: str, version: str, log: Path, epoch: int, *, runner: Runner = RUNNER) -> Path:

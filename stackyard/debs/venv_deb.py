@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
 from stackyard.debs import dpkg
+from stackyard.debs.dpkg import debs_dir
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.wheels.constraints import load_lock
@@ -55,10 +56,6 @@ class DebResult:
     build_seconds: float  # dpkg-buildpackage alone
     lintian_seconds: float
     unchanged: bool = False  # nothing it is made from changed: the existing file stands (no build, lintian or smoke)
-
-
-def debs_dir(config: Config, release: Release) -> Path:
-    return config.paths.output / "debs" / release.id
 
 
 def changelog_path(config: Config, release: Release, package: str) -> Path:

@@ -11,7 +11,7 @@ so rebuilding an unchanged wheelhouse gives the same version.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import shutil
 import tempfile
@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import ClassVar
 
 from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from stackyard import __version__, stage
 from stackyard.debs import dpkg
+from stackyard.debs.dpkg import debs_dir
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
+from stackyard.events import Reporter, discard
 from stackyard.wheels.lock import target_for
 from stackyard.runner import RUNNER, Runner
 from stackyard.wheels.upstream_requirements import read_source
@@ -35,85 +39,125 @@ from stackyard.wheels.wheelhouse import read_manifest
 
 @dataclass(frozen=True)
 class WheelsDeb:
+    """The record of the wheels deb (stackyard.stage), kept as ``openstack-wheels-<release>.json`` beside it."""
+
+    KIND: ClassVar[str] = "wheels-deb"
+
     package: str
     version: str
     architecture: str
     wheels: int
-    file: Path
+    file: str  # the .deb's name in the release's debs directory
+    sha256: str
+    inputs: str
+    base: str  # the upper-constraints date the version starts with
+    n: int  # the version's last part: grows with each new content for the same date
     lintian_warnings: tuple[str, ...] = ()
-    unchanged: bool = False  # the file of this version was there: not built again
+
+
+@dataclass(frozen=True)
+class WheelsDebResult:
+    record: WheelsDeb
+    file: Path
+    unchanged: bool  # the file of these inputs was there: not built again
+
+    def __getattr__(self, name: str) -> object:  # package, version, architecture, wheels, lintian_warnings
+        return getattr(self.record, name)
 
 
 def _templates() -> Environment:
     return Environment(loader=PackageLoader("stackyard.debs", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)
 
 
-def debs_dir(config: Config, release: Release) -> Path:
-    return config.paths.output / "debs" / release.id
+class WheelsDebStage:
+    """The release's wheelhouse as a deb: made from its SHA256SUMS, the templates and the maintainer."""
+
+    kind = "wheels-deb"
+
+    def __init__(self, config: Config, release: Release, runner: Runner) -> None:
+        self.config, self.release, self.runner = config, release, runner
+        self.name = self.package = f"openstack-wheels-{release.id}"
+        self.out_dir = debs_dir(config, release)
+        self.wheelhouse = config.wheelhouse_dir(release)
+        manifest = read_manifest(self.wheelhouse)
+        if manifest is None:
+            raise InputError(f"{self.wheelhouse}: no wheelhouse", hint=f"run 'stackyard wheels --release {release.id}' first")
+        self.wheels = manifest["wheels"]
+        source = read_source(config.requirements_dir(release))
+        self.date = (source.date if source and source.date else "1970-01-01").replace("-", "")
+
+    def record_path(self) -> Path:
+        return self.out_dir / f"{self.package}.json"
+
+    def record_type(self) -> type[WheelsDeb]:
+        return WheelsDeb
+
+    def inputs(self) -> str:
+        h = hashlib.sha256(f"{__version__}\0{self.config.deb.maintainer}\0{self.date}\0".encode())
+        h.update(sha256_file(self.wheelhouse / "SHA256SUMS").encode())
+        for template in sorted((Path(__file__).parent / "templates" / "wheels-deb").iterdir()):
+            h.update(b"\0" + template.name.encode() + b"\0" + template.read_bytes())
+        return h.hexdigest()
+
+    def intact(self, record: WheelsDeb) -> bool:
+        file = self.out_dir / record.file
+        return file.exists() and sha256_file(file) == record.sha256
+
+    def stands(self, record: WheelsDeb) -> str:
+        return record.file
+
+    def build(self, inputs: str, previous: WheelsDeb | None, report: Reporter) -> WheelsDeb:
+        config, release, package, wheels = self.config, self.release, self.package, self.wheels
+        # the same inputs keep their version (a --rebuild gives the same bytes); new content for the date: n + 1
+        if previous is not None and previous.base == self.date:
+            n = previous.n if previous.inputs == inputs else previous.n + 1
+        else:  # no record of this date: never reuse the version of a file built before the record was kept
+            built = [f.name.split("_")[1] for f in self.out_dir.glob(f"{package}_{self.date}.*_*.deb")]
+            n = max((int(v.rsplit(".", 1)[1]) for v in built if v.rsplit(".", 1)[1].isdigit()), default=0) + 1
+        version = f"{self.date}.{n}"
+        epoch = int(datetime.strptime(self.date, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp())
+        pure = all(w["filename"].endswith("-none-any.whl") for w in wheels)
+        architecture = "all" if pure else config.architecture
+        install_dir = f"/usr/{'share' if pure else 'lib'}/openstack-wheels/{release.id}"
+        env = _templates()
+        context = {
+            "package": package, "maintainer": config.deb.maintainer, "architecture": architecture, "release": release,
+            "target": target_for(config, release).key, "wheels": len(wheels), "install_dir": install_dir,
+        }
+        with tempfile.TemporaryDirectory(prefix="stackyard-wheels-deb-") as tmp:
+            src = Path(tmp) / package
+            (src / "debian" / "source").mkdir(parents=True)
+            payload = src / "wheelhouse"
+            shutil.copytree(self.wheelhouse.resolve(), payload, copy_function=os.link)
+            (src / "debian" / "control").write_text(env.get_template("wheels-deb/control.j2").render(context))
+            rules = src / "debian" / "rules"
+            rules.write_text(env.get_template("wheels-deb/rules.j2").render(context))
+            rules.chmod(0o755)
+            (src / "debian" / "source" / "format").write_text("3.0 (native)\n")
+            (src / "debian" / f"{package}.install").write_text(f"wheelhouse/* {install_dir.lstrip('/')}/\n")
+            changelog = Changelog()
+            changelog.new_block(
+                package=package, version=version, distributions=f"{release.codename}-{release.id}", urgency="medium",
+                author=config.deb.maintainer,
+                date=format_datetime(datetime.fromtimestamp(epoch, timezone.utc)),
+            )
+            changelog.add_change("")
+            changelog.add_change(f"  * Wheelhouse of OpenStack {release.id}: {len(wheels)} wheels, upper-constraints of {self.date}.")
+            changelog.add_change("")
+            (src / "debian" / "changelog").write_text(str(changelog))
+            (src / "debian" / "copyright").write_text(env.get_template("wheels-deb/copyright.j2").render(context))
+            log = config.logs_dir("wheels-deb", release) / f"{package}_{version}.log"
+            deb = dpkg.buildpackage(src, package, version, log, epoch, runner=self.runner)
+            warnings = dpkg.lintian(deb, log, runner=self.runner)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.out_dir / deb.name
+            shutil.move(str(deb), dest)
+        return WheelsDeb(package, version, architecture, len(wheels), dest.name, sha256_file(dest), inputs, self.date, n,
+                         warnings)
 
 
-def _next_version(state_file: Path, base: str, digest: str) -> str:
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    if state.get("base") == base and state.get("digest") == digest:
-        return str(state["version"])
-    n = int(state.get("n", 0)) + 1 if state.get("base") == base else 1
-    version = f"{base}.{n}"
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps({"base": base, "digest": digest, "n": n, "version": version}))
-    return version
-
-
-def build_wheels_deb(config: Config, release: Release, *, rebuild: bool = False, runner: Runner = RUNNER) -> WheelsDeb:
-    wheelhouse = config.wheelhouse_dir(release)
-    manifest = read_manifest(wheelhouse)
-    if manifest is None:
-        raise InputError(f"{wheelhouse}: no wheelhouse", hint=f"run 'stackyard wheels --release {release.id}' first")
-    wheels = manifest["wheels"]
-    digest = sha256_file(wheelhouse / "SHA256SUMS")
-    source = read_source(config.requirements_dir(release))
-    date = (source.date if source and source.date else "1970-01-01").replace("-", "")
-    epoch = int(datetime.strptime(date, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp())
-    package = f"openstack-wheels-{release.id}"
-    out_dir = debs_dir(config, release)
-    version = _next_version(out_dir / f".{package}.state.json", date, digest)
-    pure = all(w["filename"].endswith("-none-any.whl") for w in wheels)
-    architecture = "all" if pure else config.architecture
-    install_dir = f"/usr/{'share' if pure else 'lib'}/openstack-wheels/{release.id}"
-    built = sorted(out_dir.glob(f"{package}_{version}_*.deb"))
-    if built and not rebuild:  # the version names the wheelhouse's content: nothing changed, nothing rebuilt
-        return WheelsDeb(package, version, architecture, len(wheels), built[0], unchanged=True)
-
-    env = _templates()
-    context = {
-        "package": package, "maintainer": config.deb.maintainer, "architecture": architecture, "release": release,
-        "target": target_for(config, release).key, "wheels": len(wheels), "install_dir": install_dir,
-    }
-    with tempfile.TemporaryDirectory(prefix="stackyard-wheels-deb-") as tmp:
-        src = Path(tmp) / package
-        (src / "debian" / "source").mkdir(parents=True)
-        payload = src / "wheelhouse"
-        shutil.copytree(wheelhouse.resolve(), payload, copy_function=os.link)
-        (src / "debian" / "control").write_text(env.get_template("wheels-deb/control.j2").render(context))
-        rules = src / "debian" / "rules"
-        rules.write_text(env.get_template("wheels-deb/rules.j2").render(context))
-        rules.chmod(0o755)
-        (src / "debian" / "source" / "format").write_text("3.0 (native)\n")
-        (src / "debian" / f"{package}.install").write_text(f"wheelhouse/* {install_dir.lstrip('/')}/\n")
-        changelog = Changelog()
-        changelog.new_block(
-            package=package, version=version, distributions=f"{release.codename}-{release.id}", urgency="medium",
-            author=config.deb.maintainer,
-            date=format_datetime(datetime.fromtimestamp(epoch, timezone.utc)),
-        )
-        changelog.add_change("")
-        changelog.add_change(f"  * Wheelhouse of OpenStack {release.id}: {len(wheels)} wheels, upper-constraints of {date}.")
-        changelog.add_change("")
-        (src / "debian" / "changelog").write_text(str(changelog))
-        (src / "debian" / "copyright").write_text(env.get_template("wheels-deb/copyright.j2").render(context))
-        log = config.logs_dir("wheels-deb", release) / f"{package}_{version}.log"
-        deb = dpkg.buildpackage(src, package, version, log, epoch, runner=runner)
-        warnings = dpkg.lintian(deb, log, runner=runner)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        dest = out_dir / deb.name
-        shutil.move(str(deb), dest)
-    return WheelsDeb(package, version, architecture, len(wheels), dest, warnings)
+def build_wheels_deb(config: Config, release: Release, *, rebuild: bool = False, report: Reporter = discard,
+                     runner: Runner = RUNNER) -> WheelsDebResult:
+    wheels_deb = WheelsDebStage(config, release, runner)
+    outcome = stage.run(wheels_deb, rebuild=rebuild, report=report)
+    return WheelsDebResult(outcome.record, wheels_deb.out_dir / outcome.record.file, outcome.unchanged)

@@ -104,3 +104,11 @@ def test_no_wheelhouse_says_what_to_run(config: Config, release: Release) -> Non
     with pytest.raises(InputError, match="no wheelhouse") as info:
         build_wheels_deb(config, release, runner=fake)
     assert info.value.hint == "run 'stackyard wheels --release 2025.1' first" and fake.calls == []
+
+
+def test_without_a_record_a_file_built_before_keeps_its_version_taken(config: Config, release: Release) -> None:
+    wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl")
+    out = config.paths.output / "debs" / "2025.1"
+    out.mkdir(parents=True)
+    (out / "openstack-wheels-2025.1_20250601.3_all.deb").write_bytes(b"an older build")
+    assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.4"
