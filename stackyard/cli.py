@@ -6,7 +6,6 @@ Exit codes come from the exception hierarchy (stackyard.errors), here only.
 from __future__ import annotations
 
 import argparse
-import functools
 import contextlib
 import json
 import os
@@ -220,15 +219,6 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_lintian_tags(warnings: tuple[str, ...]) -> None:
-    tags: dict[str, int] = {}
-    for warning in warnings:
-        tag = warning.split()[2] if len(warning.split()) > 2 else warning
-        tags[tag] = tags.get(tag, 0) + 1
-    for tag, count in sorted(tags.items()):
-        print(f"      W: {tag} ({count}x)", file=sys.stderr)
-
-
 def _deb_check(args: argparse.Namespace, config: Config, release: Release, recipes: list) -> int:
     """``stackyard deb --check``: what a build would do, from the inputs alone; nothing is built."""
     from stackyard.debs.venv_deb import build_log, deb_status, lintian_log, smoke_log
@@ -249,8 +239,9 @@ def _deb_check(args: argparse.Namespace, config: Config, release: Release, recip
 
 
 def cmd_deb(args: argparse.Namespace) -> int:
+    from stackyard.debs.record import smoke_passed
+    from stackyard.debs.smoke import smoke_test
     from stackyard.debs.venv_deb import build_deb
-    from stackyard.debs.smoke import passed, smoke_test
 
     config = _config(args)
     release = config.release(args.release)
@@ -259,28 +250,16 @@ def cmd_deb(args: argparse.Namespace) -> int:
         return _deb_check(args, config, release, recipes)
     if args.json:
         raise InputError("--json goes with --check")
+    report = ConsoleReporter()
     rows = []
     for recipe in recipes:
-        print(f"==> deb {recipe.package} ({release.id}): build", file=sys.stderr, flush=True)
-        result = build_deb(config, release, recipe, rebuild=args.rebuild, lint=not args.no_lint, runner=args.runner)
-        if result.unchanged:
-            print(f"    unchanged: {result.file.name} (same lock and packaging; --rebuild builds it again)",
-                  file=sys.stderr, flush=True)
-        elif args.no_lint:
-            print(f"    built {result.file.name} in {result.build_seconds:.1f}s; not linted (stackyard lintian), "
-                  f"not smoke-tested", file=sys.stderr, flush=True)
-            print(f"    log: {result.log}", file=sys.stderr, flush=True)
-        else:
-            print(f"    built {result.file.name} in {result.build_seconds:.1f}s (lintian {result.lintian_seconds:.1f}s)"
-                  + (f", lintian: {len(result.lintian_warnings)} warnings" if result.lintian_warnings else ", lintian clean"),
-                  file=sys.stderr, flush=True)
-            _print_lintian_tags(result.lintian_warnings)
+        result = build_deb(config, release, recipe, rebuild=args.rebuild, lint=not args.no_lint, report=report,
+                           runner=args.runner)
         smoke = "skipped"
-        if result.unchanged and passed(result.file):
+        if result.unchanged and smoke_passed(result.file):
             smoke = "passed before"
         elif not args.no_smoke and not args.no_lint:
-            print(f"==> deb {recipe.package}: smoke test in a clean {release.codename} root", file=sys.stderr, flush=True)
-            tested = smoke_test(config, release, recipe, result.file, runner=args.runner)
+            tested = smoke_test(config, release, recipe, result.file, report=report, runner=args.runner)
             smoke = f"passed ({len(tested.checks)} checks)"
         state = "unchanged" if result.unchanged else ("new" if result.new_entry else "same")
         rows.append([result.package, result.version, state, str(len(result.lintian_warnings)),
@@ -295,14 +274,12 @@ def cmd_lintian(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
+    report = ConsoleReporter()
     rows = []
     for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
-        result = lint_deb(config, release, recipe, runner=args.runner)  # errors: ToolError naming each E: line
+        result = lint_deb(config, release, recipe, report=report, runner=args.runner)  # errors: ToolError naming each E:
         for warning in result.warnings:
             print(warning)
-        print(f"==> lintian {result.file.name}: " + (f"{len(result.warnings)} warnings" if result.warnings else "clean")
-              + f" in {result.seconds:.1f}s (log: {result.log})", file=sys.stderr, flush=True)
-        _print_lintian_tags(result.warnings)
         rows.append([result.package, result.version, str(len(result.warnings)), f"{result.seconds:.1f}", str(result.file)])
     print(table(["package", "version", "lintian W", "seconds", "file"], rows))
     return 0
@@ -310,60 +287,24 @@ def cmd_lintian(args: argparse.Namespace) -> int:
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
-    from stackyard.debs.venv_deb import built_deb, linted
     from stackyard.debs.smoke import smoke_test
+    from stackyard.debs.venv_deb import built_deb
 
     config = _config(args)
     release = config.release(args.release)
+    report = ConsoleReporter()
     rows = []
     for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
         deb, record = built_deb(config, release, recipe)
-        if not linted(record):
+        if not record.linted:
             raise InputError(f"{deb.name} was not linted; only a linted package is smoke-tested (and published)",
                              hint=f"stackyard lintian --release {release.id} {recipe.name}")
-        print(f"==> smoke {deb.name}: in a clean {release.codename} root", file=sys.stderr, flush=True)
-        tested = smoke_test(config, release, recipe, deb, runner=args.runner)
+        tested = smoke_test(config, release, recipe, deb, report=report, runner=args.runner)
         for check in tested.checks:
             print(f"    ok: {check}")
-        print(f"    log: {tested.log}", file=sys.stderr, flush=True)
-        rows.append([recipe.package, record["version"], f"passed ({len(tested.checks)} checks)", str(deb)])
+        rows.append([recipe.package, record.version, f"passed ({len(tested.checks)} checks)", str(deb)])
     print(table(["package", "version", "smoke", "file"], rows))
     return 0
-
-
-def _release_debs(config: Config, release: Release, projects: list[str], runner: Runner = RUNNER) -> list[Path]:
-    from stackyard.debs.venv_deb import changelog_path, debs_dir
-    from stackyard.debs.smoke import passed
-
-    recipes = select(load_recipes(config.paths.recipes), projects, config.paths.recipes)
-    debs = []
-    for recipe in recipes:
-        cl = changelog_path(config, release, recipe.package)
-        if not cl.exists():
-            if projects:
-                raise InputError(f"{recipe.package} was never built for {release.id}",
-                                 hint=f"stackyard deb --release {release.id} {recipe.name}")
-            continue
-        from debian.changelog import Changelog
-
-        version = str(Changelog(cl.read_text()).version)
-        found = sorted(debs_dir(config, release).glob(f"{recipe.package}_{version}_*.deb"))
-        if not found or not passed(found[0]):
-            raise InputError(f"{recipe.package} {version} has not passed its smoke test; it is not published",
-                             hint=f"stackyard deb --release {release.id} {recipe.name}")
-        debs.append(found[0])
-    # the wheelhouse the venv debs were built from goes along, whichever projects are named
-    wheels = list(debs_dir(config, release).glob(f"openstack-wheels-{release.id}_*.deb"))
-    if wheels:
-        from debian.debian_support import version_compare
-
-        from stackyard.repo.apt import AptRepository, staging
-
-        newest = max(wheels, key=functools.cmp_to_key(lambda a, b: version_compare(a.name.split("_")[1], b.name.split("_")[1])))
-        present = {(p.name, p.version) for p in AptRepository(config, runner).list(staging(release))}
-        if (f"openstack-wheels-{release.id}", newest.name.split("_")[1]) not in present:
-            debs.append(newest)  # once per version: its projects' publishes do not add it again
-    return debs
 
 
 def _print_packages(listed: list) -> None:  # list[PublishedPackage]
@@ -372,10 +313,12 @@ def _print_packages(listed: list) -> None:  # list[PublishedPackage]
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from stackyard.repo.apt import AptRepository, staging
+    from stackyard.repo.publish import publishable
 
     config = _config(args)
     release = config.release(args.release)
-    debs = _release_debs(config, release, args.projects, args.runner)
+    debs = publishable(config, release, select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes),
+                       named=bool(args.projects), runner=args.runner)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
     _print_packages(AptRepository(config, args.runner).publish(release, debs))
@@ -492,6 +435,7 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
+    from stackyard.events import Note
     from stackyard.images import engine as docker_engine
     from stackyard.repo.apt import final, staging
     from stackyard.images.build import build_image, push_image
@@ -511,7 +455,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     reporter = ConsoleReporter()
     rows = []
     for recipe in recipes:
-        print(f"==> image {recipe.image.name} ({release.id}) from {recipe.package} in {distribution}", file=sys.stderr, flush=True)
+        reporter(Note("image", f"{recipe.image.name} ({release.id}) from {recipe.package} in {distribution}"))
         result = build_image(config, release, recipe, client, distribution=distribution, report=reporter, runner=args.runner)
         if registry is not None and password is not None:
             result = push_image(config, release, result, client, password, registry, reporter)

@@ -27,9 +27,9 @@ class ConsoleReporter:
         elif isinstance(event, Note):
             w(f"    {event.step}: {event.text}\n")
         elif isinstance(event, Unchanged):
-            w(f"==> {event.kind} {event.name}: unchanged ({event.detail})\n")
+            w(f"==> {event.kind} {event.name}: unchanged, {event.detail}\n")
         elif isinstance(event, Building):
-            w(f"==> {event.kind} {event.name}: build ({event.reason})\n")
+            w(f"==> {event.kind} {event.name}: build, {event.reason}\n")
         elif isinstance(event, StepFinished):
             w(f"==> {event.step} done in {event.seconds:.1f}s\n")
         self.stream.flush()

@@ -137,7 +137,7 @@ def run(stage: Stage[R], *, rebuild: bool = False, report: Reporter = discard) -
     previous = read_record(path, stage.record_type())
     reason = why_build(previous, inputs, previous is not None and stage.intact(previous), rebuild)
     if reason is None and previous is not None:
-        report(Unchanged(stage.kind, stage.name, f"inputs unchanged, {stage.stands(previous)} stands"))
+        report(Unchanged(stage.kind, stage.name, f"{stage.stands(previous)} stands (inputs unchanged)"))
         return StageResult(previous, unchanged=True)
     report(Building(stage.kind, stage.name, reason or ""))
     record = stage.build(inputs, previous, report)

@@ -49,6 +49,15 @@ def contents(deb: Path, *, runner: Runner = RUNNER) -> set[str]:
 OVERRIDE_TAGS = ("unused-override", "mismatched-override")
 
 
+def tag_counts(warnings: tuple[str, ...]) -> list[str]:
+    """lintian's warnings counted by tag: ["W: tag-a (2x)", ...]."""
+    tags: dict[str, int] = {}
+    for warning in warnings:
+        tag = warning.split()[2] if len(warning.split()) > 2 else warning
+        tags[tag] = tags.get(tag, 0) + 1
+    return [f"W: {tag} ({count}x)" for tag, count in sorted(tags.items())]
+
+
 def lintian(deb: Path, log: Path, *, runner: Runner = RUNNER) -> tuple[str, ...]:
     """lintian's warnings for ``deb`` (with any unused or mismatched override); its errors fail (ToolError, naming each)."""
     r = runner.run(["lintian", "--tag-display-limit", "0", "--display-info", "--fail-on", "error", str(deb)], log=log,

@@ -10,15 +10,18 @@ to the .deb; ``stackyard publish`` accepts only packages that passed.
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackyard.debs import record as deb_record
+from stackyard.debs.record import SmokeVerdict
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError
+from stackyard.events import Note, Reporter, discard
 from stackyard.recipes import Recipe
 from stackyard.rootfs import Root, fresh_root, rootfs_tarball
 from stackyard.runner import RUNNER, Runner
@@ -67,17 +70,20 @@ def signed_flat_repo(debs: list[Path], key: SigningKey, into: Path, *, runner: R
         str(into / "Release"), runner=runner)
 
 
-def _check(root: Root, checks: list[str], what: str, command: str) -> str:
+def _check(root: Root, checks: list[str], what: str, command: str, report: Reporter = discard) -> str:
     r = root.run(command, check=False)
     if r.returncode != 0:
         raise SmokeTestError(f"{what}: {command!r} exited {r.returncode}:\n{(r.stdout + r.stderr).strip()[-3000:]}",
                              hint=f"see {root.log}")
     checks.append(what)
+    report(Note("smoke", f"ok: {what}"))
     return r.stdout
 
 
-def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, runner: Runner = RUNNER) -> SmokeResult:
+def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, report: Reporter = discard,
+               runner: Runner = RUNNER) -> SmokeResult:
     log = config.logs_dir("smoke", release) / f"{deb.stem}.log"
+    report(Note("smoke", f"{deb.name}: in a clean {release.codename} root (log: {log})"))
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     key = ensure_signing_key(config.repo, runner=runner)
@@ -86,6 +92,7 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
     upstream = recipe.version(release.id)
     checks: list[str] = []
     with fresh_root(tarball, log, runner=runner) as root:
+        check = functools.partial(_check, root, checks, report=report)
         repo = root.path / "srv" / "stackyard-test"
         signed_flat_repo([deb], key, repo, runner=runner)
         shutil.copy(key.keyring, root.path / "usr/share/keyrings/stackyard-test.gpg")
@@ -93,47 +100,34 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
             "deb [signed-by=/usr/share/keyrings/stackyard-test.gpg] file:/srv/stackyard-test ./\n")
         before = _files(root.path)
         root.run("apt-get update -q")
-        _check(root, checks, "apt installs it", f"apt-get install -y -q --no-install-recommends {recipe.package}")
+        check("apt installs it", f"apt-get install -y -q --no-install-recommends {recipe.package}")
         for command in recipe.smoke:
-            out = _check(root, checks, f"smoke: {command}", f"cd / && runuser -u {recipe.name} -- {command}")
+            out = check(f"smoke: {command}", f"cd / && runuser -u {recipe.name} -- {command}")
             if "--version" in command.split() and upstream not in out:
                 raise SmokeTestError(f"smoke: {command!r} printed {out.strip()!r}, not the upstream version {upstream}",
                                      hint=f"see {log}")
         for script in recipe.console_scripts:
-            _check(root, checks, f"/usr/bin/{script} -> {venv}/bin/{script}",
+            check(f"/usr/bin/{script} -> {venv}/bin/{script}",
                    f"test \"$(readlink -f /usr/bin/{script})\" = \"$(readlink -f {venv}/bin/{script})\" && test -x /usr/bin/{script}")
-        _check(root, checks, f"system user {recipe.name}", f"getent passwd {recipe.name} && test -d /var/lib/{recipe.name}")
+        check(f"system user {recipe.name}", f"getent passwd {recipe.name} && test -d /var/lib/{recipe.name}")
         for unit_name in [s.name for s in recipe.services] + [a.name for a in recipe.apis]:
             unit = f"/lib/systemd/system/{unit_name}.service"
-            _check(root, checks, f"unit {unit_name}.service", f"test -f {unit} && systemd-analyze verify {unit}")
+            check(f"unit {unit_name}.service", f"test -f {unit} && systemd-analyze verify {unit}")
         for api in recipe.apis:
             ini = f"/etc/{recipe.name}/{api.name}-uwsgi.ini"
-            _check(root, checks, f"uwsgi ini {ini}", f"grep -qx 'virtualenv = {venv}' {ini} && grep -qx 'module = {api.module}' {ini}")
+            check(f"uwsgi ini {ini}", f"grep -qx 'virtualenv = {venv}' {ini} && grep -qx 'module = {api.module}' {ini}")
         if recipe.rootwrap or recipe.privsep:
-            _check(root, checks, f"visudo -c /etc/sudoers.d/{recipe.name}",
+            check(f"visudo -c /etc/sudoers.d/{recipe.name}",
                    f"visudo -c -f /etc/sudoers.d/{recipe.name} && test \"$(stat -c %a /etc/sudoers.d/{recipe.name})\" = 440")
         if recipe.rootwrap:
-            _check(root, checks, "rootwrap.conf exec_dirs starts with the venv's bin",
+            check("rootwrap.conf exec_dirs starts with the venv's bin",
                    f"grep -q '^exec_dirs={venv}/bin,' /etc/{recipe.name}/rootwrap.conf")
-        _check(root, checks, "purge", f"SUDO_FORCE_REMOVE=yes apt-get purge -y -q --autoremove {recipe.package}")
+        check("purge", f"SUDO_FORCE_REMOVE=yes apt-get purge -y -q --autoremove {recipe.package}")
         left = sorted(_files(root.path) - before)
         if left:
             raise SmokeTestError(f"purging {recipe.package} left {len(left)} paths behind: {', '.join('/' + p for p in left[:15])}",
                                  hint=f"see {log}")
         checks.append("purge leaves nothing behind")
-    record = deb.parent / f"{deb.name}.json"
-    data = json.loads(record.read_text()) if record.exists() else {}
-    data.update(smoke={"passed": True, "sha256": sha256_file(deb), "checks": checks})
-    record.write_text(json.dumps(data, indent=1))
-    return SmokeResult(recipe.package, data.get("version", ""), tuple(checks), log)
-
-
-def passed(deb: Path) -> bool:
-    record = deb.parent / f"{deb.name}.json"
-    try:
-        smoke = json.loads(record.read_text()).get("smoke") or {}
-    except (FileNotFoundError, ValueError):
-        return False
-    return bool(smoke.get("passed")) and smoke.get("sha256") == sha256_file(deb)
-
-
+        report(Note("smoke", "ok: purge leaves nothing behind"))
+    record = deb_record.update(deb, smoke=SmokeVerdict(True, sha256_file(deb), tuple(checks)))
+    return SmokeResult(recipe.package, record.version, tuple(checks), log)

@@ -29,6 +29,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
 from stackyard.debs import dpkg
+from stackyard.debs import record as deb_record
+from stackyard.debs.record import DebRecord
 from stackyard.debs.dpkg import debs_dir
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
@@ -36,6 +38,7 @@ from stackyard.wheels.constraints import load_lock
 from stackyard import __version__
 from stackyard.debs.version import debian_upstream, decide, input_lines, recorded_inputs
 from stackyard.errors import ConfigError, InputError, IntegrityError
+from stackyard.events import Building, Note, Reporter, Unchanged, discard
 from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
@@ -159,6 +162,12 @@ def newest_published(config: Config, release: Release, package: str, *, runner: 
     return max(versions, key=functools.cmp_to_key(version_compare)) if versions else None
 
 
+def inputs_digest(changelog: Changelog) -> str:
+    """One digest of the inputs the changelog's newest entry records (the lock's and the packaging's)."""
+    inputs = recorded_inputs(changelog[0].changes())
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
 def next_changelog(config: Config, release: Release, recipe: Recipe, lock_text: str, *,
                    runner: Runner = RUNNER) -> tuple[Changelog, bool]:
     file = changelog_path(config, release, recipe.package)
@@ -256,27 +265,13 @@ def check_contents(deb: Path, recipe: Recipe, venv: str, *, runner: Runner = RUN
         )
 
 
-def _existing(config: Config, release: Release, package: str, version: str) -> tuple[Path, dict] | None:
+def _existing(config: Config, release: Release, package: str, version: str) -> tuple[Path, DebRecord] | None:
     """The built file of ``version`` whose record still matches its bytes, with that record."""
     for deb in sorted(debs_dir(config, release).glob(f"{package}_{version}_*.deb")):
-        record = deb.parent / f"{deb.name}.json"
-        try:
-            data = json.loads(record.read_text())
-        except (FileNotFoundError, ValueError):
-            continue
-        if data.get("version") == version and data.get("sha256") == sha256_file(deb):
-            return deb, data
+        record = deb_record.intact(deb, version)
+        if record is not None:
+            return deb, record
     return None
-
-
-def linted(record: dict) -> bool:
-    """Whether lintian ran on the file of ``record`` (``stackyard deb --no-lint`` leaves it null)."""
-    return record.get("lintian_warnings") is not None
-
-
-def smoke_passed(record: dict) -> bool:
-    smoke = record.get("smoke") or {}
-    return bool(smoke.get("passed")) and smoke.get("sha256") == record.get("sha256")
 
 
 def build_log(config: Config, release: Release, package: str, version: str) -> Path:
@@ -331,17 +326,17 @@ def deb_status(config: Config, release: Release, recipe: Recipe, *, runner: Runn
         return DebStatus(recipe.name, recipe.package, version, STAGES,
                          f"inputs unchanged, but no intact file of {version} is here", None, ())
     deb, data = found
-    warnings = tuple(data.get("lintian_warnings") or ())
-    if not linted(data):
+    warnings = data.lintian_warnings or ()
+    if not data.linted:
         return DebStatus(recipe.name, recipe.package, version, STAGES[1:], f"{deb.name} is built but not linted", deb, ())
-    if not smoke_passed(data):
+    if not data.smoke_passed:
         return DebStatus(recipe.name, recipe.package, version, STAGES[2:], f"{deb.name} has not passed its smoke test", deb,
                          warnings)
     return DebStatus(recipe.name, recipe.package, version, (),
                      f"inputs unchanged: {deb.name} stands (same lock and packaging; linted, smoke test passed)", deb, warnings)
 
 
-def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, dict]:
+def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, DebRecord]:
     """The intact file of the version the kept changelog names, with its record (what lintian and smoke test)."""
     cl = changelog_path(config, release, recipe.package)
     if not cl.exists():
@@ -355,14 +350,6 @@ def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, d
     return found
 
 
-def _record(deb: Path, **changes: object) -> dict:
-    record = deb.parent / f"{deb.name}.json"
-    data = json.loads(record.read_text())
-    data.update(changes)
-    record.write_text(json.dumps(data, indent=1))
-    return data
-
-
 @dataclass(frozen=True)
 class LintResult:
     package: str
@@ -373,20 +360,26 @@ class LintResult:
     seconds: float
 
 
-def lint_deb(config: Config, release: Release, recipe: Recipe, *, runner: Runner = RUNNER) -> LintResult:
+def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
+             runner: Runner = RUNNER) -> LintResult:
     """lintian on the built file (``stackyard deb --no-lint`` left it unlinted): its warnings are recorded,
     its errors fail (ToolError) and leave the file unlinted, so it is neither smoke-tested nor published."""
     started = time.monotonic()
     deb, data = built_deb(config, release, recipe)
-    log = lintian_log(config, release, recipe.package, data["version"])
+    log = lintian_log(config, release, recipe.package, data.version)
     log.parent.mkdir(parents=True, exist_ok=True)
     warnings = dpkg.lintian(deb, log, runner=runner)
-    _record(deb, lintian_warnings=list(warnings))
-    return LintResult(recipe.package, data["version"], deb, warnings, log, time.monotonic() - started)
+    deb_record.update(deb, lintian_warnings=warnings)
+    seconds = time.monotonic() - started
+    report(Note("lintian", f"{deb.name}: " + (f"{len(warnings)} warnings" if warnings else "clean")
+                + f" in {seconds:.1f}s (log: {log})"))
+    for line in dpkg.tag_counts(warnings):
+        report(Note("lintian", line))
+    return LintResult(recipe.package, data.version, deb, warnings, log, seconds)
 
 
 def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False, lint: bool = True,
-              runner: Runner = RUNNER) -> DebResult:
+              report: Reporter = discard, runner: Runner = RUNNER) -> DebResult:
     """Build ``venv-<project>``; with its inputs unchanged since the last build (same lock and packaging,
     so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``.
     ``lint=False``: no lintian (``lint_deb`` later); the record says so (``lintian_warnings`` null)."""
@@ -399,12 +392,15 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     if found is not None:
         deb, data = found
         log = build_log(config, release, recipe.package, version)
+        report(Unchanged("deb", recipe.package, f"{deb.name} stands (same lock and packaging; --rebuild builds it again)"))
         lintian_seconds = 0.0
-        if lint and not linted(data):  # built with --no-lint before: lint it now
-            linting = lint_deb(config, release, recipe, runner=runner)
-            data["lintian_warnings"], lintian_seconds = list(linting.warnings), linting.seconds
+        if lint and not data.linted:  # built with --no-lint before: lint it now
+            linting = lint_deb(config, release, recipe, report=report, runner=runner)
+            data, lintian_seconds = dataclasses.replace(data, lintian_warnings=linting.warnings), linting.seconds
         return DebResult(recipe.name, recipe.package, version, deb, time.monotonic() - started, False,
-                         tuple(data.get("lintian_warnings") or ()), log, 0.0, lintian_seconds, unchanged=True)
+                         data.lintian_warnings or (), log, 0.0, lintian_seconds, unchanged=True)
+    report(Building("deb", recipe.package, f"{version}: " + ("--rebuild" if rebuild and not new_entry else
+                                                              _entry_reason(changelog) if new_entry else "no intact file")))
     build_root = config.paths.output / "build" / release.id
     src = build_root / recipe.package
     shutil.rmtree(src, ignore_errors=True)
@@ -421,6 +417,14 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     lintian_started = time.monotonic()
     warnings = dpkg.lintian(deb, log, runner=runner) if lint else None
     lintian_seconds = time.monotonic() - lintian_started
+    report(Note("deb", f"built {deb.name} in {build_seconds:.1f}s (log: {log})"))
+    if warnings is None:
+        report(Note("deb", "not linted (stackyard lintian), not smoke-tested"))
+    else:
+        report(Note("lintian", f"{len(warnings)} warnings in {lintian_seconds:.1f}s" if warnings else
+                    f"clean in {lintian_seconds:.1f}s"))
+        for line in dpkg.tag_counts(warnings):
+            report(Note("lintian", line))
 
     out = debs_dir(config, release)
     out.mkdir(parents=True, exist_ok=True)
@@ -429,17 +433,13 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     cl = changelog_path(config, release, recipe.package)
     cl.parent.mkdir(parents=True, exist_ok=True)
     cl.write_text(str(changelog))
-    record = dest.parent / f"{dest.name}.json"
     digest = sha256_file(dest)
     smoke = None
-    if record.exists():  # an identical rebuild keeps its smoke-test verdict (and, unlinted, its lintian one)
-        previous_record = json.loads(record.read_text())
-        previous = previous_record.get("smoke") or {}
-        smoke = previous if previous.get("sha256") == digest else None
-        if warnings is None and previous_record.get("sha256") == digest and linted(previous_record):
-            warnings = tuple(previous_record["lintian_warnings"])
-    record.write_text(json.dumps({"package": recipe.package, "version": version, "sha256": digest,
-                                  "lintian_warnings": None if warnings is None else list(warnings), "smoke": smoke},
-                                 indent=1))
+    previous = deb_record.read(dest)
+    if previous is not None and previous.sha256 == digest:  # an identical rebuild keeps its verdicts
+        smoke = previous.smoke
+        if warnings is None and previous.linted:
+            warnings = previous.lintian_warnings
+    deb_record.write(dest, DebRecord(recipe.package, version, digest, inputs_digest(changelog), warnings, smoke))
     return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings or (), log,
                      build_seconds, lintian_seconds)

@@ -20,6 +20,8 @@ from stackyard.images import services as local_services
 from stackyard.config import Config, load_config
 from stackyard.wheels.constraints import load_constraints
 from stackyard.debs.venv_deb import debs_dir
+from stackyard.debs.wheels_deb import WheelsDeb
+from stackyard.stage import write_record
 from stackyard.wheels.lock import lock_inputs, lock_path, target_for
 from stackyard.recipes import load_recipe
 from stackyard.runner import Call
@@ -307,9 +309,11 @@ def test_deb_builds_lints_and_smoke_tests_then_reports_a_table(config: Config, r
     ((package, version, changelog, warnings, smoke, _, path),) = table_rows(out, "package")
     assert (package, version, changelog, warnings, path) == ("venv-tiny", "1.2.0-2025.1.1", "new", "3", str(file))
     assert smoke == "passed (6 checks)"
-    assert "    built venv-tiny_1.2.0-2025.1.1_amd64.deb in " in err and ", lintian: 3 warnings" in err
-    assert "      W: tag-a (2x)\n      W: tag-b (1x)\n" in err  # warnings counted by tag
-    assert "==> deb venv-tiny: smoke test in a clean bookworm root" in err
+    assert "==> deb venv-tiny: build, 1.2.0-2025.1.1: New upstream release 1.2.0 for OpenStack 2025.1." in err
+    assert "    deb: built venv-tiny_1.2.0-2025.1.1_amd64.deb in " in err and "    lintian: 3 warnings in " in err
+    assert "    lintian: W: tag-a (2x)\n    lintian: W: tag-b (1x)\n" in err  # warnings counted by tag
+    assert "    smoke: venv-tiny_1.2.0-2025.1.1_amd64.deb: in a clean bookworm root" in err
+    assert "    smoke: ok: purge leaves nothing behind" in err
 
 
 def test_an_unchanged_deb_that_passed_before_is_neither_built_nor_tested_again(config: Config, run: Run,
@@ -321,7 +325,8 @@ def test_an_unchanged_deb_that_passed_before_is_neither_built_nor_tested_again(c
     assert code == 0 and fake.calls == []
     row = table_rows(out, "package")[0]
     assert row[2:5] == ["unchanged", "3", "passed before"]
-    assert "    unchanged: venv-tiny_1.2.0-2025.1.1_amd64.deb (same lock and packaging; --rebuild builds it again)" in err
+    assert ("==> deb venv-tiny: unchanged, venv-tiny_1.2.0-2025.1.1_amd64.deb stands (same lock and packaging; "
+            "--rebuild builds it again)\n") in err
 
 
 def test_no_smoke_builds_only_and_rebuild_builds_the_same_version_again(config: Config, run: Run,
@@ -329,7 +334,7 @@ def test_no_smoke_builds_only_and_rebuild_builds_the_same_version_again(config: 
     workspace(config, release)
     code, out, err = run(config, "deb", "--release", "2025.1", "tiny", "--no-smoke", runner=deb_runner(lintian=""))
     assert code == 0 and table_rows(out, "package")[0][2:5] == ["new", "0", "skipped"]
-    assert ", lintian clean" in err and "smoke test" not in err
+    assert "    lintian: clean in " in err and "smoke:" not in err
     code, out, _ = run(config, "deb", "--release", "2025.1", "tiny", "--no-smoke", runner=deb_runner(lintian=""))
     assert table_rows(out, "package")[0][2:5] == ["unchanged", "0", "skipped"]  # never tested: nothing passed before
     fake = deb_runner(lintian="")
@@ -383,7 +388,7 @@ def test_the_deb_stages_one_by_one_and_the_check_says_what_is_left(config: Confi
     code, out, err = run(config, "lintian", "--release", "2025.1", "tiny", runner=deb_and_smoke(config))
     assert code == 0
     assert out.splitlines()[:3] == ["W: venv-tiny: tag-a x", "W: venv-tiny: tag-a y", "W: venv-tiny: tag-b"]  # W: lines on stdout
-    assert "==> lintian venv-tiny_1.2.0-2025.1.1_amd64.deb: 3 warnings" in err
+    assert "    lintian: venv-tiny_1.2.0-2025.1.1_amd64.deb: 3 warnings in " in err
     assert (logs / "lintian" / "venv-tiny_1.2.0-2025.1.1.log").exists()
     linted = check(config, run)
     assert linted["todo"] == ["smoke"] and linted["lintian_warnings"] == 3
@@ -446,13 +451,16 @@ def test_publish_takes_the_tested_debs_and_the_newest_wheels_deb_once(config: Co
     out_dir = debs_dir(config, release)
     for version in ("20250601.2", "20250601.10", "20250530.11"):
         (out_dir / f"openstack-wheels-2025.1_{version}_all.deb").write_bytes(b"wheels")
+    write_record(out_dir / "openstack-wheels-2025.1.json", WheelsDeb(  # the last wheels deb built, as its stage records it
+        "openstack-wheels-2025.1", "20250601.10", "all", 1, "openstack-wheels-2025.1_20250601.10_all.deb", "s" * 64,
+        "i" * 64, "20250601", 10))
     fake = published(config, {"bookworm-2025.1-staging": [("venv-tiny", "1.2.0-2025.1.1"),
                                                            ("openstack-wheels-2025.1", "20250601.2")]})
     code, out, _ = run(config, "publish", "--release", "2025.1", runner=fake)
     assert code == 0
     included = [c.argv[-1] for c in fake.calls if "includedeb" in c.argv]
     assert included == [str(out_dir / "venv-tiny_1.2.0-2025.1.1_amd64.deb"),
-                        str(out_dir / "openstack-wheels-2025.1_20250601.10_all.deb")]  # by Debian version, not by name
+                        str(out_dir / "openstack-wheels-2025.1_20250601.10_all.deb")]  # the recorded one, not a stale file
     assert all(c.argv[c.argv.index("includedeb") + 1] == "bookworm-2025.1-staging" for c in fake.calls if "includedeb" in c.argv)
     assert table_rows(out, "distribution") == [["bookworm-2025.1-staging", "venv-tiny", "1.2.0-2025.1.1", "amd64"],
                                                ["bookworm-2025.1-staging", "openstack-wheels-2025.1", "20250601.2", "amd64"]]

@@ -209,8 +209,10 @@ def test_a_build_runs_the_tools_and_records_the_file(config: Config, release: Re
     assert result.lintian_warnings == ("W: venv-tiny: some-warning opt/openstack/tiny",)
     assert (build.cwd / "requirements.txt").read_text() == "tiny==1.2.0\nsix==1.17.0\n"
     record = json.loads((result.file.parent / f"{result.file.name}.json").read_text())
-    assert record == {"package": "venv-tiny", "version": "1.2.0-2025.1.1", "sha256": sha(result.file.read_bytes()),
-                      "lintian_warnings": list(result.lintian_warnings), "smoke": None}
+    inputs = record.pop("inputs")
+    assert record == {"schema": 1, "kind": "venv-deb", "package": "venv-tiny", "version": "1.2.0-2025.1.1",
+                      "sha256": sha(result.file.read_bytes()), "lintian_warnings": list(result.lintian_warnings), "smoke": None}
+    assert len(inputs) == 64
     assert Changelog(changelog_path(config, release, "venv-tiny").read_text()).version == "1.2.0-2025.1.1"
 
 
@@ -228,7 +230,7 @@ def test_rebuild_builds_again_and_an_identical_file_keeps_its_smoke_verdict(conf
     first = build_deb(config, release, recipe, runner=deb_runner())
     record = first.file.parent / f"{first.file.name}.json"
     data = json.loads(record.read_text())
-    data["smoke"] = {"passed": True, "sha256": data["sha256"], "checks": ["purge"]}
+    data["smoke"] = {"passed": True, "sha256": data["sha256"], "checks": ["purge"]}  # as smoke_test records it
     record.write_text(json.dumps(data))
     fake = deb_runner()
     again = build_deb(config, release, recipe, rebuild=True, runner=fake)

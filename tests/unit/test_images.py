@@ -191,7 +191,7 @@ def test_unchanged_inputs_keep_the_image_and_a_vanished_image_is_built_again(con
     notes: list[Event] = []
     again = build_image(config, release, recipe, client, report=notes.append, runner=publish(config))
     assert not again.built and again.record == first.record and len(client.builds) == 2  # base and project, once
-    assert Unchanged("image", "tiny", f"inputs unchanged, {first.record.repository}:{first.record.dated_tag} stands") in notes
+    assert Unchanged("image", "tiny", f"{first.record.repository}:{first.record.dated_tag} stands (inputs unchanged)") in notes
     del client.tags[f"{first.record.repository}:{first.record.dated_tag}"]
     del client.tags[f"{first.record.repository}:2025.1-debian_bookworm"]  # pruned from the engine
     assert build_image(config, release, recipe, client, runner=publish(config)).built and len(client.builds) == 3

@@ -14,8 +14,10 @@ import pytest
 from stackyard.config import Config, Release
 from stackyard.recipes import Recipe, load_recipe
 from stackyard.runner import Call, Completed
-from stackyard.debs.smoke import SmokeTestError, passed, signed_flat_repo, smoke_test
-from tests.deb_workspace import smoke_runner
+from stackyard.debs.record import DebRecord, write
+from stackyard.debs.record import smoke_passed as passed
+from stackyard.debs.smoke import SmokeTestError, signed_flat_repo, smoke_test
+from tests.deb_workspace import sha, smoke_runner
 from tests.fake_repo import FPR
 from tests.fakes import FakeRunner
 
@@ -60,8 +62,7 @@ def deb(config: Config, release: Release) -> Path:
     out.mkdir(parents=True)
     file = out / "venv-tiny_1.2.0-2025.1.1_amd64.deb"
     file.write_bytes(b"!<arch>\nthe package\n")
-    (out / f"{file.name}.json").write_text(json.dumps({"package": "venv-tiny", "version": "1.2.0-2025.1.1",
-                                                       "lintian_warnings": ["W: x"], "smoke": None}))
+    write(file, DebRecord("venv-tiny", "1.2.0-2025.1.1", sha(file.read_bytes()), "i" * 64, ("W: x",)))
     return file
 
 
@@ -96,6 +97,7 @@ def test_the_verdict_is_recorded_beside_the_deb_and_binds_its_bytes(config: Conf
     assert not passed(deb)
     result = smoke_test(config, release, recipe(make_recipe), deb, runner=runner)
     record = json.loads((deb.parent / f"{deb.name}.json").read_text())
+    assert (record["schema"], record["kind"]) == (1, "venv-deb")
     assert record["smoke"]["passed"] and record["smoke"]["checks"] == list(result.checks)
     assert record["lintian_warnings"] == ["W: x"]  # what the build recorded stays
     assert passed(deb)

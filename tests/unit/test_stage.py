@@ -81,7 +81,7 @@ def test_run_builds_once_then_says_unchanged_and_builds_again_when_inputs_or_art
     result = stage.run(again, report=events.append)
     assert result.unchanged and again.builds == 0 and result.record.verdict == Verdict(True, ("x",))
     assert events == [Building("thing", "t", "no record of a previous build"),
-                      Unchanged("thing", "t", "inputs unchanged, t.out stands")]
+                      Unchanged("thing", "t", "t.out stands (inputs unchanged)")]
     changed = ThingStage(tmp_path, "i2")
     assert not stage.run(changed).unchanged and changed.builds == 1
     (tmp_path / "t.out").unlink()
