@@ -159,6 +159,24 @@ class Runner:
         """Run ``call``; output to ``sink`` (merged) if given, else captured. Raises OSError if it cannot start."""
         raise NotImplementedError
 
+    def start(self, cmd: Sequence[str | os.PathLike[str]], log: Path, *, env: Env | None = None,
+              what: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a daemon in its own session, its output appended to ``log`` after the command line, with the
+        clean environment; the caller watches and stops it. A missing tool is a ToolError naming its package."""
+        argv = tuple(os.fspath(a) for a in cmd)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as handle:
+            handle.write(f"$ {command_line(argv, env)}\n".encode())
+            handle.flush()
+            try:
+                return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=clean_env(env), start_new_session=True)
+            except FileNotFoundError:
+                tool = Path(argv[0]).name
+                package = PACKAGES.get(tool)
+                raise ToolError(f"{tool} is not installed" + (f" (needed to {what})" if what else ""),
+                                hint=f"apt-get install {package} (make deps does)" if package else "make deps installs it") from None
+
     def run(
         self,
         cmd: Sequence[str | os.PathLike[str]],

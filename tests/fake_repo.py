@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from stackyard.repo.apt import LIST_FORMAT
 from stackyard.config import Config
 from tests.fakes import FakeRunner
 
@@ -32,14 +33,15 @@ def with_key(config: Config, fake: FakeRunner | None = None) -> FakeRunner:
 
 
 def listing(distribution: str, packages: Iterable[tuple[str, str]], architecture: str = "amd64") -> str:
-    return "".join(f"{distribution}|main|{architecture}: {name} {version}\n" for name, version in packages)
+    return "".join(f"{distribution}|main|{architecture}: {name} {version} pool/main/{name[0]}/{name}/{name}_{version}_{architecture}.deb\n"
+                   for name, version in packages)
 
 
 def published(config: Config, distributions: Mapping[str, Iterable[tuple[str, str]]],
               fake: FakeRunner | None = None) -> FakeRunner:
     fake = with_key(config, fake)
     for distribution, packages in distributions.items():
-        fake.reply("reprepro", "--basedir", str(config.repo.path), "--silent", "list", distribution,
+        fake.reply("reprepro", "--basedir", str(config.repo.path), "--silent", f"--list-format={LIST_FORMAT}", "list", distribution,
                    stdout=listing(distribution, packages, config.architecture))
     (config.repo.path / "db").mkdir(parents=True, exist_ok=True)
     return fake

@@ -147,14 +147,14 @@ def published_deb(config: Config, release: Release, recipe: Recipe, distribution
         raise InputError(f"{recipe.package} is not published in {distribution}",
                          hint=f"stackyard deb --release {release.id} {recipe.name} && "
                               f"stackyard publish --release {release.id} {recipe.name}")
-    pool = sorted(config.repo.path.glob(f"pool/*/*/*/{recipe.package}_{found.version}_{found.architecture}.deb"))
-    if not pool:
-        raise InputError(f"{recipe.package} {found.version} is listed in {distribution} but not in {config.repo.path}/pool",
+    file = config.repo.path / found.filekey
+    if not file.is_file():
+        raise InputError(f"{recipe.package} {found.version} is listed in {distribution} but {file} is missing",
                          hint="the repository is damaged: reprepro check")
-    deb = DebFile(str(pool[0]))
-    sha256 = sha256_file(pool[0])
+    deb = DebFile(str(file))
+    sha256 = sha256_file(file)
     return PublishedDeb(
-        package=recipe.package, version=found.version, distribution=distribution, file=pool[0], sha256=sha256,
+        package=recipe.package, version=found.version, distribution=distribution, file=file, sha256=sha256,
         depends=depends_names(deb.debcontrol().get("Depends", "")),
         revision=_upstream_revision(deb, recipe, config.paths.cache / "deb-revisions" / sha256),
     )

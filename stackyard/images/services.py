@@ -21,7 +21,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,12 +115,7 @@ def _pid(pidfile: Path) -> int | None:
 def _start(name: str, cmd: list[str], state: Path, ready: Callable[[], bool], timeout: float = 60) -> None:
     state.mkdir(parents=True, exist_ok=True)
     log = state / f"{name}.log"
-    with log.open("ab") as handle:
-        try:
-            proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        except FileNotFoundError:
-            raise ToolError(f"{cmd[0]} is not installed", hint="make deps installs it") from None
+    proc = RUNNER.start(cmd, log, what=f"start {name}")
     (state / f"{name}.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -31,6 +31,11 @@ class PublishedPackage:
     architecture: str
     name: str
     version: str
+    filekey: str = ""  # where the file is, relative to the repository's base (pool/main/v/venv-x/venv-x_1_amd64.deb)
+
+
+# reprepro's own listing plus where each file is kept (never guessed from the pool's layout)
+LIST_FORMAT = "${$identifier}: ${package} ${version} ${$filekey}\n"
 
 
 def staging(release: Release) -> str:
@@ -177,9 +182,9 @@ class AptRepository:
         if not (self.base / "db").exists():
             return []
         out = []
-        for line in self.reprepro("list", distribution).splitlines():
+        for line in self.reprepro(f"--list-format={LIST_FORMAT}", "list", distribution).splitlines():
             where, _, rest = line.partition(": ")
             dist, _, arch = where.split("|")
-            name, version = rest.split()
-            out.append(PublishedPackage(dist, arch, name, version))
+            name, version, filekey = rest.split()
+            out.append(PublishedPackage(dist, arch, name, version, filekey))
         return out

@@ -29,7 +29,7 @@ def deb(tmp_path: Path, name: str = "venv-tiny_1.2.0-2025.1.1_amd64.deb") -> Pat
 
 
 def reprepro_args(fake) -> list[tuple[str, ...]]:  # type: ignore[no-untyped-def]
-    return [c.argv[4:] for c in fake.calls if c.argv[0] == "reprepro"]
+    return [tuple(a for a in c.argv[4:] if not a.startswith("--list-format=")) for c in fake.calls if c.argv[0] == "reprepro"]
 
 
 def test_distribution_names_carry_codename_and_release(config: Config) -> None:
@@ -52,7 +52,8 @@ def test_publish_exports_once_then_only_includes(config: Config, tmp_path: Path)
     fake = published(config, {"bookworm-2025.1-staging": [("venv-tiny", "1.2.0-2025.1.1")]})
     repo = AptRepository(config, fake)
     listed = repo.publish(release, [deb(tmp_path)])
-    assert listed == [PublishedPackage("bookworm-2025.1-staging", "amd64", "venv-tiny", "1.2.0-2025.1.1")]
+    assert listed == [PublishedPackage("bookworm-2025.1-staging", "amd64", "venv-tiny", "1.2.0-2025.1.1",
+                                       "pool/main/v/venv-tiny/venv-tiny_1.2.0-2025.1.1_amd64.deb")]
     assert reprepro_args(fake) == [("export",), ("includedeb", "bookworm-2025.1-staging", str(tmp_path / deb(tmp_path).name)),
                                    ("list", "bookworm-2025.1-staging")]
     assert (config.repo.path / "conf" / "distributions").read_text() == render_distributions(config, FPR)
@@ -104,5 +105,6 @@ def test_listing_reads_reprepros_lines_and_nothing_before_a_first_publish(config
     assert AptRepository(config, fake).list("bookworm-2025.1") == [] and fake.calls == []
     published(config, {"bookworm-2025.1": [("venv-a", "1-2025.1.1"), ("openstack-wheels-2025.1", "20250601.1")]}, fake)
     assert AptRepository(config, fake).list("bookworm-2025.1") == [
-        PublishedPackage("bookworm-2025.1", "amd64", "venv-a", "1-2025.1.1"),
-        PublishedPackage("bookworm-2025.1", "amd64", "openstack-wheels-2025.1", "20250601.1")]
+        PublishedPackage("bookworm-2025.1", "amd64", "venv-a", "1-2025.1.1", "pool/main/v/venv-a/venv-a_1-2025.1.1_amd64.deb"),
+        PublishedPackage("bookworm-2025.1", "amd64", "openstack-wheels-2025.1", "20250601.1",
+                         "pool/main/o/openstack-wheels-2025.1/openstack-wheels-2025.1_20250601.1_amd64.deb")]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from stackyard import cli
-from stackyard.repo.apt import AptRepository
+from stackyard.repo.apt import LIST_FORMAT, AptRepository
+from tests.fake_repo import listing
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.recipes import load_recipes
@@ -165,9 +166,8 @@ def staged_repo(config: Config, release: Release) -> tuple[FakeRunner, AptReposi
     """A repository whose staging holds venv-keystone 1 and the wheels deb (reprepro is a fake)."""
     fake = FakeRunner().reply("gpg", "--batch", "--no-tty", "--homedir", str(config.repo.gnupg_home), "--with-colons",
                               stdout=SECRET_KEYS)
-    fake.reply("reprepro", "--basedir", str(config.repo.path), "--silent", "list",
-               stdout="bookworm-2025.1-staging|main|amd64: venv-keystone 1\n"
-                      "bookworm-2025.1-staging|main|amd64: openstack-wheels-2025.1 9\n")
+    fake.reply("reprepro", "--basedir", str(config.repo.path), "--silent", f"--list-format={LIST_FORMAT}", "list",
+               stdout=listing("bookworm-2025.1-staging", [("venv-keystone", "1"), ("openstack-wheels-2025.1", "9")]))
     (config.repo.path / "db").mkdir(parents=True)
     binary = config.repo.path / "dists/bookworm-2025.1-staging/main/binary-amd64"
     binary.mkdir(parents=True)
