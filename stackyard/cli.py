@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
 from stackyard.errors import BuildError, InputError, StackyardError
-from stackyard.recipes import load_recipes, select
+from stackyard.recipes import load_recipes, package_name, select
 from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
@@ -331,7 +331,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     config = _config(args)
     release = config.release(args.release)
-    packages = [p if p.startswith(("venv-", "openstack-wheels-")) else f"venv-{p}" for p in args.projects]
+    packages = [package_name(p) for p in args.projects]
     if args.force is not None and not args.force.strip():
         raise InputError("--force needs a reason", hint='e.g. --force "hotfix: verify cannot run keystone-only changes"')
     listed, snapshot = AptRepository(config).promote(release, packages, force=args.force)
@@ -390,7 +390,7 @@ def _apt_plan(args: argparse.Namespace, config: Config) -> AptPlan:
 
 
 def cmd_apt_config(args: argparse.Namespace) -> int:
-    from stackyard.repo.operator_data import apt_files
+    from stackyard.repo.operator_data import apt_files, write_apt_files
 
     config = _config(args)
     plan = _apt_plan(args, config)
@@ -399,14 +399,7 @@ def cmd_apt_config(args: argparse.Namespace) -> int:
     keyring = config.repo.path / "stackyard-archive-keyring.gpg"
     files = apt_files(plan, keyring.read_bytes() if keyring.exists() else b"")
     if args.output:
-        root = Path(args.output)
-        for rel, content in files.items():
-            if not content:
-                continue  # no key exported yet: the warning above says why
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-            target.chmod(0o644)
+        for target in write_apt_files(files, Path(args.output)):
             print(target)
         return 0
     for rel, content in files.items():
@@ -468,7 +461,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_helm_values(args: argparse.Namespace) -> int:
-    from stackyard.images.helm_values import chart_values, dump
+    from stackyard.images.helm_values import chart_values, write
     from stackyard.images.services import registry_password
 
     config = _config(args)
@@ -476,13 +469,8 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else config.paths.output / "helm" / release.id
     charts = chart_values(config, release, load_recipes(config.paths.recipes), registry_password(config.images),
                           by_digest=args.by_digest)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for chart in charts.values():
-        file = out / f"{chart.chart}.yaml"
-        file.touch(mode=0o600)
-        file.chmod(0o600)
-        file.write_text(dump(chart, release))
+    for chart, file in write(charts.values(), release, out):
         rows.append([chart.chart, str(len(chart.values["images"]["tags"])), " ".join(chart.left) or "-", str(file)])
     print(table(["chart", "image keys", "left to the chart", "values file"], rows))
     return 0

@@ -24,6 +24,11 @@ VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!-]*$")
 REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z0-9,_-]+\])?$")  # a bare name: upper-constraints pins it
 
 
+
+def package_name(name: str) -> str:
+    """The Debian package of a project (``venv-<project>``); a package name stays as it is."""
+    return name if name.startswith(("venv-", "openstack-wheels-")) else f"venv-{name}"
+
 @dataclass(frozen=True)
 class Source:
     pypi: str | None = None  # distribution name on the index
@@ -112,7 +117,7 @@ class Recipe:
 
     @property
     def package(self) -> str:
-        return f"venv-{self.name}"
+        return package_name(self.name)
 
     @property
     def distribution_key(self) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -134,6 +134,19 @@ def chart_values(config: Config, release: Release, recipes: dict[str, Recipe], p
     if not out:
         raise InputError(f"no image of {release.id} has been built", hint=f"stackyard image --release {release.id} PROJECT --push")
     return out
+
+
+def write(charts: Iterable[ChartValues], release: Release, out: Path) -> list[tuple[ChartValues, Path]]:
+    """One values file per chart under ``out``, mode 0600 from the start: it holds the registry password."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for chart in charts:
+        file = out / f"{chart.chart}.yaml"
+        file.touch(mode=0o600)
+        file.chmod(0o600)
+        file.write_text(dump(chart, release))
+        written.append((chart, file))
+    return written
 
 
 def dump(chart: ChartValues, release: Release) -> str:

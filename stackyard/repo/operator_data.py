@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
@@ -115,6 +116,20 @@ def apt_plan(config: Config, release: Release, *, staging: bool = False,
 def _pin_text(plan: AptPlan, pin: AptPin) -> str:
     return (f"Explanation: stackyard: {pin.explanation}\nPackage: {pin.packages}\n"
             f"Pin: release o={plan.origin},n={pin.distribution}\nPin-Priority: {pin.priority}\n")
+
+
+def write_apt_files(files: dict[str, bytes], root: Path) -> list[Path]:
+    """``apt_files`` under ``root`` (``/`` configures this host), world-readable as apt wants them; an empty
+    content (no key exported yet) is skipped."""
+    written = []
+    for rel, content in files.items():
+        if content:
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            target.chmod(0o644)
+            written.append(target)
+    return written
 
 
 def apt_files(plan: AptPlan, keyring: bytes) -> dict[str, bytes]:
