@@ -12,12 +12,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
 from stackyard.errors import BuildError, InputError, StackyardError
-from stackyard.recipes import load_recipes, package_name, select
+from stackyard.recipes import Recipe, load_recipes, package_name, select
 from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(Path(args.config))
+
+
+def _release(args: argparse.Namespace) -> tuple[Config, Release]:
+    config = _config(args)
+    return config, config.release(args.release)
+
+
+def _recipes(config: Config, names: list[str]) -> list[Recipe]:
+    """The recipes ``names`` (all of them when empty); an unknown name is an InputError listing the known ones."""
+    return select(load_recipes(config.paths.recipes), names, config.paths.recipes)
 
 
 def _releases(config: Config, name: str) -> list[Release]:
@@ -58,8 +68,7 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
     from stackyard.http import Http
     from stackyard.wheels.upstream_requirements import update_requirements
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     git = not args.origin and bool(release.requirements_git)  # the release's requirements_git, at --revision or its head
     origin = args.origin or release.requirements_git or release.upstream
     before = {name: (config.requirements_dir(release) / name).read_text()
@@ -79,8 +88,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from stackyard.events import Event, ItemFinished
     from stackyard.wheels.lock import lock_projects
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     recipes = load_recipes(config.paths.recipes)
     console = ConsoleReporter()
 
@@ -109,9 +117,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_pin(args: argparse.Namespace) -> int:
     from stackyard.pins import pin
 
-    config = _config(args)
-    release = config.release(args.release)
-    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    config, release = _release(args)
+    (recipe,) = _recipes(config, [args.project])
     result = pin(recipe, release.id, args.version)
     if result.changed:
         print(f"{recipe.file}: versions.{release.id}: {result.previous} -> {result.current}")
@@ -123,9 +130,8 @@ def cmd_pin(args: argparse.Namespace) -> int:
 def cmd_pin_commit(args: argparse.Namespace) -> int:
     from stackyard.pin_commit import commit_pin
 
-    config = _config(args)
-    release = config.release(args.release)
-    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    config, release = _release(args)
+    (recipe,) = _recipes(config, [args.project])
     result = commit_pin(config, release, recipe, message_suffix=args.message or "", runner=args.runner)
     if args.json:
         print(json.dumps({"project": result.project, "release": result.release, "version": result.version,
@@ -143,9 +149,8 @@ def cmd_wait_for(args: argparse.Namespace) -> int:
     from stackyard.http import Http
     from stackyard.wait_for import forget_cached_pages, wait_for_version
 
-    config = _config(args)
-    release = config.release(args.release)
-    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    config, release = _release(args)
+    (recipe,) = _recipes(config, [args.project])
     if recipe.source.git:
         print(f"{recipe.name}: built from {recipe.source.git} at tag {args.version}: no index to wait for")
         return 0
@@ -178,8 +183,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     from stackyard.wheels import bindep
     from stackyard.wheels.wheelhouse import build_wheelhouse
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     recipes = load_recipes(config.paths.recipes)
     chosen = select(recipes, args.projects, config.paths.recipes) if args.projects else []
     if not args.projects and not args.all:
@@ -209,8 +213,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 def cmd_wheels_deb(args: argparse.Namespace) -> int:
     from stackyard.debs.wheels_deb import build_wheels_deb
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     result = build_wheels_deb(config, release, runner=args.runner)
     print(table(["package", "version", "architecture", "wheels", "build", "file"],
                 [[result.package, result.version, result.architecture, str(result.wheels),
@@ -243,9 +246,8 @@ def cmd_deb(args: argparse.Namespace) -> int:
     from stackyard.debs.smoke import smoke_test
     from stackyard.debs.venv_deb import build_deb
 
-    config = _config(args)
-    release = config.release(args.release)
-    recipes = select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes)
+    config, release = _release(args)
+    recipes = _recipes(config, args.projects)
     if args.check:
         return _deb_check(args, config, release, recipes)
     if args.json:
@@ -268,43 +270,38 @@ def cmd_deb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _each_project(args: argparse.Namespace, step: Callable[..., Any], headers: list[str],
+                  row: Callable[[Any], list[str]]) -> int:
+    """``step(config, release, recipe, report=, runner=)`` for each named project, then a table of ``row(result)``."""
+    config, release = _release(args)
+    report = ConsoleReporter()
+    rows = [row(step(config, release, recipe, report=report, runner=args.runner)) for recipe in _recipes(config, args.projects)]
+    print(table(headers, rows))
+    return 0
+
+
 def cmd_lintian(args: argparse.Namespace) -> int:
     """lintian on each project's built file: every W:/E: line on stdout, the warnings recorded with the file."""
     from stackyard.debs.venv_deb import lint_deb
 
-    config = _config(args)
-    release = config.release(args.release)
-    report = ConsoleReporter()
-    rows = []
-    for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
-        result = lint_deb(config, release, recipe, report=report, runner=args.runner)  # errors: ToolError naming each E:
+    def row(result: Any) -> list[str]:  # a LintResult; errors were a ToolError naming each E: line
         for warning in result.warnings:
             print(warning)
-        rows.append([result.package, result.version, str(len(result.warnings)), f"{result.seconds:.1f}", str(result.file)])
-    print(table(["package", "version", "lintian W", "seconds", "file"], rows))
-    return 0
+        return [result.package, result.version, str(len(result.warnings)), f"{result.seconds:.1f}", str(result.file)]
+
+    return _each_project(args, lint_deb, ["package", "version", "lintian W", "seconds", "file"], row)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
-    from stackyard.debs.smoke import smoke_test
-    from stackyard.debs.venv_deb import built_deb
+    from stackyard.debs.smoke import smoke_built
 
-    config = _config(args)
-    release = config.release(args.release)
-    report = ConsoleReporter()
-    rows = []
-    for recipe in select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes):
-        deb, record = built_deb(config, release, recipe)
-        if not record.linted:
-            raise InputError(f"{deb.name} was not linted; only a linted package is smoke-tested (and published)",
-                             hint=f"stackyard lintian --release {release.id} {recipe.name}")
-        tested = smoke_test(config, release, recipe, deb, report=report, runner=args.runner)
-        for check in tested.checks:
+    def row(result: Any) -> list[str]:  # a SmokeResult
+        for check in result.checks:
             print(f"    ok: {check}")
-        rows.append([recipe.package, record.version, f"passed ({len(tested.checks)} checks)", str(deb)])
-    print(table(["package", "version", "smoke", "file"], rows))
-    return 0
+        return [result.package, result.version, f"passed ({len(result.checks)} checks)", str(result.file)]
+
+    return _each_project(args, smoke_built, ["package", "version", "smoke", "file"], row)
 
 
 def _print_packages(listed: list) -> None:  # list[PublishedPackage]
@@ -315,9 +312,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from stackyard.repo.apt import AptRepository, staging
     from stackyard.repo.publish import publishable
 
-    config = _config(args)
-    release = config.release(args.release)
-    debs = publishable(config, release, select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes),
+    config, release = _release(args)
+    debs = publishable(config, release, _recipes(config, args.projects),
                        named=bool(args.projects), runner=args.runner)
     if not debs:
         raise InputError(f"nothing to publish for {release.id}", hint=f"stackyard deb --release {release.id} PROJECT")
@@ -329,8 +325,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from stackyard.repo.apt import AptRepository, final
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     packages = [package_name(p) for p in args.projects]
     if args.force is not None and not args.force.strip():
         raise InputError("--force needs a reason", hint='e.g. --force "hotfix: verify cannot run keystone-only changes"')
@@ -435,9 +430,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     from stackyard.images.services import registry_password
     from stackyard.images.registry import Registry
 
-    config = _config(args)
-    release = config.release(args.release)
-    recipes = select(load_recipes(config.paths.recipes), args.projects, config.paths.recipes)
+    config, release = _release(args)
+    recipes = _recipes(config, args.projects)
     distribution = final(release) if args.promoted else staging(release)
     client = docker_engine.connect(config.images)
     registry = password = None
@@ -464,8 +458,7 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
     from stackyard.images.helm_values import chart_values, write
     from stackyard.images.services import registry_password
 
-    config = _config(args)
-    release = config.release(args.release)
+    config, release = _release(args)
     out = Path(args.output) if args.output else config.paths.output / "helm" / release.id
     charts = chart_values(config, release, load_recipes(config.paths.recipes), registry_password(config.images),
                           by_digest=args.by_digest)

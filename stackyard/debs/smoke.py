@@ -20,7 +20,8 @@ from stackyard.debs import record as deb_record
 from stackyard.debs.record import SmokeVerdict
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
-from stackyard.errors import BuildError
+from stackyard.debs.venv_deb import built_deb
+from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
 from stackyard.recipes import Recipe
 from stackyard.rootfs import Root, fresh_root, rootfs_tarball
@@ -42,6 +43,7 @@ class SmokeResult:
     version: str
     checks: tuple[str, ...]
     log: Path
+    file: Path
 
 
 def _files(root: Path) -> set[str]:
@@ -130,4 +132,14 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
         checks.append("purge leaves nothing behind")
         report(Note("smoke", "ok: purge leaves nothing behind"))
     record = deb_record.update(deb, smoke=SmokeVerdict(True, sha256_file(deb), tuple(checks)))
-    return SmokeResult(recipe.package, record.version, tuple(checks), log)
+    return SmokeResult(recipe.package, record.version, tuple(checks), log, deb)
+
+
+def smoke_built(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
+                runner: Runner = RUNNER) -> SmokeResult:
+    """The smoke test of the project's built file; only a linted file is tested (InputError otherwise)."""
+    deb, record = built_deb(config, release, recipe)
+    if not record.linted:
+        raise InputError(f"{deb.name} was not linted; only a linted package is smoke-tested (and published)",
+                         hint=f"stackyard lintian --release {release.id} {recipe.name}")
+    return smoke_test(config, release, recipe, deb, report=report, runner=runner)
