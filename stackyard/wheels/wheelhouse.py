@@ -25,15 +25,16 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from stackyard import __version__, stage
 from stackyard.wheels.cache import Cache, Resolved, sha256_file
 from stackyard.config import Config, Release
 from stackyard.wheels.constraints import load_constraints, load_lock
 from stackyard.errors import IntegrityError, ResolutionError, StackyardError
-from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted
+from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, Unchanged
 from stackyard.http import Http
 from stackyard.wheels.lock import lock_path, target_for
 from stackyard.wheels.package_index import IndexFile, PackageIndex
@@ -80,6 +81,42 @@ class ItemResult:
     url: str | None = None  # the direct reference it was built from
     log: Path | None = None
     error: str = ""
+
+
+@dataclass(frozen=True)
+class WheelhouseRecord:
+    """The record of a published wheelhouse (stackyard.stage), ``<target>.json`` beside it."""
+
+    KIND: ClassVar[str] = "wheelhouse"
+
+    release: str
+    target: str
+    wheels: int
+    sha256sums: str  # sha256 of its SHA256SUMS: the content the wheels deb is made from
+    inputs: str  # every wanted pin with its allowed hashes and sources, the target, the allowed failures
+
+
+def wanted_digest(wanted: list[Wanted], target: Target, allowed: set[str]) -> str:
+    """What a wheelhouse is made from: the same digest, the same wheels (the cache serves them)."""
+    rows = sorted([w.key, w.version, sorted(w.hashes), sorted(w.sources), w.url or ""] for w in wanted)
+    return hashlib.sha256(json.dumps([__version__, target.key, sorted(allowed), rows]).encode()).hexdigest()
+
+
+def record_path(wheelhouse: Path) -> Path:
+    return wheelhouse.with_name(f"{wheelhouse.name}.json")
+
+
+def intact(wheelhouse: Path, record: WheelhouseRecord) -> bool:
+    """The published generation is the recorded one and every wheel its SHA256SUMS names has those bytes
+    (wheels are hard links to the cache's files: a damaged cache entry is a damaged wheelhouse)."""
+    sums = wheelhouse / "SHA256SUMS"
+    if not sums.is_file() or sha256_file(sums) != record.sha256sums:
+        return False
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if not (wheelhouse / name).is_file() or sha256_file(wheelhouse / name) != digest:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -490,8 +527,11 @@ def build_wheelhouse(
     reporter: Reporter,
     allowed_failures: set[str] | None = None,
     http: Http | None = None,
+    rebuild: bool = False,
     runner: Runner = RUNNER,
 ) -> WheelhouseResult:
+    """Fetch or build every wanted wheel and publish them as the release's wheelhouse; with the same wanted
+    pins, hashes and target as the recorded wheelhouse, and that one intact, nothing runs (``unchanged``)."""
     started = time.monotonic()
     wheelhouse = config.wheelhouse_dir(release)
     http = http or Http(config.index.retries, config.index.timeout, pool=config.wheels.download_jobs)
@@ -501,6 +541,13 @@ def build_wheelhouse(
         wanted = collect_wanted(
             config, release, recipes, upper_constraints=upper_constraints, previous=(previous or {}).get("wheels")
         )
+        target = target_for(config, release)
+        inputs = wanted_digest(wanted, target, allowed)
+        record = stage.read_record(record_path(wheelhouse), WheelhouseRecord)
+        if record is not None and stage.why_build(record, inputs, intact(wheelhouse, record), rebuild) is None:
+            reporter(Unchanged(STEP, f"{release.id} {target.key}", f"{wheelhouse} ({record.wheels} wheels) stands "
+                                                                   f"(the same pins, hashes and target)"))
+            return WheelhouseResult(wheelhouse, [], False, time.monotonic() - started, {"unchanged": record.wheels})
         run = _Run(config, release, reporter, http, allowed, runner)
         reporter(StepStarted(STEP, len(wanted), f"{release.id} {run.target.key} -> {wheelhouse}"))
         run.run(wanted)
@@ -510,6 +557,9 @@ def build_wheelhouse(
         if not failed:
             publish_wheelhouse(wheelhouse, release, run.target, run.results, run.wheel_paths)
             published = True
+            wheels = sum(1 for i in run.results if i.outcome.ok and i.filename)
+            stage.write_record(record_path(wheelhouse), WheelhouseRecord(
+                release.id, target.key, wheels, sha256_file(wheelhouse / "SHA256SUMS"), inputs))
         seconds = time.monotonic() - started
         reporter(StepFinished(STEP, seconds, counts))
         return WheelhouseResult(wheelhouse, sorted(run.results, key=lambda i: canonicalize_name(i.name)), published, seconds, counts)

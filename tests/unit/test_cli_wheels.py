@@ -111,11 +111,13 @@ def test_wheels_without_projects_builds_every_locked_project(config: Config, cap
     assert len(backend) == 1 and backend[0].argv[2].endswith("tiny-1.2.0.tar.gz")  # the environment serves its build
 
 
-def test_a_second_run_takes_everything_from_the_cache(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_run_with_nothing_changed_says_unchanged_and_builds_nothing(config: Config,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert run(config, capsys, runner=builds(config))[0] == 0
     fake = builds(config)
-    code, out, _ = run(config, capsys, "tiny", runner=fake)
-    assert code == 0 and counts(out)["cached"] == "2" and "built" not in counts(out)
+    code, out, err = run(config, capsys, "tiny", runner=fake)
+    assert code == 0 and counts(out) == {"unchanged": "2", "seconds": counts(out)["seconds"]}
+    assert "==> wheels 2025.1 bookworm-cp311-glibc2.36-x86_64: unchanged, " in err and "(2 wheels) stands" in err
     assert not any("pep517_build.py" in " ".join(c.argv) for c in fake.calls)
 
 

@@ -315,9 +315,14 @@ def test_build_wheelhouse_from_a_file_index(
     assert isinstance(events[-1], StepFinished)
     assert sorted(e.name for e in events if isinstance(e, ItemFinished)) == ["demo-dist", "numpy", "six"]
 
-    # nothing changed: everything from the cache, the same generation, still published
+    # nothing changed: nothing runs and the wheelhouse stands
     generation = wheelhouse.resolve()
-    again = build_wheelhouse(indexed, release, [recipe], upper_constraints=True, reporter=discard, http=Http(retries=0, backoff=0))
+    events.clear()
+    same = build_wheelhouse(indexed, release, [recipe], upper_constraints=True, reporter=events.append, http=Http(retries=0, backoff=0))
+    assert not same.published and same.counts == {"unchanged": 3} and [type(e).__name__ for e in events] == ["Unchanged"]
+    # rebuilt: everything from the cache, the same generation, still published
+    again = build_wheelhouse(indexed, release, [recipe], upper_constraints=True, reporter=discard, http=Http(retries=0, backoff=0),
+                             rebuild=True)
     assert again.published
     assert again.counts[Outcome.CACHED.value] == 3
     assert wheelhouse.resolve() == generation
