@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from packaging import tags
+
+if TYPE_CHECKING:
+    from stackyard.config import Config, Release
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,8 @@ class Target:
 
         _, _, _, file_tags = parse_wheel_filename(filename)
         return all(t.platform == "any" for t in file_tags)
+
+
+def target_for(config: Config, release: Release) -> Target:
+    """What ``release`` builds for on ``config``'s architecture."""
+    return Target(release.python, release.glibc, config.wheel_machine, release.codename)

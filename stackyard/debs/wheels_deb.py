@@ -31,7 +31,7 @@ from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.events import Reporter, discard
-from stackyard.wheels.lock import target_for
+from stackyard.target import target_for
 from stackyard.runner import RUNNER, Runner
 from stackyard.wheels.upstream_requirements import read_source
 from stackyard.wheels.wheelhouse import read_manifest

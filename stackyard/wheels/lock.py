@@ -45,7 +45,7 @@ from stackyard.wheels.extras import verify_extras
 from stackyard.wheels.pip import isolated_env
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Result, Runner
-from stackyard.target import Target
+from stackyard.target import target_for
 
 LOCK_FORMAT = 1
 CONSTRAINTS_FILE = "upper-constraints.txt"  # the name '# via -c ...' annotations show
@@ -86,10 +86,6 @@ def pins_digest(text: str) -> str:
     lock whose pins digest moved needs its package built again."""
     lines = [line.strip() for line in text.splitlines()]
     return hashlib.sha256("\n".join(line for line in lines if line and not line.startswith("#")).encode()).hexdigest()
-
-
-def target_for(config: Config, release: Release) -> Target:
-    return Target(release.python, release.glibc, config.wheel_machine, release.codename)
 
 
 def lock_path(config: Config, release: Release, project: str) -> Path:

@@ -19,7 +19,7 @@ from stackyard.wheels.constraints import parse_constraints
 from stackyard.errors import FetchError, InputError
 from stackyard.http import Http
 from stackyard.runner import RUNNER, Runner
-from stackyard.target import Target
+from stackyard.target import target_for
 
 FILES = ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
 
@@ -151,7 +151,7 @@ def update_requirements(config: Config, release: Release, origin: str, http: Htt
             raise InputError(f"{origin}: not a directory or URL", hint="give an openstack/requirements checkout or its raw URL")
         contents, source = _from_directory(path, runner)
 
-    target = Target(release.python, release.glibc, config.wheel_machine, release.codename)
+    target = target_for(config, release)
     parse_constraints(contents["upper-constraints.txt"], Path(origin) / "upper-constraints.txt", target)
     bindep.parse_bindep(contents["bindep.txt"], Path(origin) / "bindep.txt")
 

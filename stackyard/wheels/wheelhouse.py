@@ -36,7 +36,8 @@ from stackyard.wheels.constraints import load_constraints, load_lock
 from stackyard.errors import IntegrityError, ResolutionError, StackyardError
 from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, Unchanged
 from stackyard.http import Http
-from stackyard.wheels.lock import lock_path, target_for
+from stackyard.target import target_for
+from stackyard.wheels.lock import lock_path
 from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner

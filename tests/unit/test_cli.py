@@ -22,7 +22,8 @@ from stackyard.wheels.constraints import load_constraints
 from stackyard.debs.venv_deb import debs_dir
 from stackyard.debs.wheels_deb import WheelsDeb
 from stackyard.stage import write_record
-from stackyard.wheels.lock import lock_inputs, lock_path, target_for
+from stackyard.target import target_for
+from stackyard.wheels.lock import lock_inputs, lock_path
 from stackyard.recipes import load_recipe
 from stackyard.runner import Call
 from tests.deb_workspace import deb_runner, sha, smoke_runner, workspace

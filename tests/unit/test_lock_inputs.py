@@ -9,7 +9,8 @@ import pytest
 
 from stackyard.config import Config, Release, load_config
 from stackyard.wheels.constraints import Constraints, load_constraints, parse_constraints
-from stackyard.wheels.lock import explain_conflict, lock_inputs, lock_path, recorded_digest, target_for
+from stackyard.target import target_for
+from stackyard.wheels.lock import explain_conflict, lock_inputs, lock_path, recorded_digest
 from stackyard.recipes import Recipe, load_recipe, load_recipes
 from stackyard.target import Target
 
