@@ -86,7 +86,7 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class WheelhouseRecord:
-    """The record of a published wheelhouse (stackyard.stage), ``<target>.json`` beside it."""
+    """The record of a published wheelhouse (stackyard.stage), ``.<target>.json`` beside it."""
 
     KIND: ClassVar[str] = "wheelhouse"
 
@@ -104,7 +104,8 @@ def wanted_digest(wanted: list[Wanted], target: Target, allowed: set[str]) -> st
 
 
 def record_path(wheelhouse: Path) -> Path:
-    return wheelhouse.with_name(f"{wheelhouse.name}.json")
+    """Beside the wheelhouse, hidden (as ``.generations``): ``<release>/bookworm-*`` names wheelhouses only."""
+    return wheelhouse.with_name(f".{wheelhouse.name}.json")
 
 
 def intact(wheelhouse: Path, record: WheelhouseRecord) -> bool:
