@@ -357,7 +357,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     overrides = tuple(Override.parse(o) for o in args.set)
     upgrades = dict(parse_project_release(config, value, "--upgrade") for value in args.upgrade)
     result = verify(config, release, args.projects, promoted=args.promoted, overrides=overrides,
-                    report=ConsoleReporter(), keep=args.keep, runner=args.runner, upgrades=upgrades)
+                    report=ConsoleReporter(), keep=args.keep, runner=args.runner, upgrades=upgrades, again=args.again)
     record = result.record
     rows = []
     for step in record.steps:
@@ -368,7 +368,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                          f"{step.seconds:.1f}"])
     print(table(["service", "unit state", "API answered", "scenario step", "seconds"], rows))
     phases = ", ".join(f"{k} {v:.0f}s" for k, v in record.phases.items())
-    print(f"verify {release.id}: passed in {record.seconds:.0f}s ({phases}); peak memory "
+    print(f"verify {release.id}: " + ("unchanged, " if result.unchanged else "")
+          + f"passed in {record.seconds:.0f}s ({phases}); peak memory "
           f"{record.peak_memory_bytes / 2**30:.1f} GiB; {len(record.packages)} packages from {record.distribution}")
     for package in record.upgrades:
         print(f"upgraded on the running control plane: {package.name} to {package.version}")
@@ -625,6 +626,8 @@ def parser() -> argparse.ArgumentParser:
                    help="after the scenario, upgrade PROJECT to RELEASE's package on the running control plane as "
                         "'apt-config --project' configures it, migrate, restart, and ask again (repeatable)")
     s.add_argument("--keep", action="store_true", help="keep the root after a passing verify too (until the next one)")
+    s.add_argument("--again", action="store_true",
+                   help="run even when the latest record passed with the very same packages (else: unchanged, nothing runs)")
     s.add_argument("--clean", action="store_true",
                    help="only kill a container a killed verify left, unmount and remove its root (every release without --release)")
     s.set_defaults(func=cmd_verify)

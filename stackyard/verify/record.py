@@ -97,6 +97,19 @@ def read_records(workdir: Path) -> list[tuple[Path, VerifyRecord]]:
     return [found[k] for k in sorted(found)]
 
 
+def passed_with(workdir: Path, distribution: str, projects: list[str], packages: list[PackageRecord],
+                overrides: list[str], upgrades: list[PackageRecord]) -> tuple[Path, VerifyRecord] | None:
+    """The latest record, if it passed on ``distribution`` installing exactly ``packages`` (versions and sha256)
+    for the same projects, settings and upgrades: a verify of the very same bits need not run again."""
+    records = read_records(workdir)
+    if not records:
+        return None
+    path, latest = records[-1]
+    same = (latest.passed and latest.distribution == distribution and sorted(latest.projects) == sorted(projects)
+            and latest.packages == packages and latest.overrides == overrides and latest.upgrades == upgrades)
+    return (path, latest) if same else None
+
+
 def read_packages_index(dist_dir: Path, component: str, architecture: str) -> dict[str, PackageRecord]:
     """name -> the package in a distribution's Packages index (reprepro keeps one version per name)."""
     binary = dist_dir / component / f"binary-{architecture}"

@@ -31,7 +31,7 @@ from typing import Callable, Iterator, Mapping
 from stackyard.repo.apt import final, staging
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError, StackyardError
-from stackyard.events import Event, Note
+from stackyard.events import Event, Note, Unchanged
 from stackyard.recipes import load_recipes
 from stackyard.rootfs import BASE_PACKAGES as ROOT_BASE
 from stackyard.rootfs import rootfs_tarball
@@ -39,7 +39,7 @@ from stackyard.runner import RUNNER, Runner, tail
 from stackyard.repo.signing import KEYRING_NAME
 from stackyard.verify.container import APT_ARCHIVES, Container, clean_leftovers
 from stackyard.verify.plan import BASE_PACKAGES, Override, VerifyPlan, make_plan
-from stackyard.verify.record import PackageRecord, StepRecord, VerifyRecord, read_packages_index, write_record
+from stackyard.verify.record import PackageRecord, StepRecord, VerifyRecord, passed_with, read_packages_index, write_record
 from stackyard.verify.upgrade import Upgrade
 
 # the cached root: what boots (systemd, dbus) and Debian's MariaDB, RabbitMQ and
@@ -71,6 +71,7 @@ class VerifyResult:
     path: Path  # record.json
     workdir: Path
     cleaned: list[str]
+    unchanged: bool = False  # the latest record passed with the very same packages: nothing ran
 
 
 def machine_name(release: Release, workdir: Path) -> str:
@@ -253,11 +254,12 @@ def first_errors(journal: str, count: int = FIRST_ERRORS) -> list[str]:
 
 def verify(config: Config, release: Release, projects: list[str] | tuple[str, ...] = (), *, promoted: bool = False,
            overrides: tuple[Override, ...] = (), report: Reporter = lambda e: None, runner: Runner = RUNNER,
-           keep: bool = False, upgrades: Mapping[str, Release] | None = None) -> VerifyResult:
+           keep: bool = False, upgrades: Mapping[str, Release] | None = None, again: bool = False) -> VerifyResult:
     """Install, configure, start and ask a control plane; write the record; raise VerifyError on failure.
 
     ``upgrades`` (project -> release): then upgrade those projects on the running control plane and ask again
-    (see stackyard.verify.upgrade)."""
+    (see stackyard.verify.upgrade). When the latest record passed with the very same packages, settings and
+    upgrades, nothing runs (``unchanged``) unless ``again``."""
     from stackyard.verify import scenario
     from stackyard.verify import upgrade as upgrading
 
@@ -266,12 +268,6 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
     with _exclusive(workdir, release), _terminated_is_interrupt():
         log = workdir / "verify.log"
         logs = workdir / "logs"
-        log.write_text("")
-        cleaned = clean_leftovers(workdir, log, runner=runner)
-        for line in cleaned:
-            report(Note("verify", line))
-        shutil.rmtree(logs, ignore_errors=True)
-        logs.mkdir(parents=True)
         machine = machine_name(release, workdir)
         plan = make_plan(load_recipes(config.paths.recipes), projects, hostname=machine, overrides=overrides)
         index = read_packages_index(config.repo.path / "dists" / distribution, config.repo.component, config.architecture)
@@ -280,6 +276,18 @@ def verify(config: Config, release: Release, projects: list[str] | tuple[str, ..
             raise missing_error(config, release, distribution, promoted, missing)
         installed = {p: index[p] for p in plan.packages}
         ups = upgrading.plan_upgrades(config, release, plan, upgrades or {}, promoted=promoted, installed=installed)
+        done = None if again else passed_with(workdir, distribution, list(plan.projects), [index[p] for p in plan.packages],
+                                              [str(o) for o in plan.overrides], [u.package for u in ups])
+        if done is not None:
+            report(Unchanged("verify", release.id, f"{done[0]} passed with these very packages, started "
+                                                   f"{done[1].started} (verify --again runs it anyway)"))
+            return VerifyResult(done[1], workdir / "record.json", workdir, [], unchanged=True)
+        log.write_text("")
+        cleaned = clean_leftovers(workdir, log, runner=runner)
+        for line in cleaned:
+            report(Note("verify", line))
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir(parents=True)
         archives = config.paths.cache / "verify-apt"
         (archives / "partial").mkdir(parents=True, exist_ok=True)
         container = Container(workdir, machine, log, runner=runner, binds=((archives, APT_ARCHIVES),))

@@ -49,7 +49,7 @@ def _verify_killed_once_booted(ws: Workspace, sig: int) -> Path:
     workdir = ws.root / "var/verify/2025.1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     proc = subprocess.Popen([sys.executable, "-m", "stackyard", "--config", str(ws.config), "verify", "--release", "2025.1",
-                             "keystone"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                             "keystone", "--again"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 600
     while not nspawn_processes(workdir / "root") or not (workdir / "console.log").exists():
         assert proc.poll() is None and time.monotonic() < deadline, f"verify ended before booting: {proc.communicate()[0]}"
@@ -124,6 +124,10 @@ def test_a_control_plane_from_staging_answers_the_scenario_survives_keystone_s_u
     assert str(ws.root / "var/verify") not in open("/proc/self/mounts").read()
     assert "systemd-nspawn" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.replace(
         "[systemd-nspawn] <defunct>", "")
+    # the very same packages, settings and upgrade again: nothing runs, the passing record stands
+    again = ws.run("verify", "--release", "2025.1", "--upgrade", "keystone=2025.2")
+    assert "==> verify 2025.1: unchanged, " in again.stderr and "verify 2025.1: unchanged, passed in" in again.stdout, again
+    assert json.loads((ws.root / "var/verify/2025.1/record.json").read_text()) == record
 
     promoted = ws.run("promote", "--release", "2025.1", *PROJECTS).stdout
     assert re.search(r"bookworm-2025\.1\s+venv-nova\s+31\.3\.1-2025\.1\.\d", promoted), promoted

@@ -375,3 +375,20 @@ def test_the_upgrade_s_apt_configuration_is_apt_config_s_with_the_project_pinned
     script = download_script(["venv-keystone"])  # the upgrade's packages fetched, then the install's apt files back
     assert script.index("cp -a /var/lib/stackyard-verify/apt/upgrade/. /") < script.index("--download-only venv-keystone") \
         < script.index("cp -a /var/lib/stackyard-verify/apt/install/. /")
+
+
+def test_a_verify_of_the_very_same_packages_need_not_run_again(tmp_path: Path) -> None:
+    from stackyard.verify.record import PackageRecord, VerifyRecord, passed_with, write_record
+
+    keystone = PackageRecord("venv-keystone", "1-2025.1.1", "a" * 64, "pool/k.deb")
+    record = VerifyRecord("2025.1", "bookworm-2025.1-staging", "20250101T000000Z", ["keystone"], [keystone], passed=True)
+    args = ("bookworm-2025.1-staging", ["keystone"], [keystone], [], [])
+    assert passed_with(tmp_path, *args) is None  # no record yet
+    write_record(tmp_path, record)
+    assert passed_with(tmp_path, *args) == (tmp_path / "records" / "20250101T000000Z.json", record)
+    rebuilt = PackageRecord("venv-keystone", "1-2025.1.1", "b" * 64, "pool/k.deb")  # same version, other bytes
+    assert passed_with(tmp_path, "bookworm-2025.1-staging", ["keystone"], [rebuilt], [], []) is None
+    assert passed_with(tmp_path, "bookworm-2025.1", ["keystone"], [keystone], [], []) is None
+    assert passed_with(tmp_path, "bookworm-2025.1-staging", ["keystone"], [keystone], ["a.conf:s.k=v"], []) is None
+    write_record(tmp_path, VerifyRecord("2025.1", "bookworm-2025.1-staging", "20250102T000000Z", ["keystone"], [keystone]))
+    assert passed_with(tmp_path, *args) is None  # the latest failed: it runs again
