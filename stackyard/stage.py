@@ -10,6 +10,9 @@ and Buildbot see every kind the same way.
 
 A record of another schema, another kind or that does not parse is no record:
 the artifact is built again (it is made from its inputs, never trusted blindly).
+A record written before records had a schema (stackyard 0.x: the same fields,
+no ``schema``/``kind``) is read when its fields fit, so an upgrade of stackyard
+does not rebuild what stands.
 """
 
 from __future__ import annotations
@@ -81,7 +84,10 @@ def read_record(path: Path, cls: type[R]) -> R | None:
     """The record at ``path`` if it is one of this schema and kind, else None (the artifact is then made again)."""
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA or data.get("kind") != cls.KIND:
+        if not isinstance(data, dict):
+            return None
+        legacy = "schema" not in data and "kind" not in data
+        if not legacy and (data.get("schema") != SCHEMA or data.get("kind") != cls.KIND):
             return None
         return _from_dict(cls, data)
     except (OSError, ValueError, TypeError):

@@ -31,9 +31,9 @@ class DebRecord:
     package: str
     version: str
     sha256: str
-    inputs: str  # the lock's and the packaging's digests, as the changelog entry records them
     lintian_warnings: tuple[str, ...] | None = None  # None: not linted yet
     smoke: SmokeVerdict | None = None
+    inputs: str = ""  # the lock's and the packaging's digests, as the changelog entry records them ("": before 1.0)
 
     @property
     def linted(self) -> bool:

@@ -440,6 +440,6 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
         smoke = previous.smoke
         if warnings is None and previous.linted:
             warnings = previous.lintian_warnings
-    deb_record.write(dest, DebRecord(recipe.package, version, digest, inputs_digest(changelog), warnings, smoke))
+    deb_record.write(dest, DebRecord(recipe.package, version, digest, warnings, smoke, inputs_digest(changelog)))
     return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings or (), log,
                      build_seconds, lintian_seconds)

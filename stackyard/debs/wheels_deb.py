@@ -12,6 +12,7 @@ so rebuilding an unchanged wheelhouse gives the same version.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -156,8 +157,25 @@ class WheelsDebStage:
                          warnings)
 
 
+def _adopt_legacy_state(wheels_deb: WheelsDebStage) -> None:
+    """stackyard 0.x kept ``.<package>.state.json`` (base, digest of SHA256SUMS, n, version): a file it built
+    from today's wheelhouse becomes the record, so upgrading stackyard neither rebuilds nor renumbers it."""
+    legacy = wheels_deb.out_dir / f".{wheels_deb.package}.state.json"
+    if wheels_deb.record_path().exists() or not legacy.exists():
+        return
+    state = json.loads(legacy.read_text())
+    built = sorted(wheels_deb.out_dir.glob(f"{wheels_deb.package}_{state.get('version')}_*.deb"))
+    if built and state.get("digest") == sha256_file(wheels_deb.wheelhouse / "SHA256SUMS") and state.get("base") == wheels_deb.date:
+        architecture = built[0].name.rsplit("_", 1)[1].removesuffix(".deb")
+        stage.write_record(wheels_deb.record_path(), WheelsDeb(
+            wheels_deb.package, state["version"], architecture, len(wheels_deb.wheels), built[0].name,
+            sha256_file(built[0]), wheels_deb.inputs(), state["base"], int(state["n"])))
+    legacy.unlink()
+
+
 def build_wheels_deb(config: Config, release: Release, *, rebuild: bool = False, report: Reporter = discard,
                      runner: Runner = RUNNER) -> WheelsDebResult:
     wheels_deb = WheelsDebStage(config, release, runner)
+    _adopt_legacy_state(wheels_deb)
     outcome = stage.run(wheels_deb, rebuild=rebuild, report=report)
     return WheelsDebResult(outcome.record, wheels_deb.out_dir / outcome.record.file, outcome.unchanged)

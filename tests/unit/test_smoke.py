@@ -62,7 +62,7 @@ def deb(config: Config, release: Release) -> Path:
     out.mkdir(parents=True)
     file = out / "venv-tiny_1.2.0-2025.1.1_amd64.deb"
     file.write_bytes(b"!<arch>\nthe package\n")
-    write(file, DebRecord("venv-tiny", "1.2.0-2025.1.1", sha(file.read_bytes()), "i" * 64, ("W: x",)))
+    write(file, DebRecord("venv-tiny", "1.2.0-2025.1.1", sha(file.read_bytes()), ("W: x",), inputs="i" * 64))
     return file
 
 

@@ -68,7 +68,7 @@ def test_a_record_of_another_schema_or_kind_or_unreadable_is_no_record(tmp_path:
     assert stage.read_record(path, Thing) is None  # absent
     for text in ('{"schema": 0, "kind": "thing", "name": "t", "inputs": "a"}',
                  '{"schema": 1, "kind": "image", "name": "t", "inputs": "a"}',
-                 '{"name": "t", "inputs": "a"}', "not json", "[1]"):
+                 '{"name": "t"}', "not json", "[1]"):
         path.write_text(text)
         assert stage.read_record(path, Thing) is None, text
 
@@ -89,6 +89,12 @@ def test_run_builds_once_then_says_unchanged_and_builds_again_when_inputs_or_art
     assert not stage.run(vanished).unchanged and vanished.builds == 1
     forced = ThingStage(tmp_path, "i2")
     assert not stage.run(forced, rebuild=True).unchanged and forced.builds == 1
+
+
+def test_a_record_from_before_schemas_is_read_when_its_fields_fit(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text('{"name": "t", "inputs": "a", "warnings": ["W: x"], "verdict": {"passed": true, "checks": ["c"]}}')
+    assert stage.read_record(path, Thing) == Thing("t", "a", ("W: x",), Verdict(True, ("c",)))
 
 
 def test_why_build_names_the_reason() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_without_a_record_a_file_built_before_keeps_its_version_taken(config: Co
     out.mkdir(parents=True)
     (out / "openstack-wheels-2025.1_20250601.3_all.deb").write_bytes(b"an older build")
     assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.4"
+
+
+def test_the_state_file_of_stackyard_0_becomes_the_record_without_a_rebuild(config: Config, release: Release) -> None:
+    wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl")
+    out = config.paths.output / "debs" / "2025.1"
+    out.mkdir(parents=True)
+    (out / "openstack-wheels-2025.1_20250601.2_all.deb").write_bytes(b"built by stackyard 0")
+    digest = hashlib.sha256((config.wheelhouse_dir(release) / "SHA256SUMS").read_bytes()).hexdigest()
+    (out / ".openstack-wheels-2025.1.state.json").write_text(json.dumps(
+        {"base": "20250601", "digest": digest, "n": 2, "version": "20250601.2"}))
+    fake = Builds()
+    result = build_wheels_deb(config, release, runner=fake)
+    assert result.unchanged and result.version == "20250601.2" and fake.calls == []
+    assert not (out / ".openstack-wheels-2025.1.state.json").exists()
