@@ -89,7 +89,7 @@ def test_maintainer_scripts_respect_statoverride_and_remove_only_a_user_they_mad
     assert "|| true" not in postinst  # byte-compilation failures are reported, not hidden
     assert "if [ -f /var/lib/venv-nova/created-user ]; then" in postrm
     unit = (src / "debian/venv-nova.nova-compute.service").read_text()
-    assert "StateDirectory" not in unit and "RuntimeDirectory=nova" in unit  # postinst owns /var/lib/nova
+    assert "StateDirectory" not in unit and "RuntimeDirectory" not in unit  # postinst owns /var/lib/nova, tmpfiles /run/nova
 
 
 def test_an_api_and_a_service_with_one_name_is_refused(tmp_path: Path) -> None:
