@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from buildbot.interfaces import IRenderable
-from buildbot.plugins import schedulers, steps, util, worker
+from buildbot.plugins import schedulers, steps, util
 from buildbot.process import logobserver
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
 from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
 
+from builders.latent import make_worker
 from builders.plan import DEB_LOGS, DEB_TODO, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
@@ -327,7 +328,7 @@ def master_config(config: Config) -> dict[str, Any]:
         "buildbotNetUsageData": None,
         "db": {"db_url": settings.db_url},
         "protocols": {"pb": {"port": f"tcp:{settings.worker_port}:interface={settings.worker_host}"}},
-        "workers": [worker.Worker(w.name, secret_value(w.password), max_builds=w.max_builds or None) for w in settings.workers],
+        "workers": [make_worker(config, w, secret_value) for w in settings.workers],  # plain, docker or kubernetes
         "builders": [objects.builder(b) for b in plan.builders],
         "schedulers": [objects.scheduler(s) for s in plan.schedulers],
         "change_source": change_sources(plan),
