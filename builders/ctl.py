@@ -3,10 +3,12 @@
     python -m builders.ctl up|down [--config stackyard.toml]
 
 ``up`` creates the master directory ([buildbot] basedir) on first use, brings
-its database schema up to date (SQLite or PostgreSQL, from db_url), starts
-the master with this checkout's master.cfg, then creates and starts the
-worker named ``local`` (if stackyard.toml declares one) beside it, with this
-venv's ``stackyard`` on its PATH. Idempotent; ``down`` stops both.
+its database schema up to date (SQLite or PostgreSQL, from db_url), builds
+the image of each ``kind = "docker"`` worker that names none (in its engine,
+when its inputs changed: builders.latent), starts the master with this
+checkout's master.cfg, then creates and starts the worker named ``local`` (if
+stackyard.toml declares one) beside it, with this venv's ``stackyard`` on its
+PATH. Idempotent; ``down`` stops both (the master stops its latent workers).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from builders.latent import docker_workers, ensure_worker_image
 from builders.master import secret_value
 from builders.settings import BuildbotSettings, load_config
 from stackyard.errors import StackyardError, ToolError
@@ -93,6 +96,10 @@ def up(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
     log = _log(settings)
     basedir = settings.basedir
     said = []
+    for w in docker_workers(config):  # before the master: it starts containers from these images
+        assert w.latent is not None
+        tag, built = ensure_worker_image(config, w.latent, runner=runner)
+        said.append(f"worker {w.name}: docker latent worker, image {tag} ({'built' if built else 'up to date'})")
     if not (basedir / "buildbot.tac").exists():
         basedir.parent.mkdir(parents=True, exist_ok=True)
         _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
