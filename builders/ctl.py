@@ -166,6 +166,7 @@ def down(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
 
 RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
 GREEN = (0, 1, 3)  # success, warnings (lintian), skipped
+RETRY = 5  # the worker was lost: Buildbot requeues the request, a later build of the same builder is followed too
 
 
 class Rest:
@@ -287,7 +288,7 @@ def demo(config_file: Path, release: str, projects: list[str], *, say: Callable[
     bsid = api.force(force_scheduler_name(root), by_name[root], **params)
     say(f"forced {root} (buildset {bsid}): {api.url}#/builders/{by_name[root]}")
     seen = follow(api, builders, after, root, say, timeout=timeout, poll=poll)
-    failed = [(name, b) for name, b in seen if b["results"] not in GREEN]
+    failed = [(name, b) for name, b in seen if b["results"] not in GREEN and b["results"] != RETRY]  # a retry is built again
     if failed:
         name, b = failed[-1]
         bad = [s for s in api.get(f"builds/{b['buildid']}/steps")["steps"] if s["results"] not in GREEN and s["complete"]]
