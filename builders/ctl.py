@@ -245,7 +245,7 @@ def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Call
                 finished.add(bid)
                 say(build_line(name, build))
         roots = [b for b in seen.values() if builders.get(b["builderid"]) == root]
-        if roots and all(b["complete"] for b in roots) and all(b["complete"] for b in seen.values()):
+        if roots and all(b["complete"] for b in seen.values()) and roots[-1]["results"] != RETRY:  # a retry is built again
             return [(builders.get(b["builderid"], ""), b) for b in sorted(seen.values(), key=lambda b: b["buildid"])]
         if time.monotonic() > deadline:
             raise BuildError(f"the builds did not finish within {timeout:.0f} s", hint=f"see {api.url}")
