@@ -15,7 +15,7 @@ DEB_DEPS := build-essential python3-dev python3-venv python3-pip git ca-certific
 	debhelper dpkg-dev fakeroot lintian dh-virtualenv reprepro gnupg mmdebstrap apt-utils systemd systemd-container \
 	docker.io docker-registry skopeo apache2-utils openssl curl chromium
 
-.PHONY: deps demo test test-charts test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down verify
+.PHONY: deps demo demo-cli demo-summary test test-charts test-unit test-integration test-e2e bench clean lint up down buildbot-up buildbot-down verify
 
 deps: $(VENV)/.deps-stamp
 	$(STACKYARD) bindep --install --release all
@@ -32,8 +32,21 @@ $(VENV)/.deps-stamp: pyproject.toml
 	$(VENV)/bin/python -m pip install --isolated --disable-pip-version-check -q -e '.[test,buildbot]'
 	touch $@
 
-# The main job on the embedded default: everything lands under ./var
+# The main job on the embedded default, as Buildbot builds: 'make up' (dockerd, the registry, the master and
+# its local worker), then the release's wheels builder forced with the committed pins; it triggers each
+# project's builder (lock, wheels, deb, lintian, smoke test, publish, image) and then promote (verify,
+# promote). A line per build and step; the web UI keeps them. Everything lands under ./var
 demo: deps
+	$(STACKYARD) check
+	$(MAKE) up
+	$(VENV)/bin/python -m builders.ctl demo --config stackyard.toml --release $(RELEASE) $(PROJECTS)
+	$(STACKYARD) puppet-data --release $(RELEASE)
+	$(STACKYARD) apt-config --release $(RELEASE)
+	$(STACKYARD) helm-values --release $(RELEASE)
+	@$(MAKE) --no-print-directory demo-summary
+
+# The same job without Buildbot: each step a stackyard command in this shell
+demo-cli: deps
 	$(STACKYARD) check
 	$(STACKYARD) lock --release $(RELEASE) $(PROJECTS)
 	$(STACKYARD) wheels --release $(RELEASE) $(PROJECTS)
@@ -47,6 +60,9 @@ demo: deps
 	$(MAKE) up
 	$(STACKYARD) image --release $(RELEASE) $(PROJECTS) --push
 	$(STACKYARD) helm-values --release $(RELEASE)
+	@$(MAKE) --no-print-directory demo-summary
+
+demo-summary:
 	@echo
 	@echo "wheelhouse:  $$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)"
 	@echo "its index:   file://$$(ls -d $(CURDIR)/var/wheelhouse/$(RELEASE)/bookworm-*)/simple"

@@ -1,12 +1,24 @@
 """Start and stop the Buildbot master and the local worker (``make buildbot-up|buildbot-down``).
 
     python -m builders.ctl up|down [--config stackyard.toml]
+    python -m builders.ctl demo --release R PROJECT... [--config stackyard.toml]
 
 ``up`` creates the master directory ([buildbot] basedir) on first use, brings
-its database schema up to date (SQLite or PostgreSQL, from db_url), starts
-the master with this checkout's master.cfg, then creates and starts the
-worker named ``local`` (if stackyard.toml declares one) beside it, with this
-venv's ``stackyard`` on its PATH. Idempotent; ``down`` stops both.
+its database schema up to date (SQLite or PostgreSQL, from db_url), builds
+the image of each ``kind = "docker"`` worker that names none (in its engine,
+when its inputs changed: builders.latent), starts the master with this
+checkout's master.cfg, then creates and starts the worker named ``local`` (if
+stackyard.toml declares one) beside it, with this venv's ``stackyard`` on its
+PATH. Idempotent; ``down`` stops both (the master stops its latent workers).
+
+``demo`` (``make demo``, after ``make up``) runs the release's pipeline as
+Buildbot builds: it logs in to the REST API as the first web user, forces
+``wheels-R`` (the committed pins: no upper-constraints refresh; ``rebuild``
+the projects named, as their pins did not move), which triggers
+``<project>-R`` (lock, wheels, deb, lintian, smoke test, publish, image) and
+then ``promote-R`` (verify, promote); it prints a line per build started,
+step finished and build finished, and fails (exit 5) naming the build, the
+step and its URL when one fails.
 """
 
 from __future__ import annotations
@@ -15,11 +27,17 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
+import requests
+
+from builders.latent import docker_workers, ensure_worker_image
 from builders.master import secret_value
+from builders.plan import REBUILD, REQUIREMENTS_UPDATE, force_scheduler_name
 from builders.settings import BuildbotSettings, load_config
-from stackyard.errors import StackyardError, ToolError
+from stackyard.errors import BuildError, FetchError, InputError, StackyardError, ToolError
 from stackyard.runner import RUNNER, Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +111,10 @@ def up(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
     log = _log(settings)
     basedir = settings.basedir
     said = []
+    for w in docker_workers(config):  # before the master: it starts containers from these images
+        assert w.latent is not None
+        tag, built = ensure_worker_image(config, w.latent, runner=runner)
+        said.append(f"worker {w.name}: docker latent worker, image {tag} ({'built' if built else 'up to date'})")
     if not (basedir / "buildbot.tac").exists():
         basedir.parent.mkdir(parents=True, exist_ok=True)
         _run([str(BIN / "buildbot"), "create-master", "--quiet", "--relocatable", "--db", settings.db_url,
@@ -140,13 +162,160 @@ def down(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
     return said or ["nothing was running"]
 
 
+# -- make demo: the pipeline as Buildbot builds -------------------------------------------------------------
+
+RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
+GREEN = (0, 1, 3)  # success, warnings (lintian), skipped
+RETRY = 5  # the worker was lost: Buildbot requeues the request, a later build of the same builder is followed too
+
+
+class Rest:
+    """Buildbot's REST API (/api/v2) of the master of ``settings``, logged in as its first web user."""
+
+    def __init__(self, settings: BuildbotSettings, timeout: float = 30) -> None:
+        self.url = settings.url
+        self.http = requests.Session()
+        self.timeout = timeout
+        user = settings.users[0]
+        try:
+            r = self.http.get(self.url + "auth/login", auth=(user.name, secret_value(user.password)), timeout=timeout)
+        except requests.RequestException as exc:
+            raise FetchError(f"the Buildbot master at {self.url} does not answer ({type(exc).__name__})",
+                             hint="'make up' starts it (see var/buildbot/twistd.log)") from None
+        if r.status_code != 200:
+            raise InputError(f"{self.url}auth/login refused user {user.name!r} (HTTP {r.status_code})",
+                             hint=f"the password is in {user.password.describe()}")
+
+    def get(self, path: str, **params: Any) -> Any:
+        try:
+            r = self.http.get(self.url + "api/v2/" + path, params=params, timeout=self.timeout)
+            r.raise_for_status()
+        except requests.RequestException as exc:
+            raise FetchError(f"{self.url}api/v2/{path}: {exc}", hint="is the master running? (make up)") from None
+        return r.json()
+
+    def force(self, scheduler: str, builderid: int, **properties: Any) -> int:
+        """Force ``scheduler`` for ``builderid``: the buildset's id."""
+        body = {"jsonrpc": "2.0", "method": "force", "id": 1,
+                "params": {"builderid": str(builderid), "reason": "make demo", **properties}}
+        try:
+            r = self.http.post(self.url + f"api/v2/forceschedulers/{scheduler}", json=body, timeout=self.timeout)
+            answer = r.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise FetchError(f"forcing {scheduler} at {self.url}: {exc}", hint="is the master running? (make up)") from None
+        if "error" in answer or r.status_code != 200:
+            raise InputError(f"forcing {scheduler} at {self.url} was refused: {answer.get('error', r.text)}",
+                             hint="check the release and projects against the builders of the web UI")
+        return int(answer["result"][0])
+
+
+def build_line(name: str, build: dict[str, Any]) -> str:
+    took = (build.get("complete_at") or time.time()) - (build.get("started_at") or time.time())
+    return f"{name} #{build['number']}: {RESULTS.get(build['results'], 'unknown')} in {took:.0f} s"
+
+
+def step_line(name: str, build: dict[str, Any], step: dict[str, Any]) -> str:
+    took = (step.get("complete_at") or 0) - (step.get("started_at") or step.get("complete_at") or 0)
+    result = RESULTS.get(step["results"], "unknown")
+    return f"  {name} #{build['number']} {step['name']}: {result} ({took:.0f} s) {step.get('state_string', '')}".rstrip()
+
+
+def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Callable[[str], None], *,
+           timeout: float, poll: float = 3.0) -> list[tuple[str, dict[str, Any]]]:
+    """Print each build with an id above ``after`` as it starts, its steps as they finish, and the build as it
+    ends, until the ``root`` builder's build has finished (it waits for the builds it triggers): every build seen."""
+    seen: dict[int, dict[str, Any]] = {}
+    said_steps: set[int] = set()
+    finished: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        for build in api.get("builds", buildid__gt=after, order="buildid")["builds"]:
+            bid, name = build["buildid"], builders.get(build["builderid"], str(build["builderid"]))
+            if bid not in seen:
+                say(f"{name} #{build['number']}: started")
+            seen[bid] = build
+            if bid in finished:
+                continue
+            for step in api.get(f"builds/{bid}/steps")["steps"]:
+                if step["complete"] and step["stepid"] not in said_steps and step["name"] not in ("worker_preparation",):
+                    said_steps.add(step["stepid"])
+                    if not step.get("hidden"):
+                        say(step_line(name, build, step))
+            if build["complete"]:
+                finished.add(bid)
+                say(build_line(name, build))
+        roots = [b for b in seen.values() if builders.get(b["builderid"]) == root]
+        if roots and all(b["complete"] for b in seen.values()) and roots[-1]["results"] != RETRY:  # a retry is built again
+            return [(builders.get(b["builderid"], ""), b) for b in sorted(seen.values(), key=lambda b: b["buildid"])]
+        if time.monotonic() > deadline:
+            raise BuildError(f"the builds did not finish within {timeout:.0f} s", hint=f"see {api.url}")
+        time.sleep(poll)
+
+
+def wait_for_workers(api: Rest, timeout: float) -> None:
+    """Until a worker is connected (the local one 'make up' started) or none could be (latent workers only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = api.get("workers")["workers"]
+        if any(w["connected_to"] for w in workers):
+            return
+        if time.monotonic() > deadline:
+            raise ToolError(f"no worker is connected to {api.url} after {timeout:.0f} s",
+                            hint="'make up' starts the local one; see var/buildbot-workers/local/twistd.log")
+        time.sleep(1)
+
+
+def demo(config_file: Path, release: str, projects: list[str], *, say: Callable[[str], None], timeout: float = 6 * 3600,
+         poll: float = 3.0) -> list[str]:
+    """Force the release's wheels builder (committed pins, ``projects`` rebuilt) and follow it and its chain."""
+    config = load_config(config_file)
+    rid = config.release(release).id
+    api = Rest(config.buildbot)
+    builders = {b["builderid"]: b["name"] for b in api.get("builders")["builders"]}
+    root = f"wheels-{rid}"
+    by_name = {v: k for k, v in builders.items()}
+    if root not in by_name:
+        raise InputError(f"the master at {api.url} has no builder {root}", hint="is it running with this stackyard.toml? (make up)")
+    unknown = [p for p in projects if f"{p}-{rid}" not in by_name]
+    if unknown:
+        raise InputError(f"no builder for {', '.join(unknown)} in {rid}", hint=f"recipes/<project>.yaml with a version for {rid}")
+    wait_for_workers(api, timeout=120)
+    last = api.get("builds", order="-buildid", limit=1)["builds"]
+    after = last[0]["buildid"] if last else 0
+    params: dict[str, Any] = {REQUIREMENTS_UPDATE: False}
+    if projects:
+        params[REBUILD] = list(projects)
+    bsid = api.force(force_scheduler_name(root), by_name[root], **params)
+    say(f"forced {root} (buildset {bsid}): {api.url}#/builders/{by_name[root]}")
+    seen = follow(api, builders, after, root, say, timeout=timeout, poll=poll)
+    failed = [(name, b) for name, b in seen if b["results"] not in GREEN and b["results"] != RETRY]  # a retry is built again
+    if failed:
+        name, b = failed[-1]
+        bad = [s for s in api.get(f"builds/{b['buildid']}/steps")["steps"] if s["results"] not in GREEN and s["complete"]]
+        step = f", step {bad[0]['name']!r}: {bad[0].get('state_string', '')}" if bad else ""
+        raise BuildError(f"{name} #{b['number']} {RESULTS.get(b['results'], 'failed')}{step}",
+                         hint=f"its logs: {api.url}#/builders/{b['builderid']}/builds/{b['number']}")
+    names = ", ".join(f"{n} #{b['number']}" for n, b in seen)
+    return [f"{len(seen)} builds green: {names}",
+            f"web UI: {api.url}#/grid (console: {api.url}#/console)"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m builders.ctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("action", choices=["up", "down", "demo"])
     p.add_argument("--config", default=os.environ.get("STACKYARD_CONFIG", "stackyard.toml"))
-    args = p.parse_args(argv)
+    p.add_argument("--release", help="demo: the release whose wheels builder is forced")
+    p.add_argument("projects", nargs="*", help="demo: projects rebuilt and promoted (their builders are triggered)")
+    args = p.parse_intermixed_args(argv)
+    if args.action != "demo" and (args.release or args.projects):
+        p.error(f"--release and projects are for 'demo', not {args.action!r}")
+    if args.action == "demo" and not args.release:
+        p.error("demo needs --release (e.g. --release 2025.1)")
     try:
-        lines = (up if args.action == "up" else down)(Path(args.config).resolve())
+        if args.action == "demo":
+            lines = demo(Path(args.config).resolve(), args.release, args.projects, say=lambda line: print(line, flush=True))
+        else:
+            lines = (up if args.action == "up" else down)(Path(args.config).resolve())
     except StackyardError as exc:
         print(f"buildbot {args.action}: error: {exc}", file=sys.stderr)
         return exc.exit_code

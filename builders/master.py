@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from buildbot.interfaces import IRenderable
-from buildbot.plugins import schedulers, steps, util, worker
+from buildbot.plugins import schedulers, steps, util
 from buildbot.process import logobserver
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
 from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
 
-from builders.plan import DEB_LOGS, DEB_TODO, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
+from builders.latent import make_worker
+from builders.plan import DEB_LOGS, DEB_TODO, REBUILD, REQUIREMENTS_UPDATE, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
 from builders.requirements_poller import RequirementsPoller
@@ -198,6 +199,25 @@ def _hide_skipped(results: int, _step: Any) -> bool:
     return results == SKIPPED
 
 
+def _words(value: Any) -> list[str]:
+    """A property holding project names: a space-separated string or a list (a multiple-choice force field)."""
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value or "").split()
+
+
+class LockStep(steps.SetPropertyFromCommand):
+    """``stackyard lock --json``: ``changed_projects`` are the projects whose pins moved, and those the force
+    form asks to rebuild (``rebuild``: make demo builds the committed pins through the wheels builder)."""
+
+    @defer.inlineCallbacks
+    def run(self):  # type: ignore[no-untyped-def,override]
+        result = yield super().run()
+        rebuild = _words(self.getProperty(REBUILD))
+        if rebuild and result == SUCCESS:
+            changed = _words(self.getProperty("changed_projects"))
+            self.setProperty("changed_projects", " ".join(dict.fromkeys(changed + rebuild)), "force: rebuild")
+        return result
+
+
 def _locks_json(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     if rc != 0:
         return {}
@@ -226,7 +246,7 @@ class _Objects:
                                  set_properties={"projects": util.Property("changed_projects")}, **common)
         command = Argv(s.command)
         if s.json_property == "locks":
-            return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+            return LockStep(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
             return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
                                                 **common)
@@ -244,6 +264,7 @@ class _Objects:
         return util.BuilderConfig(
             name=b.name, workernames=list(b.workers), factory=factory, locks=self.access(b.locks),
             tags=[b.kind, b.release] + ([b.project] if b.project else []), collapseRequests=False, properties=props,
+            defaultProperties={REQUIREMENTS_UPDATE: True} if b.kind == "wheels" else {},
         )
 
     def scheduler(self, s: SchedulerPlan) -> Any:
@@ -270,6 +291,13 @@ class _Objects:
                 util.StringParameter(name="version", label="upstream ref (a tag; empty: the recipe's pin)", default="",
                                      regex=VERSION_FIELD, size=20),
             ]
+        if builder.kind == "wheels":
+            known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == s.release and b.project)
+            params.append(util.BooleanParameter(name=REQUIREMENTS_UPDATE, label="refresh upper-constraints from upstream first",
+                                                default=True))
+            if known:
+                params.append(util.ChoiceStringParameter(name=REBUILD, label="also rebuild and promote (pins unchanged)",
+                                                         choices=known, multiple=True, strict=True, default=[]))
         if builder.kind == "promote":
             params.append(util.StringParameter(name="projects", label="projects (space-separated; empty: all)", default="",
                                                regex=PROJECTS_FIELD, size=40))
@@ -327,7 +355,7 @@ def master_config(config: Config) -> dict[str, Any]:
         "buildbotNetUsageData": None,
         "db": {"db_url": settings.db_url},
         "protocols": {"pb": {"port": f"tcp:{settings.worker_port}:interface={settings.worker_host}"}},
-        "workers": [worker.Worker(w.name, secret_value(w.password), max_builds=w.max_builds or None) for w in settings.workers],
+        "workers": [make_worker(config, w, secret_value) for w in settings.workers],  # plain, docker or kubernetes
         "builders": [objects.builder(b) for b in plan.builders],
         "schedulers": [objects.scheduler(s) for s in plan.schedulers],
         "change_source": change_sources(plan),

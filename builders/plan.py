@@ -21,6 +21,11 @@ from stackyard.recipes import Recipe
 
 RELEASES_POLLER = "openstack-releases"
 
+# a wheels build's property (true by default; a force form may turn it off): refresh upper-constraints first
+REQUIREMENTS_UPDATE = "requirements_update"
+# a wheels build's property (the force form's): projects rebuilt and promoted even though their pins did not move
+REBUILD = "rebuild"
+
 # master locks (exclusive): one apt repository, one registry, one wheelhouse per release
 REPREPRO = "reprepro"
 REGISTRY = "registry"
@@ -222,8 +227,10 @@ def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[Ste
     the branch's head), re-lock every project, build the wheelhouse, then rebuild the projects whose pins moved."""
     steps = []
     if config.buildbot.requirements_update or config.releases[release].requirements_git:
+        # only_if: true unless a force form (make demo: build the committed pins) turned it off
         steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release,
-                                                        Prop("requirements_commit", flag="--revision"))))
+                                                        Prop("requirements_commit", flag="--revision")),
+                              only_if=REQUIREMENTS_UPDATE, show_skipped=True))
     steps += [
         StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"),
         StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),

@@ -44,11 +44,30 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class LatentSettings:
+    """A latent worker (``kind = "docker"`` or ``"kubernetes"``): the master starts it for a build, stops it after."""
+
+    kind: str  # "docker" | "kubernetes"
+    image: str  # "" (docker only): the worker image stackyard builds (builders.latent.worker_image_tag)
+    docker_host: str  # docker: the engine (default: [images] engine)
+    namespace: str  # kubernetes: the namespace pods are made in
+    kube_config: str  # kubernetes: "in-cluster" | "kubectl-proxy"
+    master: str  # "host[:port]" the worker connects to ("" = the master's own worker_host:worker_port, or its IP)
+    network: str  # docker: the container's network mode ("host": these engines run without a bridge)
+    volumes: tuple[str, ...]  # docker: "SOURCE:TARGET[:ro]" bind mounts
+    environment: tuple[tuple[str, str], ...]  # added to the worker's environment (e.g. STACKYARD_CONFIG)
+    packages: tuple[str, ...]  # docker, built image: Debian packages added to it (the build toolchain)
+    codename: str  # docker, built image: the Debian codename of its base ("" = the first release's)
+    build_wait_timeout: int  # seconds an idle worker stays before it is stopped (0: after each build)
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     name: str
     password: Secret
     builders: tuple[str, ...]  # fnmatch patterns of builder names it may take; () = every builder
     max_builds: int  # builds at once on this worker (0 = no limit)
+    latent: LatentSettings | None = None  # kind = "docker" | "kubernetes"; None: a worker started by hand or by make up
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,65 @@ def _port(t: Table, key: str, default: int) -> int:
     return port
 
 
+WORKER_KINDS = ("worker", "docker", "kubernetes")
+LATENT_KEYS = {
+    "docker": {"image", "docker_host", "master", "network", "volumes", "environment", "packages", "codename", "build_wait_timeout"},
+    "kubernetes": {"image", "namespace", "kube_config", "master", "environment", "build_wait_timeout"},
+}
+KUBE_CONFIGS = ("in-cluster", "kubectl-proxy")
+IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+(:[0-9]{1,5})?$")
+PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+def _optional(w: Table, key: str, default: str = "") -> str:
+    """A string key that may be absent (then ``default``) but not empty."""
+    return w.str(key) if key in w.data else default
+
+
+def _latent(w: Table, kind: str) -> LatentSettings | None:
+    """The fields of a ``kind = "docker"`` or ``"kubernetes"`` worker (None for a plain one)."""
+    if kind == "worker":
+        for key in sorted(set().union(*LATENT_KEYS.values()) & set(w.data)):
+            raise w.error("is a key of a latent worker: add kind = \"docker\" or kind = \"kubernetes\"", key)
+        return None
+    for key in sorted((set().union(*LATENT_KEYS.values()) - LATENT_KEYS[kind]) & set(w.data)):
+        raise w.error(f"is not a key of a kind = \"{kind}\" worker", key)
+    image = _optional(w, "image")
+    if image and not IMAGE_REF.match(image):
+        raise w.error(f"{image!r} is not an image reference (registry/name:tag)", "image")
+    if kind == "kubernetes" and not image:
+        raise w.error("a kubernetes worker needs the image its pods run (the worker image pushed to a registry)", "image")
+    master = _optional(w, "master")
+    if master and not HOST_PORT.match(master):
+        raise w.error(f"must be HOST or HOST:PORT where the worker reaches the master, got {master!r}", "master")
+    volumes = w.str_list("volumes")
+    for v in volumes:
+        if v.count(":") not in (1, 2) or not v.split(":")[0] or not v.split(":")[1].startswith("/") \
+                or (v.count(":") == 2 and v.split(":")[2] not in ("ro", "rw")):
+            raise w.error(f"{v!r} is not SOURCE:/TARGET[:ro|:rw]", "volumes")
+    env = w.data.get("environment", {})
+    if not isinstance(env, dict) or not all(isinstance(k, str) and ENV_NAME.match(k) and isinstance(v, str) for k, v in env.items()):
+        raise w.error(f"must be a table of NAME = \"value\" strings, got {env!r}", "environment")
+    packages = w.str_list("packages")
+    for p in packages:
+        if not PACKAGE.match(p):
+            raise w.error(f"{p!r} is not a Debian package name", "packages")
+    namespace = _optional(w, "namespace", "default" if kind == "kubernetes" else "")
+    if kind == "kubernetes" and not NAMESPACE.match(namespace):
+        raise w.error(f"{namespace!r} is not a Kubernetes namespace name", "namespace")
+    kube_config = _optional(w, "kube_config", "in-cluster" if kind == "kubernetes" else "")
+    if kind == "kubernetes" and kube_config not in KUBE_CONFIGS:
+        raise w.error(f"must be one of {', '.join(KUBE_CONFIGS)}, got {kube_config!r}", "kube_config")
+    network = _optional(w, "network", "host" if kind == "docker" else "")
+    return LatentSettings(
+        kind=kind, image=image, docker_host=_optional(w, "docker_host"), namespace=namespace, kube_config=kube_config,
+        master=master, network=network, volumes=volumes, environment=tuple(sorted(env.items())), packages=packages,
+        codename=_optional(w, "codename"), build_wait_timeout=w.int("build_wait_timeout", 0),
+    )
+
+
 def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
@@ -136,7 +214,10 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
 
     workers: list[WorkerSettings] = []
     for w in _list_of_tables(t, "workers", [{"name": "local"}]):
-        w.check_keys({"name", "password_file", "password_env", "builders", "max_builds"})
+        kind = w.str("kind", "worker")
+        if kind not in WORKER_KINDS:
+            raise w.error(f"must be one of {', '.join(WORKER_KINDS)}, got {kind!r}", "kind")
+        w.check_keys({"name", "password_file", "password_env", "builders", "max_builds", "kind", *set().union(*LATENT_KEYS.values())})
         name = w.str("name", pattern=WORKER_NAME)
         if any(o.name == name for o in workers):
             raise w.error(f"worker {name!r} is declared twice", "name")
@@ -144,7 +225,8 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         for p in patterns:
             if not BUILDER_PATTERN.match(p):
                 raise w.error(f"{p!r} is not a builder name or pattern (e.g. \"keystone-*\")", "builders")
-        workers.append(WorkerSettings(name, _secret(w, "password", root, secrets / f"worker-{name}"), patterns, w.int("max_builds", 2)))
+        workers.append(WorkerSettings(name, _secret(w, "password", root, secrets / f"worker-{name}"), patterns, w.int("max_builds", 2),
+                                      latent=_latent(w, kind)))
 
     users: list[WebUser] = []
     for u in _list_of_tables(t, "users", [{"name": "admin"}]):
