@@ -6,7 +6,7 @@ builds (``ensure_worker_image``) unless ``image`` names one. ``kind = "kubernete
 ``KubeLatentWorker`` in ``namespace``, running ``image`` (the worker image pushed to a registry), with the
 cluster's own credentials (``kube_config = "in-cluster"``) or ``kubectl proxy``'s.
 
-The worker image: stackyard's base (``stackyard.images.ensure_base``: a Debian rootfs made locally, no
+The worker image: stackyard's base (``stackyard.images.build.ensure_base``: a Debian rootfs made locally, no
 Docker Hub), the worker's Debian packages, and a venv with buildbot-worker (the master's version) and
 stackyard from a wheel of this checkout (stackyard has no deb), all installed offline from wheels made here
 (``images/worker.Dockerfile.j2``). Its tag is named after those inputs, so a changed checkout makes a new
@@ -29,12 +29,12 @@ from buildbot.worker.docker import DockerLatentWorker
 from buildbot.worker.kubernetes import KubeLatentWorker
 
 from builders.settings import BuildbotConfig, LatentSettings, Secret, WorkerSettings
-from stackyard import docker_engine
+from stackyard.images import engine as docker_engine
 from stackyard.config import Config, Release
 from stackyard.errors import ConfigError
 from stackyard.events import Note, Reporter, discard
-from stackyard.images import ensure_base, render
-from stackyard.pip import isolated_env
+from stackyard.images.build import ensure_base, render
+from stackyard.wheels.pip import isolated_env
 from stackyard.runner import RUNNER, Runner
 
 ROOT = Path(__file__).resolve().parent.parent
