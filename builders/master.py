@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as random_secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,15 @@ class Lintian(steps.ShellCommand):
         return super().getResultSummary()  # type: ignore[no-any-return]
 
 
+def json_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """A stackyard command's ``--json`` object as build properties (``fetch-wheelhouse``: wheels_missing, ``bundle``:
+    bundle, sha256, deb ...); lists become space-separated strings."""
+    if rc != 0:
+        return {}
+    result = json.loads(stdout)
+    return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in result.items()}
+
+
 def _has(prop: str):  # type: ignore[no-untyped-def]
     return lambda step: bool(step.getProperty(prop))
 
@@ -221,12 +231,29 @@ class _Objects:
         if s.trigger == "changed-projects":
             known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == builder.release and b.project)
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
+        if s.trigger == "publish":  # scale-out: the publisher takes the bundle this build sent to the master
+            return steps.Trigger(schedulerNames=[f"trigger-publish-{builder.release}"], waitForFinish=True,
+                                 set_properties={"bundle": util.Property("bundle"), "project": util.Property("project"),
+                                                 "deb": util.Property("deb")}, **common)
+        if s.transfer == "upload":
+            src, dest = s.command
+            return steps.FileUpload(workersrc=util.Interpolate(str(src)), masterdest=util.Interpolate(str(dest)), mode=0o644,
+                                    **common)
+        if s.transfer == "download":
+            src, dest = s.command
+            return steps.FileDownload(mastersrc=util.Interpolate(str(src)), workerdest=util.Interpolate(str(dest)), mode=0o644,
+                                      **common)
+        if s.transfer == "master":  # the master's own stackyard (master.cfg imports it): no worker involved
+            argv = [sys.executable, "-m", "stackyard", *(util.Interpolate(str(a)) for a in s.command[1:])]
+            return steps.MasterShellCommand(command=argv, env=STEP_ENV, **common)
         if s.trigger == "promote":
             return steps.Trigger(schedulerNames=[f"trigger-promote-{builder.release}"], waitForFinish=True,
                                  set_properties={"projects": util.Property("changed_projects")}, **common)
         command = Argv(s.command)
         if s.json_property == "locks":
             return steps.SetPropertyFromCommand(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        if s.json_property in ("fetch", "bundle"):
+            return steps.SetPropertyFromCommand(command=command, extract_fn=json_properties, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
             return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
                                                 **common)
