@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets as random_secrets
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ from stackyard.recipes import load_recipes
 VERSION_FIELD = r"^([0-9][0-9A-Za-z.+!-]*)?$"
 PROJECTS_FIELD = r"^[a-z0-9. -]*$"
 STEP_ENV = {"PIP_CONFIG_FILE": "/dev/null"}
+BUNDLE_NAME = re.compile(r"^[a-z0-9][a-z0-9.+~-]*_[0-9A-Za-z.+~:-]+\.bundle\.tar$")
+PROP_IN_ARG = re.compile(r"%\(prop:([A-Za-z_][A-Za-z0-9_]*)\)s")
 
 
 def secret_value(secret: Secret) -> str:
@@ -71,8 +74,8 @@ class Argv:
                     out += [a.flag, str(value)] if value else []
                 else:
                     out += str(value).split() if a.split else [str(value)]
-            else:
-                out.append(a)
+            else:  # "inbox/%(prop:bundle)s": a property inside an argument
+                out.append(PROP_IN_ARG.sub(lambda m: str(props.getProperty(m[1]) or ""), a))
         return out
 
 
@@ -197,6 +200,8 @@ def json_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     if rc != 0:
         return {}
     result = json.loads(stdout)
+    if "bundle" in result and not BUNDLE_NAME.match(str(result["bundle"])):  # it becomes a path on the master and the publisher
+        raise ValueError(f"stackyard bundle named a file {result['bundle']!r}: not a bundle's name")
     return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in result.items()}
 
 

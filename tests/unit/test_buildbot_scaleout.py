@@ -161,3 +161,23 @@ def test_json_properties_of_fetch_wheelhouse_and_bundle() -> None:
                                                "wheels_missing": ""}
     assert json_properties(1, "", "boom") == {}
     assert tarfile  # the bundle's own tests are in tests/integration/test_buildbot_scaleout.py (a real deb)
+
+
+def test_a_bundle_name_that_is_not_one_is_refused_before_it_becomes_a_path() -> None:
+    from builders.master import json_properties
+
+    ok = json_properties(0, json.dumps({"bundle": "venv-tinyapp_1.1-2025.1.1.bundle.tar", "sha256": "ab"}), "")
+    assert ok["bundle"] == "venv-tinyapp_1.1-2025.1.1.bundle.tar"
+    for bad in ("../../etc/passwd", "venv-x_1.0.bundle.tar/../../x", "x.tar"):
+        with pytest.raises(ValueError, match="not a bundle's name"):
+            json_properties(0, json.dumps({"bundle": bad}), "")
+
+
+def test_a_property_inside_an_argument_is_rendered() -> None:
+    from buildbot.process.properties import Properties
+
+    from builders.master import Argv
+
+    props = Properties(bundle="venv-x_1.0-1.bundle.tar", project="x")
+    argv = Argv(("stackyard", "receive", "inbox/%(prop:bundle)s", Prop("project"), "%(prop:missing)s-"))
+    assert argv.getRenderingFor(props) == ["stackyard", "receive", "inbox/venv-x_1.0-1.bundle.tar", "x", "-"]
