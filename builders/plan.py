@@ -241,7 +241,7 @@ def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: 
 def publish_steps(config: Config, release: str, master_dir: str) -> tuple[StepPlan, ...]:
     """publish-<release> on the publisher: a build worker's bundle in, checked, published (and its image pushed)."""
     at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
-    project = Prop("project")
+    project = Prop("publish_project")  # not "project": Buildbot sets that one from the source stamp (empty here)
     steps = [
         StepPlan("download", (at_master, f"inbox/{BUNDLE_PROP}"), transfer="download"),
         StepPlan("download sha256", (f"{at_master}.sha256", f"inbox/{BUNDLE_PROP}.sha256"), transfer="download"),

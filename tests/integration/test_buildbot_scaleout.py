@@ -362,3 +362,24 @@ def test_a_worker_that_cannot_reach_the_wheelhouse_fails_naming_the_url_and_noth
         assert c.staging() == before and len(c.api.builds(f"publish-{RELEASE}")) == publishes
     finally:
         c.serve()
+
+
+def test_a_wheel_damaged_on_the_wheelhouse_server_is_refused_and_nothing_is_written(cluster: Cluster, tmp_path: Path) -> None:
+    from stackyard.transfer import WheelhouseServer
+
+    c = cluster
+    served = tmp_path / "served" / "wheelhouse"
+    shutil.copytree(c.machines["publisher"].root / "var" / "wheelhouse", served, symlinks=True)
+    (wheel,) = [p for p in served.rglob("tinypure-*.whl") if not p.is_symlink() and ".generations" in str(p)]
+    wheel.write_bytes(wheel.read_bytes() + b"damaged")
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(c.configuration), str(tmp_path / "fresh")], check=True)
+    fresh = Workspace(tmp_path / "fresh")
+    server = WheelhouseServer(served, "127.0.0.1", 0).start()
+    try:
+        r = fresh.run("fetch-wheelhouse", "--release", RELEASE, "tinyapp", "--url", server.url, check=False)
+    finally:
+        server.stop()
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert wheel.name in r.stderr and "sha256" in r.stderr, r.stderr
+    assert not (fresh.root / "var" / "wheelhouse" / RELEASE).exists() or not any(
+        (fresh.root / "var" / "wheelhouse" / RELEASE).glob("*/manifest.json"))

@@ -123,7 +123,7 @@ def test_scale_out_builds_on_build_workers_and_publishes_on_the_publisher_only(p
     p = {s.name: s for s in publish.steps}
     assert p["download"].command == (upload.command[1], "inbox/%(prop:bundle)s")
     assert p["receive"].command == ("stackyard", "receive", "--release", "2025.1", "inbox/%(prop:bundle)s")
-    assert p["publish"].command == ("stackyard", "publish", "--release", "2025.1", Prop("project")) and p["publish"].locks == (REPREPRO,)
+    assert p["publish"].command == ("stackyard", "publish", "--release", "2025.1", Prop("publish_project")) and p["publish"].locks == (REPREPRO,)
     assert {s.name for s in plan.schedulers} >= {"trigger-publish-2025.1", "force-publish-2025_1"}
 
 
