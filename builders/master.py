@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets as random_secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from stackyard.recipes import load_recipes
 VERSION_FIELD = r"^([0-9][0-9A-Za-z.+!-]*)?$"
 PROJECTS_FIELD = r"^[a-z0-9. -]*$"
 STEP_ENV = {"PIP_CONFIG_FILE": "/dev/null"}
+BUNDLE_NAME = re.compile(r"^[a-z0-9][a-z0-9.+~-]*_[0-9A-Za-z.+~:-]+\.bundle\.tar$")
+PROP_IN_ARG = re.compile(r"%\(prop:([A-Za-z_][A-Za-z0-9_]*)\)s")
 
 
 def secret_value(secret: Secret) -> str:
@@ -71,8 +75,8 @@ class Argv:
                     out += [a.flag, str(value)] if value else []
                 else:
                     out += str(value).split() if a.split else [str(value)]
-            else:
-                out.append(a)
+            else:  # "inbox/%(prop:bundle)s": a property inside an argument
+                out.append(PROP_IN_ARG.sub(lambda m: str(props.getProperty(m[1]) or ""), a))
         return out
 
 
@@ -191,6 +195,17 @@ class Lintian(steps.ShellCommand):
         return super().getResultSummary()  # type: ignore[no-any-return]
 
 
+def json_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """A stackyard command's ``--json`` object as build properties (``fetch-wheelhouse``: wheels_missing, ``bundle``:
+    bundle, sha256, deb ...); lists become space-separated strings."""
+    if rc != 0:
+        return {}
+    result = json.loads(stdout)
+    if "bundle" in result and not BUNDLE_NAME.match(str(result["bundle"])):  # it becomes a path on the master and the publisher
+        raise ValueError(f"stackyard bundle named a file {result['bundle']!r}: not a bundle's name")
+    return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in result.items()}
+
+
 def _has(prop: str):  # type: ignore[no-untyped-def]
     return lambda step: bool(step.getProperty(prop))
 
@@ -241,12 +256,29 @@ class _Objects:
         if s.trigger == "changed-projects":
             known = sorted(b.project for b in self.plan.builders if b.kind == "project" and b.release == builder.release and b.project)
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
+        if s.trigger == "publish":  # scale-out: the publisher takes the bundle this build sent to the master
+            return steps.Trigger(schedulerNames=[f"trigger-publish-{builder.release}"], waitForFinish=True,
+                                 set_properties={"bundle": util.Property("bundle"), "publish_project": util.Property("project"),
+                                                 "deb": util.Property("deb")}, **common)
+        if s.transfer == "upload":
+            src, dest = s.command
+            return steps.FileUpload(workersrc=util.Interpolate(str(src)), masterdest=util.Interpolate(str(dest)), mode=0o644,
+                                    **common)
+        if s.transfer == "download":
+            src, dest = s.command
+            return steps.FileDownload(mastersrc=util.Interpolate(str(src)), workerdest=util.Interpolate(str(dest)), mode=0o644,
+                                      **common)
+        if s.transfer == "master":  # the master's own stackyard (master.cfg imports it): no worker involved
+            argv = [sys.executable, "-m", "stackyard", *(util.Interpolate(str(a)) for a in s.command[1:])]
+            return steps.MasterShellCommand(command=argv, env=STEP_ENV, **common)
         if s.trigger == "promote":
             return steps.Trigger(schedulerNames=[f"trigger-promote-{builder.release}"], waitForFinish=True,
                                  set_properties={"projects": util.Property("changed_projects")}, **common)
         command = Argv(s.command)
         if s.json_property == "locks":
             return LockStep(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
+        if s.json_property in ("fetch", "bundle"):
+            return steps.SetPropertyFromCommand(command=command, extract_fn=json_properties, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
             return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
                                                 **common)

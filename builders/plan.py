@@ -14,7 +14,7 @@ from typing import Union
 
 from builders.deliverables import ReleaseTarget, release_target
 from builders.requirements import PROJECT as REQUIREMENTS_PROJECT
-from builders.settings import BuildbotConfig as Config
+from builders.settings import BUILD, PUBLISH, BuildbotConfig as Config
 from builders.tags import SeriesRule, deliverable_versions, series_rule
 from stackyard.errors import ConfigError
 from stackyard.recipes import Recipe
@@ -58,6 +58,10 @@ class StepPlan:
     kind: str | None = None  # how its output is read: "deb-check" (sets DEB_TODO), "lintian" (W:/E: lines)
     logfiles: tuple[tuple[str, str], ...] = ()  # (log name, property holding a file the step appends to on the worker)
     show_skipped: bool = False  # a skipped step stays visible (the deb stages: "skipped" says the inputs did not change)
+    # scale-out transfers (Buildbot's own): "upload" (worker -> master), "download" (master -> worker), "master" (a
+    # command on the master); command = (source, destination) for the first two, argv for "master"; "%(prop:x)s" in
+    # them is a build property
+    transfer: str | None = None
 
 
 # ``stackyard deb --check --json`` sets one property per stage left to do (its reason, or "" when it is not),
@@ -69,7 +73,7 @@ DEB_LOGS = {"build": "deb_build_log", "lintian": "deb_lintian_log", "smoke": "de
 @dataclass(frozen=True)
 class BuilderPlan:
     name: str
-    kind: str  # "wheels" | "project" | "promote"
+    kind: str  # "wheels" | "project" | "promote" | "publish" (scale-out: the publisher takes a build worker's deb)
     release: str
     project: str | None
     steps: tuple[StepPlan, ...]
@@ -200,6 +204,60 @@ PROJECT_STEPS: tuple[StepTemplate, ...] = (
 )
 
 
+# Scale-out ([[buildbot.workers]] declare roles): a build worker's var/ starts empty and stays its own. The project
+# builder gets the lock's wheels from the publisher's wheelhouse over HTTP (building only what it lacks: a new tag's
+# own source), builds, lints and smoke-tests the deb, then sends it (a bundle and its .sha256) to the master, where
+# the sum is checked, and triggers publish-<release> on the publisher: it downloads the bundle, checks it again,
+# unpacks it into its own var/, publishes it to staging and builds and pushes the image (its credentials stay there).
+ARTIFACTS = "artifacts"  # under the master's basedir: artifacts/<release>/<bundle>
+BUNDLE_PROP = "%(prop:bundle)s"
+SCALE_OUT_FETCH = StepTemplate("wheelhouse", stackyard("fetch-wheelhouse", "--release", "{release}", "{project}", "--url",
+                                                       "{wheelhouse_url}", "--json"), json_property="fetch")
+SCALE_OUT_WHEELS = StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), only_if="wheels_missing")
+SCALE_OUT_SEND = (
+    StepTemplate("bundle", stackyard("bundle", "--release", "{release}", "{project}", "--out", "outbox", "--json"),
+                 json_property="bundle"),
+)
+
+
+def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: str, master_dir: str,
+                            wheelhouse_url: str) -> tuple[StepPlan, ...]:
+    """The one-machine project steps, turned into a build worker's: the wheelhouse from the publisher, the deb sent on."""
+    out: list[StepPlan] = []
+    for s in steps:
+        if s.name == "wheels":
+            out += [SCALE_OUT_FETCH.render(release, project, wheelhouse_url=wheelhouse_url),
+                    SCALE_OUT_WHEELS.render(release, project)]
+        elif s.name in ("publish", "image"):
+            continue  # the publisher's
+        else:
+            out.append(s)
+    at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
+    out += [t.render(release, project) for t in SCALE_OUT_SEND]
+    out += [
+        StepPlan("upload", (f"outbox/{BUNDLE_PROP}", at_master), transfer="upload"),
+        StepPlan("upload sha256", (f"outbox/{BUNDLE_PROP}.sha256", f"{at_master}.sha256"), transfer="upload"),
+        StepPlan("check on the master", ("stackyard", "verify-artifact", at_master), transfer="master"),
+        StepPlan("publish", (), trigger="publish"),
+    ]
+    return tuple(out)
+
+
+def publish_steps(config: Config, release: str, master_dir: str) -> tuple[StepPlan, ...]:
+    """publish-<release> on the publisher: a build worker's bundle in, checked, published (and its image pushed)."""
+    at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
+    project = Prop("publish_project")  # not "project": Buildbot sets that one from the source stamp (empty here)
+    steps = [
+        StepPlan("download", (at_master, f"inbox/{BUNDLE_PROP}"), transfer="download"),
+        StepPlan("download sha256", (f"{at_master}.sha256", f"inbox/{BUNDLE_PROP}.sha256"), transfer="download"),
+        StepPlan("receive", stackyard("receive", "--release", release, f"inbox/{BUNDLE_PROP}")),
+        StepPlan("publish", stackyard("publish", "--release", release, project), locks=(REPREPRO,)),
+    ]
+    if config.buildbot.images:
+        steps.append(StepPlan("image", stackyard("image", "--release", release, project, "--push"), locks=(REGISTRY,)))
+    return tuple(steps)
+
+
 def force_scheduler_name(builder: str) -> str:
     """Buildbot wants an identifier (no dots): ``force-keystone-2025_1``."""
     return "force-" + builder.replace(".", "_")
@@ -209,12 +267,17 @@ def project_builder_name(project: str, release: str) -> str:
     return f"{project}-{release}"
 
 
-def _workers(config: Config, builder: str) -> tuple[str, ...]:
+def _workers(config: Config, builder: str, role: str = BUILD) -> tuple[str, ...]:
+    """The workers of ``role`` whose ``builders`` patterns take ``builder``. One machine (no roles declared): every
+    worker has both roles. Scale-out: project builders go to build workers; the wheels builder (the central
+    wheelhouse it serves), promote and publish to the publisher."""
     chosen = tuple(
-        w.name for w in config.buildbot.workers if not w.builders or any(fnmatch.fnmatchcase(builder, p) for p in w.builders)
+        w.name for w in config.buildbot.workers
+        if role in w.roles and (not w.builders or any(fnmatch.fnmatchcase(builder, p) for p in w.builders))
     )
     if not chosen:
-        raise ConfigError(f"{config.file}: buildbot.workers: no worker may take builder {builder!r}; add it to a worker's 'builders'")
+        which = f"worker with the role {role!r}" if config.buildbot.scale_out else "worker"
+        raise ConfigError(f"{config.file}: buildbot.workers: no {which} may take builder {builder!r}; add it to such a worker's 'builders'")
     return chosen
 
 
@@ -272,15 +335,24 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
         schedulers.append(SchedulerPlan(force_scheduler_name(builder.name), "force", (builder.name,), builder.release, builder.project))
 
     hour, minute = (int(x) for x in settings.nightly.split(":"))
+    central = PUBLISH if settings.scale_out else BUILD  # where the wheelhouse is made and served from
+    master_dir = str(settings.basedir)
     for rid in config.releases:
         projects = [r.name for r in _projects_of(recipes, rid)]
         wheels = f"wheels-{rid}"
-        add(BuilderPlan(wheels, "wheels", rid, None, wheels_steps(config, rid, projects), _workers(config, wheels), (f"build-{wheels}",)),
+        add(BuilderPlan(wheels, "wheels", rid, None, wheels_steps(config, rid, projects), _workers(config, wheels, central),
+                        (f"build-{wheels}",)),
             f"{config.file}: releases.{rid}")
         schedulers.append(SchedulerPlan(f"nightly-{rid}", "nightly", (wheels,), rid, hour=hour, minute=minute))
         promote = f"promote-{rid}"
-        add(BuilderPlan(promote, "promote", rid, None, promote_steps(config, rid), _workers(config, promote), (f"build-{promote}",)),
+        add(BuilderPlan(promote, "promote", rid, None, promote_steps(config, rid), _workers(config, promote, PUBLISH),
+                        (f"build-{promote}",)),
             f"{config.file}: releases.{rid}")
+        if settings.scale_out:
+            publish = f"publish-{rid}"
+            add(BuilderPlan(publish, "publish", rid, None, publish_steps(config, rid, master_dir), _workers(config, publish, PUBLISH)),
+                f"{config.file}: releases.{rid}")
+            schedulers.append(SchedulerPlan(f"trigger-{publish}", "triggerable", (publish,), rid))
         schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
         release = config.releases[rid]
         if release.requirements_git:  # upper-constraints polled: its moves start the wheels builder
@@ -302,6 +374,8 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
             steps = tuple(t.render(rid, recipe.name, wait_attempts=settings.wait_attempts, wait_delay=settings.wait_delay)
                           for t in PROJECT_STEPS
                           if (t.setting is None or getattr(settings, t.setting)) and t.source in (None, source))
+            if settings.scale_out:
+                steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url)
             add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",)), str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
             release = config.releases[rid]

@@ -27,7 +27,10 @@ CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DB_URL = re.compile(r"^(sqlite|postgresql|postgresql\+[a-z0-9]+|mysql|mysql\+[a-z0-9]+)://")
 BUILDER_PATTERN = re.compile(r"^[a-z0-9*?.\[\]_-]+$")
 BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
+URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 RELEASES_REPO = "https://opendev.org/openstack/releases"
+BUILD, PUBLISH = "build", "publish"
+ROLES = (BUILD, PUBLISH)  # a worker declaring no roles, when none does: one machine does everything (no transfers)
 MAX_WAIT_DELAY = 300  # seconds: the first wait between index attempts; later ones double, up to 10x it
 
 
@@ -68,6 +71,7 @@ class WorkerSettings:
     builders: tuple[str, ...]  # fnmatch patterns of builder names it may take; () = every builder
     max_builds: int  # builds at once on this worker (0 = no limit)
     latent: LatentSettings | None = None  # kind = "docker" | "kubernetes"; None: a worker started by hand or by make up
+    roles: tuple[str, ...] = ROLES  # "build": wheels, debs, images; "publish": reprepro, signing key, registry credentials
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,21 @@ class BuildbotSettings:
     verify: bool = True  # promote-<release> runs 'stackyard verify' first (false: promote --force, naming this key)
     pins_branch: str = ""  # a tag build commits its pin and lock to this branch of the configuration repository ("" = off)
     pins_remote: str = "origin"  # where that branch is pushed: a remote of the checkout, or a git URL
+    wheelhouse_url: str = ""  # scale-out: the publisher's wheelhouse over HTTP (stackyard serve-wheelhouse), build workers install from it
+
+    @property
+    def scale_out(self) -> bool:
+        """Some worker declared its roles: build workers and one publisher, artifacts travel through the master."""
+        return any(w.roles != ROLES for w in self.workers)
+
+    @property
+    def publisher(self) -> WorkerSettings:
+        (publisher,) = [w for w in self.workers if PUBLISH in w.roles]  # parse_buildbot checked: exactly one
+        return publisher
+
+    @property
+    def build_workers(self) -> tuple[WorkerSettings, ...]:
+        return tuple(w for w in self.workers if BUILD in w.roles)
 
     @property
     def url(self) -> str:
@@ -191,11 +210,28 @@ def _latent(w: Table, kind: str) -> LatentSettings | None:
     )
 
 
+def _roles(w: Table) -> tuple[str, ...]:
+    value = w.data.get("roles", [BUILD])
+    if not isinstance(value, list) or not value or any(r not in ROLES for r in value) or len(set(value)) != len(value):
+        raise w.error(f"must be a non-empty list of {BUILD!r} and {PUBLISH!r}, got {value!r}", "roles")
+    return tuple(r for r in ROLES if r in value)
+
+
+def _check_roles(t: Table, workers: list[WorkerSettings]) -> None:
+    publishers = [w.name for w in workers if PUBLISH in w.roles]
+    if len(publishers) != 1:
+        said = "none" if not publishers else ", ".join(publishers)
+        raise t.error(f"exactly one worker must have the role {PUBLISH!r} (it alone holds the apt repository, the signing key "
+                      f"and the registry credentials), found {said}", "workers[*].roles")
+    if not any(BUILD in w.roles for w in workers):
+        raise t.error(f"no worker has the role {BUILD!r}; give it to at least one", "workers[*].roles")
+
+
 def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
     t.check_keys({
         "basedir", "title", "web_host", "web_port", "worker_host", "worker_port", "db_url", "poll_interval",
         "nightly", "images", "requirements_update", "verify", "deliverables", "releases_repo", "releases_branch",
-        "wait_attempts", "wait_delay", "workers", "users", "pins_branch", "pins_remote",
+        "wait_attempts", "wait_delay", "workers", "users", "pins_branch", "pins_remote", "wheelhouse_url",
     })
     basedir = root / t.data["basedir"] if "basedir" in t.data else output / "buildbot"
     t.str("basedir", "var/buildbot")  # type check
@@ -213,11 +249,16 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         raise t.error(f"{root / deliverables} is not a directory (openstack/releases deliverables/)", "deliverables")
 
     workers: list[WorkerSettings] = []
-    for w in _list_of_tables(t, "workers", [{"name": "local"}]):
+    worker_tables = _list_of_tables(t, "workers", [{"name": "local"}])
+    # roles: none declared anywhere = one machine (every worker does everything, today's setup); once one worker
+    # declares them, a worker without them builds, and exactly one worker publishes
+    with_roles = any("roles" in w.data for w in worker_tables)
+    for w in worker_tables:
         kind = w.str("kind", "worker")
         if kind not in WORKER_KINDS:
             raise w.error(f"must be one of {', '.join(WORKER_KINDS)}, got {kind!r}", "kind")
-        w.check_keys({"name", "password_file", "password_env", "builders", "max_builds", "kind", *set().union(*LATENT_KEYS.values())})
+        w.check_keys({"name", "password_file", "password_env", "builders", "max_builds", "kind", "roles",
+                      *set().union(*LATENT_KEYS.values())})
         name = w.str("name", pattern=WORKER_NAME)
         if any(o.name == name for o in workers):
             raise w.error(f"worker {name!r} is declared twice", "name")
@@ -225,8 +266,18 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         for p in patterns:
             if not BUILDER_PATTERN.match(p):
                 raise w.error(f"{p!r} is not a builder name or pattern (e.g. \"keystone-*\")", "builders")
+        roles = _roles(w) if with_roles else ROLES
         workers.append(WorkerSettings(name, _secret(w, "password", root, secrets / f"worker-{name}"), patterns, w.int("max_builds", 2),
-                                      latent=_latent(w, kind)))
+                                      latent=_latent(w, kind), roles=roles))
+    if with_roles:
+        _check_roles(t, workers)
+    wheelhouse_url = t.data.get("wheelhouse_url", "")
+    if not isinstance(wheelhouse_url, str) or (wheelhouse_url and not URL.match(wheelhouse_url)):
+        raise t.error(f"must be an http(s) URL of the publisher's wheelhouse (stackyard serve-wheelhouse), got {wheelhouse_url!r}",
+                      "wheelhouse_url")
+    if with_roles and not wheelhouse_url:
+        raise t.error("workers declare roles: build workers install from the publisher's wheelhouse over HTTP; give its URL "
+                      "(e.g. \"http://publisher.example.org:8081\", served by 'stackyard serve-wheelhouse')", "wheelhouse_url")
 
     users: list[WebUser] = []
     for u in _list_of_tables(t, "users", [{"name": "admin"}]):
@@ -269,6 +320,7 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         verify=bool(t.data.get("verify", True)),
         pins_branch=pins_branch,
         pins_remote=pins_remote,
+        wheelhouse_url=wheelhouse_url.rstrip("/"),
     )
 
 

@@ -674,6 +674,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
     s.add_argument("action", choices=["up", "down"])
     s.set_defaults(func=cmd_services)
+
+    from stackyard.transfer_cli import add_commands  # scale-out: bundle, verify-artifact, receive, fetch/serve-wheelhouse
+
+    add_commands(sub)
     return p
 
 

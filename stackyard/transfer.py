@@ -1,0 +1,340 @@
+"""Scale-out: artifacts between machines and the release's wheelhouse over HTTP.
+
+A build worker packs what the publisher needs of a tested deb (the ``.deb``,
+its build and smoke record, its changelog: the revision history) into one
+bundle with a ``.sha256`` beside it (``stackyard bundle``). Buildbot carries
+both to the master and on to the publisher; each hop checks the sum
+(``stackyard verify-artifact``), and the publisher unpacks it into its own
+``var/`` (``stackyard receive``), checking the deb against its smoke record,
+before ``stackyard publish`` sees it. Nothing relies on a shared ``var/``.
+
+A build worker with an empty ``var/`` gets the project's locked wheels from
+the publisher's wheelhouse over HTTP (``stackyard serve-wheelhouse`` there,
+``stackyard fetch-wheelhouse`` here): each file through the PEP 503 index,
+its sha256 the index names, the wheelhouse manifest names and the lock
+allows, all checked. No other index is asked.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import io
+import json
+import os
+import shutil
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urldefrag
+
+from packaging.utils import canonicalize_name
+
+from stackyard.wheels.cache import sha256_file
+from stackyard.config import Config, Release
+from stackyard.errors import FetchError, InputError, IntegrityError
+from stackyard.http import Http
+from stackyard.wheels.constraints import load_lock
+from stackyard.wheels.lock import lock_path
+from stackyard.recipes import Recipe
+from stackyard.wheels.simple_index import write_simple_index
+
+SUFFIX = ".sha256"
+BUNDLE = ".bundle.tar"
+
+
+# --- sha256 beside a file ----------------------------------------------------------------------------------------------
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SUFFIX)
+
+
+def write_sha256(path: Path) -> str:
+    """``<path>.sha256`` in sha256sum's format; returns the digest."""
+    digest = sha256_file(path)
+    tmp = sidecar(path).with_name(sidecar(path).name + ".tmp")
+    tmp.write_text(f"{digest}  {path.name}\n")
+    os.replace(tmp, sidecar(path))
+    return digest
+
+
+def verify_sha256(path: Path) -> str:
+    """``path`` against the sum in ``<path>.sha256``; raises IntegrityError naming the file when they differ."""
+    side = sidecar(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", hint="was the transfer step before this one skipped or did it fail?")
+    try:
+        fields = side.read_text().split()
+    except FileNotFoundError:
+        raise IntegrityError(f"{side}: missing: {path.name} arrived without its sha256",
+                             hint="send the file and its .sha256 together (stackyard bundle writes both)") from None
+    if len(fields) != 2 or len(fields[0]) != 64 or fields[1] != path.name:
+        raise IntegrityError(f"{side}: not a sha256sum line for {path.name}: {side.read_text()[:200]!r}")
+    actual = sha256_file(path)
+    if actual != fields[0]:
+        raise IntegrityError(f"{path}: sha256 {actual} differs from {fields[0]} in {side.name}: damaged in transfer",
+                             hint="nothing was published; run the build again")
+    return actual
+
+
+# --- the deb's bundle: build worker -> master -> publisher ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    sha256: str
+    package: str
+    version: str
+    deb: str  # the deb's file name
+
+
+def _deterministic(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+    return info
+
+
+def bundle(config: Config, release: Release, recipe: Recipe, out: Path) -> Bundle:
+    """Pack the tested deb of ``recipe``, its record and its changelog into ``out``, with a ``.sha256`` beside it."""
+    from debian.changelog import Changelog
+
+    from stackyard.debs.venv_deb import changelog_path, debs_dir
+    from stackyard.debs.record import smoke_passed as passed
+
+    cl = changelog_path(config, release, recipe.package)
+    if not cl.exists():
+        raise InputError(f"{recipe.package} was never built for {release.id}", hint=f"stackyard deb --release {release.id} {recipe.name}")
+    version = str(Changelog(cl.read_text()).version)
+    found = sorted(debs_dir(config, release).glob(f"{recipe.package}_{version}_*.deb"))
+    if not found or not passed(found[0]):
+        raise InputError(f"{recipe.package} {version} has not passed its smoke test; it is not sent to the publisher",
+                         hint=f"stackyard deb --release {release.id} {recipe.name}")
+    deb = found[0]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{recipe.package}_{version}{BUNDLE}"
+    tmp = path.with_name(path.name + ".tmp")
+    with tarfile.open(tmp, "w") as tf:
+        for member, arcname in ((deb, deb.name), (deb.with_name(deb.name + ".json"), deb.name + ".json"),
+                                (cl, f"changelogs/{cl.name}")):
+            tf.add(member, arcname=arcname, recursive=False, filter=_deterministic)
+    os.replace(tmp, path)
+    return Bundle(path, write_sha256(path), recipe.package, version, deb.name)
+
+
+def receive(config: Config, release: Release, path: Path) -> Bundle:
+    """Check ``path`` against its ``.sha256``, then unpack it into this machine's debs directory; the deb must match
+    the sha256 its smoke record names. Nothing is unpacked from a bundle that fails a check."""
+    from debian.changelog import Changelog
+
+    from stackyard.debs.venv_deb import debs_dir
+    from stackyard.debs.record import smoke_passed as passed
+
+    digest = verify_sha256(path)
+    with tarfile.open(path) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+        debs = [n for n in members if n.endswith(".deb") and "/" not in n]
+        changelogs = [n for n in members if n.startswith("changelogs/") and n.endswith(".changelog") and n.count("/") == 1]
+        if len(debs) != 1 or len(changelogs) != 1 or set(members) != {debs[0], debs[0] + ".json", changelogs[0]} \
+                or not all(m.isfile() for m in members.values()):
+            raise IntegrityError(f"{path}: not a bundle of stackyard bundle (members: {', '.join(sorted(members))})")
+        staging = debs_dir(config, release) / f".incoming-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            for name, member in members.items():
+                target = staging / Path(name).name
+                with tf.extractfile(member) as src, target.open("wb") as dst:  # type: ignore[union-attr]
+                    shutil.copyfileobj(src, dst)
+            deb = staging / debs[0]
+            if not passed(deb):
+                raise IntegrityError(f"{path}: {debs[0]} differs from the deb its smoke record names (or it did not pass)",
+                                     hint="nothing was published; run the build again")
+            changelog = staging / Path(changelogs[0]).name
+            version = str(Changelog(changelog.read_text()).version)
+            package = debs[0].split("_", 1)[0]
+            final = debs_dir(config, release)
+            (final / "changelogs").mkdir(parents=True, exist_ok=True)
+            os.replace(deb, final / deb.name)
+            os.replace(staging / (deb.name + ".json"), final / (deb.name + ".json"))
+            os.replace(changelog, final / "changelogs" / changelog.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return Bundle(path, digest, package, version, debs[0])
+
+
+# --- the wheelhouse over HTTP -----------------------------------------------------------------------------------------------
+
+
+def wheelhouse_url(config: Config, release: Release, base: str) -> str:
+    """The URL of ``release``'s wheelhouse under a server of ``stackyard serve-wheelhouse`` at ``base``."""
+    rel = config.wheelhouse_dir(release).relative_to(config.paths.output / "wheelhouse")
+    return f"{base.rstrip('/')}/{rel.as_posix()}/"
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            self.hrefs.append(href)
+
+
+@dataclass
+class Fetched:
+    url: str  # the wheelhouse's URL
+    wheelhouse: Path  # where the wheels are now
+    fetched: list[str] = field(default_factory=list)  # wheel file names downloaded
+    kept: list[str] = field(default_factory=list)  # already here with the right sha256
+    missing: list[str] = field(default_factory=list)  # lock entries the remote wheelhouse has no wheel for
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "wheelhouse": str(self.wheelhouse), "fetched": self.fetched, "kept": self.kept,
+                "missing": self.missing}
+
+
+def _index_links(http: Http, page: str) -> dict[str, tuple[str, str | None]]:
+    """PEP 503 project page -> {file name: (absolute URL, sha256 from its fragment or None)}."""
+    parser = _Links()
+    parser.feed(http.get_text(page))
+    out: dict[str, tuple[str, str | None]] = {}
+    for href in parser.hrefs:
+        url, fragment = urldefrag(urljoin(page, href))
+        name = url.rsplit("/", 1)[-1]
+        out[name] = (url, fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None)
+    return out
+
+
+def fetch_wheelhouse(config: Config, release: Release, recipe: Recipe, base: str, *, http: Http | None = None) -> Fetched:
+    """Get the wheels of ``recipe``'s lock from the wheelhouse served at ``base`` into this machine's wheelhouse.
+
+    A wheel is taken only if the PEP 503 index's sha256, the remote manifest's and the downloaded file's agree and
+    the lock allows it (a fetched wheel's own sha256, a built one's sdist sha256). Lock entries the remote has no
+    wheel for are listed in ``missing`` (a new tag's own source: the build makes it); the local wheelhouse is written
+    only when nothing is missing, so 'stackyard deb' checks the chain again and installs offline."""
+    from stackyard.wheels.wheelhouse import _exclusive, read_manifest
+
+    http = http or Http(config.index.retries, config.index.timeout)
+    url = wheelhouse_url(config, release, base)
+    try:
+        manifest = json.loads(http.get_text(url + "manifest.json"))
+    except FetchError as exc:
+        raise FetchError(f"the wheelhouse at {url} cannot be read: {exc}",
+                         hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
+                              "([buildbot] wheelhouse_url)") from None
+    except ValueError:
+        raise IntegrityError(f"{url}manifest.json: not a wheelhouse manifest (not JSON)") from None
+    lock_file = lock_path(config, release, recipe.name)
+    lock = load_lock(lock_file)
+    wheels = {(canonicalize_name(w["name"]), w["version"]): w for w in manifest["wheels"]}
+    by_url = {w.get("url"): w for w in manifest["wheels"] if w.get("url")}
+    local = config.wheelhouse_dir(release)
+    result = Fetched(url, local)
+    chosen: list[dict[str, Any]] = []
+    for entry in lock:
+        wheel = by_url.get(entry.url) if entry.url else wheels.get((entry.key, entry.version))
+        if wheel is None:
+            result.missing.append(f"{entry.name}=={entry.version or entry.url}")
+            continue
+        allowed = {h.split(":", 1)[1] for h in entry.hashes}
+        source_hash = wheel["sha256"] if wheel["origin"] == "fetched" else wheel.get("source_sha256")
+        if allowed and source_hash not in allowed:
+            raise IntegrityError(f"{url}: {wheel['filename']}: sha256 {source_hash} is not one {lock_file}:{entry.line} allows",
+                                 hint=f"the publisher's wheelhouse is of another lock: run the wheels-{release.id} builder")
+        chosen.append(wheel)
+    if result.missing:
+        return result
+    with _exclusive(local.parent / f".{local.name}.lock"):
+        previous = read_manifest(local) if local.exists() else None
+        kept_entries = {w["filename"]: w for w in (previous or {}).get("wheels", [])
+                        if (local / w["filename"]).exists()}
+        incoming = local.parent / f".{local.name}.{os.getpid()}.fetch"
+        shutil.rmtree(incoming, ignore_errors=True)
+        incoming.mkdir(parents=True)
+        try:
+            pages: dict[str, dict[str, tuple[str, str | None]]] = {}
+            for wheel in chosen:
+                name = wheel["filename"]
+                have = local / name
+                if have.exists() and sha256_file(have) == wheel["sha256"]:
+                    shutil.copy2(have, incoming / name)
+                    result.kept.append(name)
+                    continue
+                project = canonicalize_name(wheel["name"])
+                if project not in pages:
+                    pages[project] = _index_links(http, f"{url}simple/{project}/")
+                link = pages[project].get(name)
+                if link is None:
+                    raise IntegrityError(f"{url}simple/{project}/: no link to {name}, which its manifest.json lists",
+                                         hint="the publisher's wheelhouse is damaged: run its wheels builder again")
+                file_url, indexed = link
+                if indexed != wheel["sha256"]:
+                    raise IntegrityError(f"{url}simple/{project}/: {name} has sha256 {indexed} on the index, "
+                                         f"{wheel['sha256']} in manifest.json")
+                http.download(file_url, incoming / name, wheel["sha256"])  # raises when the file's sha256 differs
+                result.fetched.append(name)
+            for name in kept_entries:  # what other projects fetched before stays
+                if not (incoming / name).exists():
+                    shutil.copy2(local / name, incoming / name)
+            entries = {w["filename"]: w for w in [*kept_entries.values(), *chosen]}
+            for name, entry in entries.items():
+                sources = set(entry.get("sources", [])) | ({f"lock:{recipe.name}"} if entry in chosen else set())
+                entries[name] = entry | {"sources": sorted(sources)}
+            write_simple_index(incoming, {n: e["sha256"] for n, e in entries.items()})
+            (incoming / "SHA256SUMS").write_text("".join(f"{entries[n]['sha256']}  {n}\n" for n in sorted(entries)))
+            (incoming / "manifest.json").write_text(json.dumps(manifest | {"wheels": sorted(entries.values(), key=lambda e: e["filename"]),
+                                                                           "fetched_from": url}, indent=1) + "\n")
+            (incoming / "install").mkdir()
+            if previous and (local / "install").is_dir():
+                for f in (local / "install").glob("*.txt"):
+                    shutil.copy2(f, incoming / "install" / f.name)
+            lines = [f"# {recipe.name}: install from this wheelhouse with --no-index --require-hashes\n"]
+            lines += [f"{canonicalize_name(w['name'])}=={w['version']} --hash=sha256:{w['sha256']}\n"
+                      for w in sorted(chosen, key=lambda w: canonicalize_name(w["name"]))]
+            (incoming / "install" / f"{recipe.name}.txt").write_text("".join(lines))
+            if local.is_symlink():
+                local.unlink()
+            elif local.exists():
+                old = local.with_name(f".{local.name}.{os.getpid()}.old")
+                os.replace(local, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(incoming, local)
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+    return result
+
+
+class _ReadOnly(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def list_directory(self, path: str) -> io.BytesIO | None:  # PEP 503 pages are index.html files; no listings
+        self.send_error(404, "no directory listing")
+        return None
+
+
+class WheelhouseServer:
+    """Every release's wheelhouse (``<output>/wheelhouse``) read-only over HTTP: ``stackyard serve-wheelhouse``."""
+
+    def __init__(self, directory: Path, host: str, port: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        handler = lambda *a, **kw: _ReadOnly(*a, directory=str(directory), **kw)  # noqa: E731
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port or --host") from None
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> "WheelhouseServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,111 @@
+"""The scale-out commands of ``stackyard`` (see stackyard.transfer): bundle, verify-artifact, receive,
+fetch-wheelhouse, serve-wheelhouse."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from pathlib import Path
+
+from stackyard.config import load_config
+from stackyard.recipes import load_recipes, select
+
+
+def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    config = load_config(Path(args.config))
+    release = config.release(args.release)
+    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+    return config, release, recipe
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from stackyard.transfer import bundle
+
+    config, release, recipe = _recipe(args)
+    b = bundle(config, release, recipe, Path(args.out))
+    if args.json:
+        print(json.dumps({"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb}))
+    else:
+        print(f"{b.path} (sha256 {b.sha256}): {b.package} {b.version}")
+    return 0
+
+
+def cmd_verify_artifact(args: argparse.Namespace) -> int:
+    from stackyard.transfer import verify_sha256
+
+    for f in args.files:
+        print(f"ok: {f}: sha256 {verify_sha256(Path(f))}")
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    from stackyard.transfer import receive
+
+    config = load_config(Path(args.config))
+    release = config.release(args.release)
+    b = receive(config, release, Path(args.file))
+    print(f"received {b.package} {b.version} ({b.deb}, sha256 of the bundle {b.sha256} checked)")
+    return 0
+
+
+def cmd_fetch_wheelhouse(args: argparse.Namespace) -> int:
+    from stackyard.transfer import fetch_wheelhouse
+
+    config, release, recipe = _recipe(args)
+    r = fetch_wheelhouse(config, release, recipe, args.url)
+    if args.json:
+        print(json.dumps(r.as_json() | {"wheels_missing": " ".join(r.missing)}))
+    elif r.missing:
+        print(f"{r.url} has no wheel for: {', '.join(r.missing)} (build them: stackyard wheels --release {release.id} {recipe.name})")
+    else:
+        print(f"{recipe.name}: {len(r.fetched)} wheels fetched, {len(r.kept)} kept, from {r.url} into {r.wheelhouse}")
+    return 0
+
+
+def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
+    from stackyard.transfer import WheelhouseServer
+
+    config = load_config(Path(args.config))
+    server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port).start()
+    print(f"serving {config.paths.output / 'wheelhouse'} at {server.url}/ (Ctrl-C or SIGTERM stops)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("bundle", help="pack a tested deb, its record and changelog for the publisher, with a .sha256 beside it")
+    s.add_argument("--release", required=True)
+    s.add_argument("project")
+    s.add_argument("--out", required=True, help="directory the bundle and its .sha256 are written to")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bundle)
+
+    s = sub.add_parser("verify-artifact", help="check files against the .sha256 beside each")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_verify_artifact)
+
+    s = sub.add_parser("receive", help="check a bundle's sha256 and unpack its deb into this machine's var/ (the publisher)")
+    s.add_argument("--release", required=True)
+    s.add_argument("file")
+    s.set_defaults(func=cmd_receive)
+
+    s = sub.add_parser("fetch-wheelhouse", help="get a project's locked wheels from the publisher's wheelhouse over HTTP")
+    s.add_argument("--release", required=True)
+    s.add_argument("project")
+    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_fetch_wheelhouse)
+
+    s = sub.add_parser("serve-wheelhouse", help="serve every release's wheelhouse (PEP 503 index, manifest) read-only over HTTP")
+    s.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for build workers elsewhere)")
+    s.add_argument("--port", type=int, default=8081)
+    s.set_defaults(func=cmd_serve_wheelhouse)

@@ -1,0 +1,385 @@
+"""Scale-out with real processes on loopback: a master, a publisher and two build workers, each machine a clone of
+the configuration repository in a root of its own (no shared directory; every var/ starts empty), a local git
+upstream per project.
+
+The publisher alone has the apt repository and its signing key; it makes the release's wheelhouse and serves it
+over HTTP (stackyard serve-wheelhouse). Build workers get the locked wheels from there, build, lint and
+smoke-test the deb and send it, with its sha256, through the master to the publisher (Buildbot's FileUpload and
+FileDownload), which checks it again and publishes it to staging.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from builders.ctl import create_worker
+from stackyard.config import load_config
+from stackyard.rootfs import rootfs_tarball
+from tests.conftest import Workspace, free_port
+from tests.fixtures import projects
+from tests.fixtures.index_server import IndexServer
+from tests.integration.buildbot_harness import BIN, Api, Upstream, ctl, git, notifying_repo
+from tests.integration.conftest import make_workspace
+
+pytestmark = pytest.mark.integration
+
+RELEASE = "2025.1"
+PINS = "stackyard/pins"
+MACHINES = ("publisher", "build1", "build2")
+
+
+def renamed_sdist(out: Path, name: str, version: str) -> Path:
+    """tinyapp's sdist with every 'tinyapp' (paths, code, console scripts) renamed ``name``: a second project."""
+    (out / "tmp").mkdir(parents=True, exist_ok=True)
+    source = projects.tinyapp(out / "tmp", version)
+    sdist = out / f"{name}-{version}.tar.gz"
+    with tarfile.open(source) as src, tarfile.open(sdist, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            member.name = member.name.replace("tinyapp", name)
+            if data is not None:
+                data = data.replace(b"tinyapp", name.encode())
+                member.size = len(data)
+                dst.addfile(member, io.BytesIO(data))
+            else:
+                dst.addfile(member)
+    shutil.rmtree(out / "tmp")
+    return sdist
+
+
+@dataclass
+class Project(Upstream):
+    name: str = "tinyapp"
+
+    def release(self, version: str, *tags: str) -> None:
+        sdist = renamed_sdist(self.work.parent, self.name, version)
+        with tarfile.open(sdist) as tf:
+            for member in tf.getmembers():
+                rel = member.name.split("/", 1)[1]
+                if member.isfile() and rel != "PKG-INFO":
+                    (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (self.work / rel).write_bytes(tf.extractfile(member).read())  # type: ignore[union-attr]
+        sdist.unlink()
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "--allow-empty", "-m", f"{self.name} {version}")
+        git(self.work, "push", "-q", "origin", "HEAD:refs/heads/master")
+        for tag in tags:
+            self.tag(tag)
+
+
+def recipe(name: str, url: str) -> str:
+    return textwrap.dedent(f"""\
+        name: {name}
+        description: a tiny fixture project
+        source:
+          git: {url}
+        versions:
+          "{RELEASE}": "1.0"
+        console_scripts: [{name}]
+        smoke:
+          - {name} --version
+        """)
+
+
+def scale_out_table(web: int, pb: int, wheelhouse: int) -> str:
+    return textwrap.dedent(f"""
+        [buildbot]
+        web_port = {web}
+        worker_port = {pb}
+        poll_interval = 3600
+        images = false
+        requirements_update = false
+        verify = false
+        releases_repo = ""
+        pins_branch = "{PINS}"
+        wheelhouse_url = "http://127.0.0.1:{wheelhouse}"
+        [[buildbot.workers]]
+        name = "publisher"
+        roles = ["publish"]
+        max_builds = 2
+        [[buildbot.workers]]
+        name = "build1"
+        roles = ["build"]
+        max_builds = 1
+        [[buildbot.workers]]
+        name = "build2"
+        roles = ["build"]
+        max_builds = 1
+        [[buildbot.users]]
+        name = "admin"
+        """)
+
+
+def clean_env(config: Path) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {
+        "STACKYARD_CONFIG": str(config), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
+@dataclass
+class Cluster:
+    base: Path
+    api: Api
+    url: str
+    admin_password: str
+    master: Workspace
+    machines: dict[str, Workspace]
+    upstreams: dict[str, Project]
+    configuration: Path
+    index: IndexServer
+    wheelhouse_port: int
+    server: subprocess.Popen | None = None  # type: ignore[type-arg]
+
+    @property
+    def log(self) -> Path:
+        return self.master.root / "var" / "buildbot" / "twistd.log"
+
+    def staging(self) -> str:
+        repo = self.machines["publisher"].root / "var" / "repo"
+        if not repo.exists():
+            return ""
+        return subprocess.run(["reprepro", "-b", str(repo), "list", f"bookworm-{RELEASE}-staging"],
+                              capture_output=True, text=True, check=True).stdout
+
+    def serve(self) -> None:
+        publisher = self.machines["publisher"]
+        self.server = subprocess.Popen([sys.executable, "-m", "stackyard", "--config", str(publisher.config), "serve-wheelhouse",
+                                        "--port", str(self.wheelhouse_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, env=clean_env(publisher.config))
+        assert self.server.stdout is not None
+        line = self.server.stdout.readline()
+        assert f"at http://127.0.0.1:{self.wheelhouse_port}/" in line, line
+
+    def stop_serving(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=30)
+            self.server = None
+
+    def worker_of(self, build: dict) -> str:  # type: ignore[type-arg]
+        return str(self.api.get(f"workers/{build['workerid']}")["workers"][0]["name"])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("scaleout")
+    web, pb, wheelhouse = free_port(), free_port(), free_port()
+    url = f"http://127.0.0.1:{web}/"
+    upstreams = {}
+    for name in ("tinyapp", "tinytool"):
+        work, bare = notifying_repo(base / "upstream" / f"{name}-work", base / "upstream" / f"{name}.git",
+                                    f"{url}change_hook/poller?poller=tags-{name}")
+        upstreams[name] = Project(work, bare, name)
+        upstreams[name].release("1.0", "1.0")
+
+    # the configuration repository: stackyard.toml, recipes and their locks; every machine clones it
+    template = make_workspace(base / "template", index.url, base / "unused-cache")
+    text = template.config.read_text()
+    text = re.sub(r'(?m)^cache = ".*"$', 'cache = "cache"', text)  # each machine its own
+    text = re.sub(r'(?m)^gnupg_home = ".*"$', 'gnupg_home = "var/gnupg"', text)  # the publisher's signing key
+    template.config.write_text(text + scale_out_table(web, pb, wheelhouse))
+    for name, up in upstreams.items():
+        (template.root / "recipes" / f"{name}.yaml").write_text(recipe(name, up.url))
+    (template.root / ".gitignore").write_text("/var/\n/cache/\n")
+    template.run("lock", "--release", RELEASE, "tinyapp", "tinytool")
+    configuration = base / "configuration.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(configuration)], check=True)
+    git(template.root, "init", "-q", "-b", "main")
+    git(template.root, "add", "-A")
+    git(template.root, "commit", "-q", "-m", "the configuration")
+    git(template.root, "push", "-q", str(configuration), "main")
+
+    def clone(name: str) -> Workspace:
+        subprocess.run(["git", "clone", "-q", "-b", "main", str(configuration), str(base / name / "root")], check=True)
+        return Workspace(base / name / "root")
+
+    master = clone("master")
+    machines = {name: clone(name) for name in MACHINES}
+    # the publisher makes the release's wheelhouse (tinyapp's and tinytool's locks) and serves it
+    machines["publisher"].run("wheels", "--release", RELEASE, "tinyapp", "tinytool")
+    # test speed only: each build worker's smoke test root comes from its own copy of one mmdebstrap tarball
+    config = load_config(master.config)
+    seed = rootfs_tarball(base / "seed-cache", config.codenames["bookworm"], base / "seed-cache" / "mmdebstrap.log")
+    for name in ("build1", "build2"):
+        (machines[name].root / "cache" / "rootfs").mkdir(parents=True)
+        shutil.copy2(seed, machines[name].root / "cache" / "rootfs" / seed.name)
+    assert not any((machines[n].root / "var").exists() for n in ("build1", "build2"))  # a build worker's var/ starts empty
+
+    c = Cluster(base, Api(url), url, "", master, machines, upstreams, configuration, index, wheelhouse)
+    workers: list[Path] = []
+    r = ctl(master, "up")  # the master only: no worker here is named "local"
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        c.serve()
+        secrets = master.root / "var" / "buildbot" / "secrets"
+        c.admin_password = (secrets / "user-admin").read_text().strip()
+        for name in MACHINES:
+            ws = machines[name]
+            wdir = base / name / "worker"
+            env = clean_env(ws.config)
+            create_worker(wdir, f"127.0.0.1:{pb}", name, (secrets / f"worker-{name}").read_text().strip(), env,
+                          base / name / "worker-ctl.log")
+            subprocess.run([str(BIN / "buildbot-worker"), "start", str(wdir)], env=env, check=True, capture_output=True, cwd=ws.root)
+            workers.append(wdir)
+        deadline = time.monotonic() + 90
+        while sum(bool(w["connected_to"]) for w in c.api.get("workers")["workers"]) < len(MACHINES):
+            assert time.monotonic() < deadline, c.api.get("workers")
+            time.sleep(0.5)
+        wait_log(c, "tags-tinytool: 1 existing tags")
+        wait_log(c, "tags-tinyapp: 1 existing tags")
+        c.api.login("admin", c.admin_password)
+        yield c
+    finally:
+        for wdir in workers:
+            subprocess.run([str(BIN / "buildbot-worker"), "stop", str(wdir)], capture_output=True, check=False)
+        c.stop_serving()
+        down = ctl(master, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def wait_log(c: Cluster, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in c.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, c.log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+def failed_logs(c: Cluster, build: dict, nested: bool = False) -> str:  # type: ignore[type-arg]
+    """The steps of ``build`` and the logs of its first failed step (of the publish build it triggered, if that failed)."""
+    steps = c.api.steps(build)
+    bad = [n for n, s in steps.items() if s not in ("success", "skipped", "warnings")]
+    said = [str(steps)]
+    for name in bad[:1]:
+        said += [f"--- {name}: {log}\n{text[-3000:]}" for log, text in c.api.step_logs(build, name).items()]
+    for publish in [] if nested else c.api.builds(f"publish-{RELEASE}"):
+        if publish["results"] not in (0, None):
+            said.append(failed_logs(c, publish, nested=True))
+    return "\n".join(said)
+
+
+def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_over_http(cluster: Cluster) -> None:
+    c = cluster
+    asked = len(c.index.requests)
+    r = c.api.force("force-tinyapp-2025_1", f"tinyapp-{RELEASE}", release=RELEASE, project="tinyapp", version="")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    build = c.api.wait_build(f"tinyapp-{RELEASE}", 1, timeout=1200)
+    assert build["results"] == 0, failed_logs(c, build)
+    steps = {k: v for k, v in c.api.steps(build).items() if k not in ("pin", "pin commit")}  # no new version: skipped
+    assert steps == {"lock": "success", "wheelhouse": "success", "wheels": "skipped", "inputs unchanged?": "success",
+                     "deb build": "success", "lintian": "warnings", "smoke test": "success", "bundle": "success",
+                     "upload": "success", "upload sha256": "success", "check on the master": "success", "publish": "success"}
+    assert c.index.requests[asked:] == []  # no package index was asked: every wheel came from the publisher
+    worker = c.worker_of(build)
+    assert worker in ("build1", "build2")
+    props = c.api.properties(build)
+    assert props["url"].startswith(f"http://127.0.0.1:{c.wheelhouse_port}/{RELEASE}/bookworm-"), props["url"]
+    assert "tinyapp-1.0-" in props["fetched"] and props["wheels_missing"] == ""
+    # the publisher published it; the build worker has no apt repository, no signing key
+    assert "venv-tinyapp 1.0-2025.1.1" in c.staging(), c.staging()
+    built = c.machines[worker].root / "var"
+    assert not (built / "repo").exists() and not (built / "gnupg").exists()
+    assert "ok: " in c.api.step_log(build, "check on the master")  # the master checked the sum
+    (publish,) = c.api.builds(f"publish-{RELEASE}")
+    assert c.worker_of(publish) == "publisher" and publish["results"] == 0
+    assert c.api.steps(publish) == {"download": "success", "download sha256": "success", "receive": "success", "publish": "success"}
+    assert "sha256 of the bundle" in c.api.step_log(publish, "receive")
+
+
+def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_and_in_git(cluster: Cluster) -> None:
+    c = cluster
+    before = {name: len(c.api.builds(f"{name}-{RELEASE}")) for name in c.upstreams}
+    started = time.monotonic()
+    for up in c.upstreams.values():  # pushed together: each push's hook polls its project's tags
+        up.release("1.1", "1.1")
+    builds = {name: c.api.wait_build(f"{name}-{RELEASE}", before[name] + 1, timeout=1800) for name in c.upstreams}
+    seconds = time.monotonic() - started
+    print(f"\ntwo tags to two debs in staging through the publisher: {seconds:.0f}s")
+    for build in builds.values():
+        assert build["results"] == 0, failed_logs(c, build)
+    a, b = builds.values()
+    assert {c.worker_of(a), c.worker_of(b)} == {"build1", "build2"}  # one on each
+    assert a["started_at"] < b["complete_at"] and b["started_at"] < a["complete_at"]  # at the same time
+    staging = c.staging()
+    assert "venv-tinyapp 1.1-2025.1.1" in staging and "venv-tinytool 1.1-2025.1.1" in staging, staging
+    # the configuration repository has both pin commits, each named in its build's properties; none lost
+    log = git(c.configuration, "log", "--format=%H %s", f"refs/heads/{PINS}")
+    for name, build in builds.items():
+        commit = c.api.properties(build)["pin_commit"]
+        assert f"{commit} {name} 1.1 for {RELEASE}: pin and lock" in log, log
+        assert '"2025.1": "1.1"' in git(c.configuration, "show", f"{PINS}:recipes/{name}.yaml")
+        assert c.api.steps(build)["wheels"] == "success"  # the tag's own source: built on the worker
+    # both bundles passed the master on their way
+    artifacts = sorted(p.name for p in (c.master.root / "var" / "buildbot" / "artifacts" / RELEASE).iterdir())
+    assert {"venv-tinyapp_1.1-2025.1.1.bundle.tar", "venv-tinytool_1.1-2025.1.1.bundle.tar"} <= set(artifacts), artifacts
+
+
+def test_a_damaged_bundle_is_refused_by_the_publisher_and_nothing_is_published(cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    artifacts = c.master.root / "var" / "buildbot" / "artifacts" / RELEASE
+    bundle = tmp_path / "venv-tinyapp_1.0-2025.1.1.bundle.tar"
+    shutil.copy2(artifacts / bundle.name, bundle)
+    shutil.copy2(artifacts / (bundle.name + ".sha256"), tmp_path)
+    data = bytearray(bundle.read_bytes())
+    data[2000] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    publisher = c.machines["publisher"]
+    debs = publisher.root / "var" / "debs" / RELEASE
+    listing = sorted(p.name for p in debs.rglob("*"))
+    r = publisher.run("receive", "--release", RELEASE, str(bundle), check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert re.search(rf"{bundle}: sha256 [0-9a-f]{{64}} differs from [0-9a-f]{{64}} in {bundle.name}.sha256", r.stderr), r.stderr
+    assert sorted(p.name for p in debs.rglob("*")) == listing
+
+
+def test_a_worker_that_cannot_reach_the_wheelhouse_fails_naming_the_url_and_nothing_is_published(cluster: Cluster) -> None:
+    c = cluster
+    c.stop_serving()
+    try:
+        before = c.staging()
+        number = len(c.api.builds(f"tinytool-{RELEASE}")) + 1
+        publishes = len(c.api.builds(f"publish-{RELEASE}"))
+        r = c.api.force("force-tinytool-2025_1", f"tinytool-{RELEASE}", release=RELEASE, project="tinytool", version="")
+        assert r.status_code == 200 and "error" not in r.json(), r.text
+        build = c.api.wait_build(f"tinytool-{RELEASE}", number, timeout=600)
+        assert build["results"] == 2, c.api.steps(build)
+        steps = c.api.steps(build)
+        assert steps["wheelhouse"] == "failure" and "publish" not in steps and "deb build" not in steps, steps
+        said = c.api.step_log(build, "wheelhouse")
+        assert f"the wheelhouse at http://127.0.0.1:{c.wheelhouse_port}/{RELEASE}/" in said, said
+        assert "Traceback" not in said
+        assert c.staging() == before and len(c.api.builds(f"publish-{RELEASE}")) == publishes
+    finally:
+        c.serve()
+
+
+def test_a_wheel_damaged_on_the_wheelhouse_server_is_refused_and_nothing_is_written(cluster: Cluster, tmp_path: Path) -> None:
+    from stackyard.transfer import WheelhouseServer
+
+    c = cluster
+    served = tmp_path / "served" / "wheelhouse"
+    shutil.copytree(c.machines["publisher"].root / "var" / "wheelhouse", served, symlinks=True)
+    (wheel,) = [p for p in served.rglob("tinypure-*.whl") if not p.is_symlink() and ".generations" in str(p)]
+    wheel.write_bytes(wheel.read_bytes() + b"damaged")
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(c.configuration), str(tmp_path / "fresh")], check=True)
+    fresh = Workspace(tmp_path / "fresh")
+    server = WheelhouseServer(served, "127.0.0.1", 0).start()
+    try:
+        r = fresh.run("fetch-wheelhouse", "--release", RELEASE, "tinyapp", "--url", server.url, check=False)
+    finally:
+        server.stop()
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert wheel.name in r.stderr and "sha256" in r.stderr, r.stderr
+    assert not (fresh.root / "var" / "wheelhouse" / RELEASE).exists() or not any(
+        (fresh.root / "var" / "wheelhouse" / RELEASE).glob("*/manifest.json"))

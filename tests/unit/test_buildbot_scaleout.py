@@ -1,0 +1,183 @@
+"""Scale-out: roles in [[buildbot.workers]], the plan of build workers and one publisher, the transfers' checks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tarfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from builders.plan import REPREPRO, MasterPlan, Prop, make_plan
+from builders.settings import buildbot_config, parse_config
+from stackyard.config import Config
+from stackyard.errors import ConfigError, IntegrityError
+from stackyard.recipes import load_recipes
+from stackyard.transfer import verify_sha256, write_sha256
+from tests.unit.test_buildbot_config import BASE, FILE
+
+SCALE_OUT = """
+[buildbot]
+wheelhouse_url = "http://repo.example.org:8081"
+images = true
+[[buildbot.workers]]
+name = "repo"
+roles = ["publish"]
+[[buildbot.workers]]
+name = "build1"
+roles = ["build"]
+[[buildbot.workers]]
+name = "build2"
+"""
+
+RECIPE = """\
+name: tinyapp
+source:
+  git: file:///srv/upstream/tinyapp
+versions:
+  "2025.1": "1.0"
+smoke: ["tinyapp --version"]
+"""
+
+
+def settings(workers: list[dict[str, Any]], **table: Any) -> Any:
+    d = copy.deepcopy(BASE)
+    d["buildbot"] = {"workers": workers, **table}
+    return parse_config(d, FILE).buildbot
+
+
+def error(workers: list[dict[str, Any]], **table: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        settings(workers, **table)
+    return str(info.value)
+
+
+def test_no_roles_declared_is_one_machine_every_worker_does_everything() -> None:
+    bb = settings([{"name": "local"}, {"name": "big", "builders": ["nova-*"]}])
+    assert [w.roles for w in bb.workers] == [("build", "publish"), ("build", "publish")]
+    assert not bb.scale_out and bb.wheelhouse_url == ""
+
+
+def test_roles_once_declared_default_to_build_and_name_one_publisher() -> None:
+    bb = settings([{"name": "repo", "roles": ["publish"]}, {"name": "b1"}, {"name": "b2", "roles": ["build", "publish"][:1]}],
+                  wheelhouse_url="http://repo.example.org:8081/")
+    assert bb.scale_out and bb.publisher.name == "repo"
+    assert [w.name for w in bb.build_workers] == ["b1", "b2"]
+    assert bb.wheelhouse_url == "http://repo.example.org:8081"
+
+
+@pytest.mark.parametrize(("workers", "table", "key", "words"), [
+    ([{"name": "a", "roles": ["build"]}, {"name": "b"}], {"wheelhouse_url": "http://x:1"}, "buildbot.workers[*].roles",
+     "exactly one worker must have the role 'publish'"),
+    ([{"name": "a", "roles": ["publish"]}, {"name": "b", "roles": ["build", "publish"]}], {"wheelhouse_url": "http://x:1"},
+     "buildbot.workers[*].roles", "found a, b"),
+    ([{"name": "a", "roles": ["publish"]}], {"wheelhouse_url": "http://x:1"}, "buildbot.workers[*].roles", "no worker has the role 'build'"),
+    ([{"name": "a", "roles": ["deploy"]}], {}, "buildbot.workers[0].roles", "non-empty list of 'build' and 'publish'"),
+    ([{"name": "a", "roles": []}], {}, "buildbot.workers[0].roles", "non-empty list"),
+    ([{"name": "a", "roles": "build"}], {}, "buildbot.workers[0].roles", "non-empty list"),
+    ([{"name": "a", "roles": ["publish"]}, {"name": "b"}], {}, "buildbot.wheelhouse_url", "give its URL"),
+    ([{"name": "a"}], {"wheelhouse_url": "ftp://x"}, "buildbot.wheelhouse_url", "http(s) URL"),
+])
+def test_bad_roles_name_file_and_key(workers: list[dict[str, Any]], table: dict[str, Any], key: str, words: str) -> None:
+    message = error(workers, **table)
+    assert message.startswith(f"{FILE}: {key}: "), message
+    assert words in message
+
+
+@pytest.fixture
+def plan_of(make_config: Callable[..., Config], make_recipe: Callable[..., Path]) -> Callable[..., MasterPlan]:
+    def make(extra: str) -> MasterPlan:
+        make_recipe("tinyapp", RECIPE)
+        config = buildbot_config(make_config(extra=extra))
+        return make_plan(config, load_recipes(config.paths.recipes))
+
+    return make
+
+
+def test_scale_out_builds_on_build_workers_and_publishes_on_the_publisher_only(plan_of: Callable[..., MasterPlan]) -> None:
+    plan = plan_of(SCALE_OUT)
+    workers = {b.name: b.workers for b in plan.builders}
+    assert workers == {"tinyapp-2025.1": ("build1", "build2"), "wheels-2025.1": ("repo",), "promote-2025.1": ("repo",),
+                       "publish-2025.1": ("repo",)}
+    project = plan.builder("tinyapp-2025.1")
+    names = [s.name for s in project.steps]
+    assert names == ["pin", "lock", "wheelhouse", "wheels", "inputs unchanged?", "deb build", "lintian", "smoke test", "bundle",
+                     "upload", "upload sha256", "check on the master", "publish"]
+    step = {s.name: s for s in project.steps}
+    assert step["wheelhouse"].command == ("stackyard", "fetch-wheelhouse", "--release", "2025.1", "tinyapp", "--url",
+                                          "http://repo.example.org:8081", "--json")
+    assert step["wheels"].only_if == "wheels_missing" and step["wheels"].locks == ()  # its own var/: no master lock
+    # nothing of the publisher's runs on a build worker: no reprepro, no registry, no lock of them
+    assert not any(lock in s.locks for s in project.steps for lock in (REPREPRO, "registry"))
+    assert step["publish"].trigger == "publish" and step["publish"].command == ()
+    upload = step["upload"]
+    assert upload.transfer == "upload" and upload.command[0] == "outbox/%(prop:bundle)s"
+    assert upload.command[1].endswith("/var/buildbot/artifacts/2025.1/%(prop:bundle)s") and upload.command[1].startswith("/")
+    assert step["upload sha256"].command[1] == upload.command[1] + ".sha256"
+    assert step["check on the master"].transfer == "master"
+    assert step["check on the master"].command == ("stackyard", "verify-artifact", upload.command[1])
+    publish = plan.builder("publish-2025.1")
+    assert [s.name for s in publish.steps] == ["download", "download sha256", "receive", "publish", "image"]
+    p = {s.name: s for s in publish.steps}
+    assert p["download"].command == (upload.command[1], "inbox/%(prop:bundle)s")
+    assert p["receive"].command == ("stackyard", "receive", "--release", "2025.1", "inbox/%(prop:bundle)s")
+    assert p["publish"].command == ("stackyard", "publish", "--release", "2025.1", Prop("publish_project")) and p["publish"].locks == (REPREPRO,)
+    assert {s.name for s in plan.schedulers} >= {"trigger-publish-2025.1", "force-publish-2025_1"}
+
+
+def test_one_machine_keeps_todays_steps(plan_of: Callable[..., MasterPlan]) -> None:
+    plan = plan_of("")
+    assert "publish-2025.1" not in [b.name for b in plan.builders]
+    steps = [s.name for s in plan.builder("tinyapp-2025.1").steps]
+    assert "publish" in steps and "image" in steps and "bundle" not in steps and "wheelhouse" not in steps
+
+
+def test_a_builder_no_worker_of_its_role_may_take_is_a_config_error(plan_of: Callable[..., MasterPlan]) -> None:
+    with pytest.raises(ConfigError, match=r"no worker with the role 'publish' may take builder 'promote-2025.1'"):
+        plan_of(SCALE_OUT.replace('roles = ["publish"]', 'roles = ["publish"]\nbuilders = ["wheels-*"]'))
+
+
+def test_a_sha256_beside_the_file_is_checked(tmp_path: Path) -> None:
+    f = tmp_path / "venv-x_1.0-1_amd64.bundle.tar"
+    f.write_bytes(b"the bundle")
+    digest = write_sha256(f)
+    assert (tmp_path / (f.name + ".sha256")).read_text() == f"{digest}  {f.name}\n"
+    assert verify_sha256(f) == digest
+    f.write_bytes(b"the bundle, damaged")
+    with pytest.raises(IntegrityError, match=rf"{f}: sha256 [0-9a-f]{{64}} differs from {digest} in {f.name}.sha256"):
+        verify_sha256(f)
+    (tmp_path / (f.name + ".sha256")).unlink()
+    with pytest.raises(IntegrityError, match="arrived without its sha256"):
+        verify_sha256(f)
+
+
+def test_json_properties_of_fetch_wheelhouse_and_bundle() -> None:
+    from builders.master import json_properties
+
+    fetched = json.dumps({"url": "http://h/", "fetched": ["a.whl"], "kept": [], "missing": [], "wheels_missing": ""})
+    assert json_properties(0, fetched, "") == {"url": "http://h/", "fetched": "a.whl", "kept": "", "missing": "",
+                                               "wheels_missing": ""}
+    assert json_properties(1, "", "boom") == {}
+    assert tarfile  # the bundle's own tests are in tests/integration/test_buildbot_scaleout.py (a real deb)
+
+
+def test_a_bundle_name_that_is_not_one_is_refused_before_it_becomes_a_path() -> None:
+    from builders.master import json_properties
+
+    ok = json_properties(0, json.dumps({"bundle": "venv-tinyapp_1.1-2025.1.1.bundle.tar", "sha256": "ab"}), "")
+    assert ok["bundle"] == "venv-tinyapp_1.1-2025.1.1.bundle.tar"
+    for bad in ("../../etc/passwd", "venv-x_1.0.bundle.tar/../../x", "x.tar"):
+        with pytest.raises(ValueError, match="not a bundle's name"):
+            json_properties(0, json.dumps({"bundle": bad}), "")
+
+
+def test_a_property_inside_an_argument_is_rendered() -> None:
+    from buildbot.process.properties import Properties
+
+    from builders.master import Argv
+
+    props = Properties(bundle="venv-x_1.0-1.bundle.tar", project="x")
+    argv = Argv(("stackyard", "receive", "inbox/%(prop:bundle)s", Prop("project"), "%(prop:missing)s-"))
+    assert argv.getRenderingFor(props) == ["stackyard", "receive", "inbox/venv-x_1.0-1.bundle.tar", "x", "-"]
