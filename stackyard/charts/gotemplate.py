@@ -193,16 +193,34 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "has": lambda needle, haystack: needle in (haystack or []),
     "coalesce": lambda *v: next((x for x in v if truth(x)), None),
     "list": lambda *v: list(v),
+    "append": lambda seq, v: [*(seq or []), v],
     "contains": lambda sub, s: to_text(sub) in to_text(s),
 }
 
 
 class _Scope:
-    def __init__(self, root: Any, dot: Any, variables: dict[str, Any]) -> None:
-        self.root, self.dot, self.vars = root, dot, variables
+    def __init__(self, root: Any, dot: Any, variables: dict[str, Any], parent: "_Scope | None" = None) -> None:
+        self.root, self.dot, self.vars, self.parent = root, dot, variables, parent
+        self.own: set[str] = set(variables) if parent is None else set()  # declared here (:=, range's names)
 
     def child(self, dot: Any) -> "_Scope":
-        return _Scope(self.root, dot, dict(self.vars))
+        return _Scope(self.root, dot, dict(self.vars), self)
+
+    def declare(self, name: str, value: Any) -> None:
+        self.vars[name] = value
+        self.own.add(name)
+
+    def assign(self, name: str, value: Any, expr: str) -> None:
+        """``$x = v``: the nearest declaration of ``$x`` takes the value (seen by the scopes between, too)."""
+        scope: _Scope | None = self
+        while scope is not None:
+            if name not in scope.vars:
+                break
+            scope.vars[name] = value
+            if name in scope.own:
+                return
+            scope = scope.parent
+        raise TemplateUnsupported(f"{{{{ {expr} }}}}: {name} is assigned but never declared")
 
 
 def _lookup(base: Any, path: list[str], expr: str) -> Any:
@@ -295,14 +313,14 @@ def _pipeline(tokens: list[tuple[str, str]], scope: _Scope, expr: str) -> Any:
     return value[0]
 
 
-def _declaration(expr: str, scope: _Scope) -> tuple[list[str], Any, bool]:
-    """``$a, $b := pipeline`` / ``$a = pipeline`` / ``pipeline``: (names, value, declared)."""
+def _declaration(expr: str, scope: _Scope) -> tuple[list[str], Any, str]:
+    """``$a, $b := pipeline`` / ``$a = pipeline`` / ``pipeline``: (names, value, ":=", "=" or "")."""
     tokens = _tokens(expr)
-    for i, (kind, _text) in enumerate(tokens):
+    for i, (kind, text) in enumerate(tokens):
         if kind == "decl":
             names = [t for k, t in tokens[:i] if k == "var"]
-            return names, tokens[i + 1:], True
-    return [], tokens, False
+            return names, tokens[i + 1:], text
+    return [], tokens, ""
 
 
 def _evaluate(nodes: list[Any], scope: _Scope, out: list[str]) -> None:
@@ -310,10 +328,12 @@ def _evaluate(nodes: list[Any], scope: _Scope, out: list[str]) -> None:
         if isinstance(node, str):
             out.append(node)
         elif isinstance(node, tuple):
-            names, tokens, declared = _declaration(node[1], scope)
+            names, tokens, how = _declaration(node[1], scope)
             value = _pipeline(tokens, scope, node[1])
-            if declared:
-                scope.vars[names[0]] = value
+            if how == ":=":
+                scope.declare(names[0], value)
+            elif how == "=":
+                scope.assign(names[0], value, node[1])
             else:
                 out.append(to_text(value))
         elif node.kind == "if":
@@ -345,9 +365,10 @@ def _evaluate(nodes: list[Any], scope: _Scope, out: list[str]) -> None:
             for key, item in items:
                 inner = scope.child(item)
                 if len(names) == 2:
-                    inner.vars[names[0]], inner.vars[names[1]] = key, item
+                    inner.declare(names[0], key)
+                    inner.declare(names[1], item)
                 elif len(names) == 1:
-                    inner.vars[names[0]] = item
+                    inner.declare(names[0], item)
                 _evaluate(node.body, inner, out)
 
 

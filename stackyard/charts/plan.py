@@ -9,7 +9,7 @@ from stackyard.charts.render import CHARTS, SUPPORTED
 from stackyard.errors import InputError
 
 NEEDS = {"keystone": (), "glance": ("keystone",), "placement": ("keystone",), "neutron": ("keystone",),
-         "nova": ("keystone", "glance", "placement", "neutron")}
+         "nova": ("keystone", "glance", "placement", "neutron"), "cinder": ("keystone",)}
 
 
 def charts_for(projects: Sequence[str]) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ secrets) are ``keystone-manage fernet_setup``/``credential_setup`` writing to a 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +42,12 @@ APIS: dict[str, tuple[str, int, str, str, str]] = {
     "cinder": ("cinder-api", 8776, "volumev3", "cinderv3", "/v3/%(tenant_id)s"),
 }
 # the order they come up in; nova needs neutron (its API asks neutron for every server's security groups)
-CHARTS = ("keystone", "glance", "placement", "neutron", "nova")
+CHARTS = ("keystone", "glance", "placement", "neutron", "nova", "cinder")
 SUPPORTED = CHARTS
 # the databases each chart's db_init makes
 DATABASES: dict[str, tuple[str, ...]] = {
     "keystone": ("keystone",), "glance": ("glance",), "placement": ("placement",),
-    "nova": ("nova", "nova_api", "nova_cell0"), "neutron": ("neutron",),
+    "nova": ("nova", "nova_api", "nova_cell0"), "neutron": ("neutron",), "cinder": ("cinder",),
 }
 
 
@@ -215,6 +216,15 @@ def _endpoints(chart: str, values: dict[str, Any], ep: Endpoints) -> None:
         _authtoken(own, "placement", "placement", ep, memcache=False)
         _set(conf["plugins"]["ml2_conf"], "ml2", mechanism_drivers="openvswitch,l2population")
         _set(conf["neutron_api_uwsgi"], "uwsgi", **{"http-socket": f"0.0.0.0:{APIS['neutron'][1]}", "processes": 1})
+    elif chart == "cinder":
+        _set(own, "DEFAULT", transport_url=ep.transport(chart), glance_api_servers=ep.url("glance"),
+             osapi_volume_listen_port=APIS["cinder"][1])
+        _authtoken(own, "keystone_authtoken", "cinder", ep)
+        _set(own, "nova", auth_url=ep.url("keystone"))
+        # send_service_user_token: the configmap sets auth_url, the operator's endpoints the service user
+        _authtoken(own, "service_user", "cinder", ep, memcache=False)
+        _set(conf["cinder_api_uwsgi"], "uwsgi", **{"http-socket": f"0.0.0.0:{APIS['cinder'][1]}",
+                                                   "processes": own["DEFAULT"]["osapi_volume_workers"]})
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,6 +283,9 @@ def etc_files(chart: str, values: Mapping[str, Any]) -> tuple[File, ...]:
     files.append(File(f"{etc}/{chart}.conf.d/chart-verify.conf", ""))
     if chart == "neutron":
         files.append(File(f"{etc}/plugins/ml2/ml2_conf.ini", oslo_conf(conf["plugins"]["ml2_conf"])))
+    if chart == "cinder":  # the cinder-etc secret's backends.conf (mounted in conf/) and resource_filters.json
+        files.append(File(f"{etc}/conf/backends.conf", ini(conf.get("backends") or {})))
+        files.append(File(f"{etc}/resource_filters.json", json.dumps(conf.get("resource_filters") or {})))
     if chart == "keystone":
         files.append(File("/etc/apache2/ports.conf", ""))  # the chart's configmap: ports.conf ''
         files.append(File(f"{etc}/access_rules.json", "{}"))
@@ -344,7 +357,7 @@ def client_env(ep: Endpoints) -> dict[str, str]:
 
 
 KS_USERS: dict[str, tuple[str, ...]] = {"keystone": (), "glance": ("glance",), "placement": ("placement",),
-                                        "nova": ("nova",), "neutron": ("neutron",)}
+                                        "nova": ("nova",), "neutron": ("neutron",), "cinder": ("cinder",)}
 
 
 def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
@@ -428,6 +441,19 @@ def chart_steps(charts: Path, chart: str, ep: Endpoints) -> list[Step]:
         steps.append(run("cell-setup-init.sh", "cell-setup-init", image="openstack-client", env=client_env(ep)))
         steps.append(run("cell-setup.sh", "cell-setup"))
         steps.append(run("bootstrap.sh", "bootstrap", image="openstack-client", who="root", env=client_env(ep)))
+    elif chart == "cinder":
+        internal = {"PROJECT_DOMAIN_ID": "default", "USER_DOMAIN_ID": "default",
+                    "INTERNAL_PROJECT_NAME": values["conf"]["cinder"]["DEFAULT"]["internal_project_name"],
+                    "INTERNAL_USER_NAME": values["conf"]["cinder"]["DEFAULT"]["internal_user_name"]}
+        steps.append(run("create-internal-tenant-id.sh", "create-internal-tenant", image="openstack-client",
+                         env={**client_env(ep), **internal}))
+        steps.append(Step(chart, "cinder-api", chart, "cinder-api deployment: uwsgi --ini (conf.cinder_api_uwsgi)",
+                          uwsgi, "service", user, {}, etc, port, "/"))
+        steps.append(Step(chart, "cinder-scheduler", chart,
+                          "cinder-scheduler deployment: cinder-scheduler --config-file /etc/cinder/cinder.conf",
+                          ("cinder-scheduler", "--config-file", "/etc/cinder/cinder.conf",
+                           "--config-dir", "/etc/cinder/cinder.conf.d"), "service", user, {}, etc))
+        steps.append(run("bootstrap.sh", "bootstrap", image="openstack-client", who="root", env=client_env(ep)))
     return steps
 
 
@@ -475,6 +501,8 @@ def hosts(charts: tuple[str, ...], subnet_prefix: str) -> dict[str, str]:
         names.append(APIS[chart][0])
     if "nova" in charts:
         names += ["nova-conductor", "nova-scheduler", "nova-compute", "nova-metadata"]
+    if "cinder" in charts:
+        names += ["cinder-scheduler", "cinder-volume"]
     return {name: f"{subnet_prefix}.{10 + i}" for i, name in enumerate(names)}
 
 

@@ -17,8 +17,10 @@ The Docker Engine API goes through the Docker SDK, as stackyard.images.build doe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -42,10 +44,32 @@ LABEL = "org.stackyard.chart-verify"
 API_TIMEOUT = 240.0
 SERVER_TIMEOUT = 240.0
 TAIL = 30
+# every command run in a container (a chart's job or script, a readiness check, a scenario call) is bounded:
+# a job that hangs fails the run naming its chart, its script and its last output (what a Job's
+# activeDeadlineSeconds does in the chart); the run's end removes the container it hung in
+JOB_TIMEOUT = 600.0
+CHECK_TIMEOUT = 30.0
+OSC_TIMEOUT = 180.0
+# what `openstack volume service list` must show up (cinder-volume needs a backend these kernels cannot give:
+# no device-mapper, iSCSI or NFS client)
+CINDER_SERVICES = {"cinder-scheduler"}
 
 
 class ChartStepFailed(BuildError):
     """A chart's script (or the service it starts) failed in its container."""
+
+
+class _Hung(BuildError):
+    """``docker exec`` outlived its timeout (the runner killed the client; the run's cleanup kills the rest)."""
+
+
+@dataclass(frozen=True)
+class Exec:
+    """A command's end in a container: its exit status (None: it timed out) and its output, stdout and stderr
+    merged in the order they were written."""
+
+    code: int | None
+    output: str
 
 
 @dataclass
@@ -122,11 +146,13 @@ def ensure_infra(config: Config, release: Release, client: docker.DockerClient, 
 class ChartRun:
     def __init__(self, config: Config, release: Release, client: docker.DockerClient, charts_dir: Path,
                  charts: tuple[str, ...], *, report: Reporter = discard, runner: Runner = RUNNER,
-                 run_id: str | None = None, password: str = "") -> None:
+                 run_id: str | None = None, password: str = "", job_timeout: float = JOB_TIMEOUT) -> None:
         self.config, self.release, self.client, self.charts_dir = config, release, client, charts_dir
         self.charts, self.report, self.runner = charts, report, runner
         self.run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
         self.password = password
+        self.job_timeout = job_timeout
+        self._execs = itertools.count(1)
         self.dir = config.paths.output / "charts" / release.id / self.run_id
         self.log = config.logs_dir("chart-verify", release) / f"{self.run_id}.log"
         self.net = f"sy-chart-{self.run_id}"
@@ -195,6 +221,28 @@ class ChartRun:
                     self.ep.passwords.values())
         return ChartStepFailed(text, hint=f"see {self.log}")
 
+    def exec_in(self, container: str, argv: list[str] | tuple[str, ...], *, user: str = "root",
+                env: dict[str, str] | None = None, timeout: float, what: str) -> Exec:
+        """``argv`` in the running ``container`` through ``docker exec`` and the runner, killed after ``timeout``
+        seconds. The environment reaches docker by name only (``--env NAME``: values stay off the command line);
+        the output streams to a file of its own in the run's directory (0700), the command line masked."""
+        env = dict(env or {})
+        out = self.dir / "exec" / f"{next(self._execs):03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', what)[:60]}.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["docker", "--host", self.config.images.engine, "exec", "--user", user,
+               *(a for name in sorted(env) for a in ("--env", name)), container, *argv]
+        secrets = list(self.ep.passwords.values())
+        code: int | None
+        try:
+            code = self.runner.run(cmd, log=out, env=env, stream=True, timeout=timeout, check=False,
+                                   secrets=secrets, what=what, package="docker.io", error=_Hung).returncode
+        except _Hung:
+            code = None
+        lines = out.read_text(errors="replace").splitlines()[1:]  # the first is the command line
+        if lines and re.fullmatch(r"\[(exit -?\d+|timed out after .*); [\d.]+ s\]", lines[-1]):
+            lines = lines[:-1]  # the runner's status line
+        return Exec(code, "\n".join(lines) + ("\n" if lines else ""))
+
     # -- steps ---------------------------------------------------------------------------------------------
 
     def pod(self, name: str, image: str, files: tuple[R.File, ...], chart: str) -> Any:
@@ -214,13 +262,18 @@ class ChartRun:
         row.container = pod.name
         with self.lock:
             self.outcome.rows.append(row)
-        code, out = pod.exec_run(list(step.command), user=step.user, environment={"HOME": "/tmp", **step.env})
-        output = out.decode(errors="replace")
+        done = self.exec_in(pod.name, step.command, user=step.user, env={"HOME": "/tmp", **step.env},
+                            timeout=self.job_timeout, what=f"{step.chart} {step.name}")
+        code, output = done.code, done.output
         row.seconds = time.monotonic() - started
-        row.state = f"exited {code}"
+        row.state = f"exited {code}" if code is not None else "timed out"
         with self.lock, self.log.open("a") as handle:
-            handle.write(mask(f"--- {step.chart} {step.name} ({step.script}): exit {code}, {row.seconds:.1f}s\n"
+            handle.write(mask(f"--- {step.chart} {step.name} ({step.script}): "
+                              f"{'exit ' + str(code) if code is not None else 'timed out'}, {row.seconds:.1f}s\n"
                               f"{output}\n", self.ep.passwords.values()))
+        if code is None:
+            raise self._fail(row, f"did not finish within {self.job_timeout:g} s (hung; killed, its container "
+                                  f"{pod.name} removed); its last output:", output)
         if code != 0:
             raise self._fail(row, f"exited {code} in {pod.name}", output)
         row.detail = mask(tail(output, 1, 200), self.ep.passwords.values())
@@ -347,11 +400,12 @@ class ChartRun:
                 container.reload()
                 if container.status != "running":
                     raise self._fail(row, f"is {container.status}", container.logs().decode(errors="replace"))
-                code, out = container.exec_run(["bash", "-c", check])
-                if code == 0:
+                done = self.exec_in(container.name, ["bash", "-c", check], timeout=CHECK_TIMEOUT,
+                                    what=f"{name} readiness")
+                if done.code == 0:
                     break
                 if time.monotonic() > deadline:
-                    raise self._fail(row, f"not ready within {API_TIMEOUT:.0f}s: {out.decode(errors='replace')[-300:]}",
+                    raise self._fail(row, f"not ready within {API_TIMEOUT:.0f}s: {done.output[-300:]}",
                                      container.logs().decode(errors="replace"))
                 time.sleep(1)
             row.state, row.seconds = "running", time.monotonic() - started
@@ -361,10 +415,13 @@ class ChartRun:
     # -- the scenario --------------------------------------------------------------------------------------
 
     def osc(self, client: Any, command: str, row: Row, *, check: bool = True) -> str:
-        code, out = client.exec_run(["bash", "-c", command], environment=R.client_env(self.ep))
-        text = out.decode(errors="replace").strip()
-        if check and code != 0:
-            raise self._fail(row, f"`{command}` exited {code}", text)
+        done = self.exec_in(client.name, ["bash", "-c", command], env=R.client_env(self.ep), timeout=OSC_TIMEOUT,
+                            what=f"scenario {row.chart}")
+        text = done.output.strip()
+        if done.code is None:
+            raise self._fail(row, f"`{command}` did not finish within {OSC_TIMEOUT:g} s (hung; killed)", text)
+        if check and done.code != 0:
+            raise self._fail(row, f"`{command}` exited {done.code}", text)
         return text
 
     def scenario_step(self, name: str, chart: str, action: Callable[[Row], str]) -> None:
@@ -434,6 +491,16 @@ class ChartRun:
                 self.poll(row, f"server {sid} ACTIVE", active, SERVER_TIMEOUT)
                 return f"server {sid} ACTIVE (fake driver)"
             self.scenario_step("nova: server create --nic none, ACTIVE", "nova", server)
+        if "cinder" in self.charts:
+            def volume_services(row: Row) -> str:
+                def up() -> str | None:
+                    out = self.osc(client, "openstack volume service list -f value -c Binary -c Host -c Status "
+                                           "-c State", row, check=False)
+                    ups = sorted(line.split()[0] for line in out.splitlines()
+                                 if line.split()[-2:] == ["enabled", "up"])
+                    return ", ".join(ups) if CINDER_SERVICES <= set(ups) else None
+                return "up: " + self.poll(row, "cinder's services up", up, SERVER_TIMEOUT)
+            self.scenario_step("cinder: volume service list, services up", "cinder", volume_services)
         # every service still up at the end
         row = Row("all", "services still running", "scenario", script="scenario")
         with self.lock:

@@ -1,9 +1,10 @@
-"""keystone, glance, placement, neutron and nova 2025.1 under openstack-helm's own scripts: the images are built from the
+"""keystone, glance, placement, neutron, nova and cinder 2025.1 under openstack-helm's own scripts: the images are built from the
 published debs and pushed; ``stackyard chart-verify`` pulls them by digest and runs the charts' rendered bin/
 scripts and configuration (../shared/openstack-helm) in containers on one loopback network with MariaDB,
 RabbitMQ and memcached from Debian's packages, then the scenario (token, glance upload/download, a network, the
 compute node in placement, a server ACTIVE on the fake driver: nova's API asks neutron for every server's
-security groups, so nova needs neutron). Then the faults: a failing chart script, a killed run,
+security groups, so nova needs neutron; cinder's API and scheduler up in `openstack volume service list`).
+Then the faults: a failing chart script, a killed run,
 an image that lacks a path its chart names, and /etc/image_info in every image."""
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from tests.conftest import ROOT, Workspace
 pytestmark = pytest.mark.e2e
 
 CHARTS = ROOT.parent / "shared" / "openstack-helm"
-PROJECTS = ("keystone", "glance", "placement", "neutron", "nova", "python-openstackclient")
+PROJECTS = ("keystone", "glance", "placement", "neutron", "nova", "cinder", "python-openstackclient")
 KEYSTONE = ("keystone", "python-openstackclient")  # what CI's run builds (the keystone image test's own images)
 LABEL = "org.stackyard.chart-verify"
-# the whole control plane needs six images: on these machines' vfs engine, building them costs more than
+# the whole control plane needs seven images: on these machines' vfs engine, building them costs more than
 # CI's budget allows; 'make test-charts' runs what is marked so (keystone's chart runs in CI)
 charts = pytest.mark.charts
 
@@ -81,17 +82,21 @@ def test_the_charts_scripts_run_the_control_plane_and_the_scenario_passes(pushed
     out = r.stdout
     for row in ("keystone db-sync", "keystone keystone-api", "glance db-sync", "glance metadefs-load",
                 "glance glance-api", "placement placement-api", "neutron neutron-server", "nova db-sync", "nova nova-api", "nova nova-conductor",
-                "nova nova-scheduler", "nova nova-compute", "nova cell-setup", "nova bootstrap"):
+                "nova nova-scheduler", "nova nova-compute", "nova cell-setup", "nova bootstrap", "cinder db-sync",
+                "cinder create-internal-tenant", "cinder cinder-api", "cinder cinder-scheduler", "cinder bootstrap"):
         assert re.search(rf"^{row}\s", out, re.M), (row, out)
     assert re.search(r"^keystone keystone-api\s+\S+\s+running\s+300 after", out, re.M), out
     assert re.search(r"^glance glance-api\s+\S+\s+running\s+\d{3} after", out, re.M), out
     assert re.search(r"^nova nova-api\s+\S+\s+running\s+\d{3} after", out, re.M), out
+    assert re.search(r"^cinder cinder-api\s+\S+\s+running\s+\d{3} after", out, re.M), out
+    assert re.search(r"^cinder cinder: volume service list, services up .*ok .*up: .*cinder-scheduler", out, re.M), out
     assert re.search(r"^nova nova: server create --nic none, ACTIVE .*ok .*server \S+ ACTIVE", out, re.M), out
     assert "both ways" in out  # glance: the same sha256 up and down
     record = json.loads((ws.root / "var/charts/2025.1/chart-verify.json").read_text())
-    assert record["ok"] is True and record["charts"] == ["keystone", "glance", "placement", "neutron", "nova"]
+    assert record["ok"] is True and record["charts"] == ["keystone", "glance", "placement", "neutron", "nova",
+                                                         "cinder"]
     config = load_config(ws.config)
-    for image in ("keystone", "glance", "placement", "neutron", "nova", "openstack-client"):
+    for image in ("keystone", "glance", "placement", "neutron", "nova", "cinder", "openstack-client"):
         pushed_record = read_record(config, config.release("2025.1"), image)
         assert pushed_record is not None
         assert record["images"][image] == f"{pushed_record.repository}@{pushed_record.digest}"
@@ -172,9 +177,9 @@ def test_an_image_lacking_a_chart_path_is_not_pushed(pushed_all: Workspace) -> N
 
 
 @pytest.mark.parametrize("image", ["keystone", "openstack-client", *(pytest.param(i, marks=charts) for i in (
-    "glance", "placement", "neutron", "nova"))])
+    "glance", "placement", "neutron", "nova", "cinder"))])
 def test_image_info_carries_the_provenance(request: pytest.FixtureRequest, image: str) -> None:
-    pushed = request.getfixturevalue("pushed_all" if image in PROJECTS[1:5] else "pushed")
+    pushed = request.getfixturevalue("pushed_all" if image in PROJECTS[1:6] else "pushed")
     config = load_config(pushed.config)
     record = read_record(config, config.release("2025.1"), image)
     assert record is not None

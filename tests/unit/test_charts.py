@@ -225,7 +225,7 @@ def test_jobs_share_a_container_per_chart_and_image_without_clashing_files() -> 
     steps = [s for chart in R.CHARTS for s in R.chart_steps(CHARTS, chart, endpoints())]
     pods = R.pod_files(steps)
     assert set(pods) == {"openstack-client", "keystone-jobs", "glance-jobs", "placement-jobs", "neutron-jobs",
-                         "nova-jobs"}
+                         "nova-jobs", "cinder-jobs"}
     client = {f.path for f in pods["openstack-client"]}
     assert {"/tmp/keystone-db-init.py", "/tmp/nova-db-init.py", "/tmp/glance-ks.sh", "/tmp/nova-bootstrap.sh",
             "/tmp/keystone-bootstrap.sh", "/tmp/nova-cell-setup-init.sh"} <= client
@@ -260,3 +260,12 @@ def test_client_jobs_run_as_root_and_service_jobs_as_the_charts_user() -> None:
                 assert step.user == "root", (chart, step.name)
             elif step.name == "db-sync":
                 assert step.user == chart, (chart, step.name)
+
+
+def test_assignment_reaches_the_variable_declared_outside_the_range() -> None:
+    """cinder's bootstrap: ``$l = append $l ...`` in a range, ``has`` after it (Go's ``=`` vs ``:=``)."""
+    text = ('{{- $l := list }}{{- range $k, $v := .Values.b }}{{- if $v }}{{- $l = append $l $v }}{{- end }}'
+            '{{- end }}{{ has "x" $l }} {{ has "z" $l }}{{ range $i, $v := .Values.c }}{{ $w := $v }}{{ end }}')
+    assert render(text, {"b": {"a": "x", "c": None, "d": "y"}, "c": [1]}) == "true false"
+    with pytest.raises(TemplateUnsupported, match=r"\$u is assigned but never declared"):
+        render("{{ $u = 1 }}", {})
