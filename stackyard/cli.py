@@ -491,7 +491,7 @@ def cmd_chart_verify(args: argparse.Namespace) -> int:
         raise InputError("chart-verify needs --release (or --clean)")
     release = config.release(args.release)
     client = docker_engine.connect(config.images)
-    charts_dir = Path(args.charts) if args.charts else default_charts_dir(Path(args.config))
+    charts_dir = Path(args.charts) if args.charts else default_charts_dir(config.paths.images)
     run = ChartRun(config, release, client, charts_dir, charts_for(args.projects), report=reporter,
                    runner=args.runner, password=registry_password(config.images))
     try:

@@ -23,5 +23,6 @@ def charts_for(projects: Sequence[str]) -> tuple[str, ...]:
     return tuple(c for c in CHARTS if c in wanted)
 
 
-def default_charts_dir(config_file: Path) -> Path:
-    return config_file.resolve().parent.parent / "shared" / "openstack-helm"
+def default_charts_dir(images: Path) -> Path:
+    """The charts' files stackyard runs (values, bin/, configmap-etc), vendored at images/charts/SOURCE's commit."""
+    return images / "charts" / "openstack-helm"

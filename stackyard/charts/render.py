@@ -95,7 +95,7 @@ class Endpoints:
 def chart_dir(charts: Path, chart: str) -> Path:
     path = charts / chart
     if not (path / "values.yaml").exists():
-        raise InputError(f"{path}/values.yaml: no such chart", hint="the charts are under ../shared/openstack-helm")
+        raise InputError(f"{path}/values.yaml: no such chart", hint="the charts are vendored under images/charts/openstack-helm (or give --charts DIR)")
     return path
 
 

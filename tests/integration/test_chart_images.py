@@ -1,4 +1,4 @@
-"""The vendored chart image keys (images/charts) against openstack-helm in ../shared/openstack-helm.
+"""The vendored chart image keys and chart files (images/charts) against openstack-helm in ../shared/openstack-helm.
 
 The unit suite checks the recipes against the vendored copy; this checks the
 copy against the charts, so a chart update (a new images.tags key, a key
@@ -7,6 +7,7 @@ gone, another default image) fails here until the copy and the recipes follow.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 import yaml
@@ -50,3 +51,17 @@ def test_the_table_matches_the_charts_values(chart: str) -> None:
     assert not (missing or extra or other), (
         f"{chart}: images/charts/IMAGES.tsv against {values}: "
         f"keys missing {missing}, keys the chart lacks {extra}, other default image {other}\nfix: {REFRESH}")
+
+
+def test_the_vendored_charts_are_openstack_helms() -> None:
+    """images/charts/openstack-helm (what chart-verify runs and the unit suite reads) is the charts' files, byte for byte."""
+    assert UPSTREAM.is_dir(), f"{UPSTREAM}: missing (openstack-helm's charts, beside the checkout)"
+    snapshot = VENDORED / "openstack-helm"
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.parent != root}  # per chart; IMAGES.tsv and SOURCE are one level up
+    ours, theirs = files(snapshot), files(UPSTREAM)
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    assert not differ, (f"{snapshot} differs from {UPSTREAM} in {', '.join(differ[:20])}; fix: "
+                        f"rm -r {snapshot} && cp -r {UPSTREAM} {snapshot} && rm {snapshot}/IMAGES.tsv {snapshot}/SOURCE")

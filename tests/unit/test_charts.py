@@ -1,4 +1,4 @@
-"""stackyard.charts: the charts' scripts and configuration rendered from ../shared/openstack-helm (pure)."""
+"""stackyard.charts: the charts' scripts and configuration rendered from the vendored images/charts/openstack-helm (pure)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from stackyard.charts.plan import charts_for
 from stackyard.errors import InputError
 from tests.conftest import ROOT
 
-CHARTS = ROOT.parent / "shared" / "openstack-helm"
+CHARTS = ROOT / "images" / "charts" / "openstack-helm"  # vendored; tests/integration/test_chart_snapshot.py keeps it upstream's
 
 
 def endpoints() -> R.Endpoints:

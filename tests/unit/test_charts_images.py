@@ -9,16 +9,16 @@ from stackyard.images.build import PublishedDeb, chart_paths as image_chart_path
 from stackyard.recipes import load_recipes
 from tests.conftest import ROOT
 
-CHARTS = ROOT.parent / "shared" / "openstack-helm"
+CHARTS = ROOT / "images" / "charts" / "openstack-helm"  # vendored; tests/integration/test_chart_snapshot.py keeps it upstream's
 VENDORED = ROOT / "images" / "charts" / "PATHS.tsv"
 
 
 def test_the_vendored_paths_are_the_charts() -> None:
     expected = paths_tsv(chart_paths(CHARTS))
     assert VENDORED.read_text() == expected, (
-        "images/charts/PATHS.tsv differs from what the charts under ../shared/openstack-helm name; fix: "
+        "images/charts/PATHS.tsv differs from what the charts under images/charts/openstack-helm name; fix: "
         ".venv/bin/python -c \"from pathlib import Path; from stackyard.charts.paths import chart_paths, paths_tsv; "
-        "Path('images/charts/PATHS.tsv').write_text(paths_tsv(chart_paths(Path('../shared/openstack-helm'))))\"")
+        "Path('images/charts/PATHS.tsv').write_text(paths_tsv(chart_paths(Path('images/charts/openstack-helm'))))\"")
 
 
 def test_what_the_charts_name_is_in_the_table() -> None:
