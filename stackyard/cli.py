@@ -666,7 +666,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--release", help="the release whose pushed images run")
     s.add_argument("projects", nargs="*", metavar="PROJECT",
                    help="charts (default: keystone glance placement nova; keystone is always there, nova brings glance and placement)")
-    s.add_argument("--charts", help="openstack-helm charts directory (default: ../shared/openstack-helm beside the config's directory)")
+    s.add_argument("--charts", help="openstack-helm charts directory (default: the vendored images/charts/openstack-helm)")
     s.add_argument("--clean", action="store_true",
                    help="only remove the containers, networks and volumes runs left (a killed run)")
     s.set_defaults(func=cmd_chart_verify)
