@@ -80,7 +80,7 @@ class AptRepository:
     def reprepro(self, *args: str) -> str:
         return self.runner.run(["reprepro", "--basedir", str(self.base), "--silent", *args],
                                env={"GNUPGHOME": str(self.key.gnupg_home)}, log=self.log, timeout=REPREPRO_TIMEOUT,
-                               what=f"reprepro {' '.join(args[:2])} failed").stdout
+                               what=f"reprepro {' '.join([a for a in args if not a.startswith('--')][:2])} failed").stdout
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
