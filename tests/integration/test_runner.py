@@ -77,7 +77,8 @@ def test_a_tool_failing_in_a_stage_is_one_error_line_exit_6_and_its_log(workspac
     first = r.stderr.splitlines()[0]
     assert first.startswith("stackyard: error: reprepro list bookworm-2025.1-staging failed: reprepro exited 255 ") and first.endswith(f"(log: {log})")
     assert "packages.db" in r.stderr  # the tail of reprepro's output
-    assert f"reprepro --basedir {ws.root / 'var/repo'} --silent list bookworm-2025.1-staging" in log.read_text()
+    assert f"reprepro --basedir {ws.root / 'var/repo'} --silent '--list-format=" in log.read_text()
+    assert "' list bookworm-2025.1-staging\n" in log.read_text()
 
 
 def test_the_registry_password_is_hashed_from_stdin(tmp_path: Path) -> None:
