@@ -238,7 +238,7 @@ class _Objects:
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
         if s.trigger == "publish":  # scale-out: the publisher takes the bundle this build sent to the master
             return steps.Trigger(schedulerNames=[f"trigger-publish-{builder.release}"], waitForFinish=True,
-                                 set_properties={"bundle": util.Property("bundle"), "publish_project": util.Property("project"),
+                                 set_properties={"bundle": util.Property("bundle"), "publish_project": builder.project,
                                                  "deb": util.Property("deb")}, **common)
         if s.transfer == "upload":
             src, dest = s.command

@@ -286,10 +286,15 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     props = c.api.properties(build)
     assert props["url"].startswith(f"http://127.0.0.1:{c.wheelhouse_port}/{RELEASE}/bookworm-"), props["url"]
     assert "tinyapp-1.0-" in props["fetched"] and props["wheels_missing"] == ""
-    # the publisher published it; the build worker has no apt repository, no signing key
+    # the publisher published it; the build worker has no reprepro base and not the repository's signing key (the
+    # smoke test signs its throwaway flat repository with a key the worker makes for itself)
     assert "venv-tinyapp 1.0-2025.1.1" in c.staging(), c.staging()
     built = c.machines[worker].root / "var"
-    assert not (built / "repo").exists() and not (built / "gnupg").exists()
+    publisher = c.machines["publisher"].root / "var"
+    assert not (built / "repo" / "conf").exists() and not (built / "repo" / "db").exists()
+    assert (publisher / "repo" / "conf").exists()
+    keyring = "stackyard-archive-keyring.asc"
+    assert (built / "repo" / keyring).read_text() != (publisher / "repo" / keyring).read_text()
     assert "ok: " in c.api.step_log(build, "check on the master")  # the master checked the sum
     (publish,) = c.api.builds(f"publish-{RELEASE}")
     assert c.worker_of(publish) == "publisher" and publish["results"] == 0
