@@ -16,7 +16,7 @@ from typing import Any
 from buildbot.interfaces import IRenderable
 from buildbot.plugins import schedulers, steps, util
 from buildbot.process import logobserver
-from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from buildbot.process.results import FAILURE, RETRY, SKIPPED, SUCCESS, WARNINGS
 from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
@@ -206,6 +206,40 @@ def json_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in result.items()}
 
 
+UNREACHABLE = "cannot be read"  # stackyard fetch-wheelhouse: the publisher's wheelhouse did not answer
+# build request id -> the build workers that could not reach the wheelhouse for it (the master's memory: a restart
+# forgets, and the request is then tried once more on every worker)
+UNREACHED: dict[int, set[str]] = {}
+
+
+def another_worker(builder: Any, workers: list[Any], request: Any) -> Any:
+    """nextWorker of scale-out project builders: a worker that has not failed to reach the wheelhouse for this request."""
+    tried = UNREACHED.get(request.id, set())
+    fresh = [w for w in workers if w.worker.workername not in tried]
+    return random_secrets.choice(fresh) if fresh else None
+
+
+class FetchWheelhouse(steps.SetPropertyFromCommand):
+    """``stackyard fetch-wheelhouse``: a build worker that cannot reach the publisher's wheelhouse hands the build on
+    (RETRY: Buildbot requeues the request, ``another_worker`` gives it to a build worker that has not tried it); once
+    every build worker of the builder failed, the build fails, its log naming the URL. Nothing is published either way."""
+
+    def __init__(self, candidates: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(extract_fn=json_properties, **kwargs)
+        self.candidates = set(candidates)
+
+    @defer.inlineCallbacks
+    def run(self):  # type: ignore[no-untyped-def,override]
+        results = yield super().run()
+        if results == FAILURE and UNREACHABLE in self.observer.getStderr():
+            tried = UNREACHED.setdefault(self.build.requests[0].id, set())
+            tried.add(self.build.workername)
+            if self.candidates - tried:
+                self.descriptionDone = f"wheelhouse unreachable from {self.build.workername}: retried on another worker"
+                return RETRY
+        return results
+
+
 def _has(prop: str):  # type: ignore[no-untyped-def]
     return lambda step: bool(step.getProperty(prop))
 
@@ -258,7 +292,7 @@ class _Objects:
             return TriggerChangedProjects(release=builder.release, projects=known, waitForFinish=True, **common)
         if s.trigger == "publish":  # scale-out: the publisher takes the bundle this build sent to the master
             return steps.Trigger(schedulerNames=[f"trigger-publish-{builder.release}"], waitForFinish=True,
-                                 set_properties={"bundle": util.Property("bundle"), "publish_project": util.Property("project"),
+                                 set_properties={"bundle": util.Property("bundle"), "publish_project": builder.project,
                                                  "deb": util.Property("deb")}, **common)
         if s.transfer == "upload":
             src, dest = s.command
@@ -277,7 +311,9 @@ class _Objects:
         command = Argv(s.command)
         if s.json_property == "locks":
             return LockStep(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
-        if s.json_property in ("fetch", "bundle"):
+        if s.json_property == "fetch":
+            return FetchWheelhouse(candidates=builder.workers, command=command, env=STEP_ENV, timeout=3600, **common)
+        if s.json_property == "bundle":
             return steps.SetPropertyFromCommand(command=command, extract_fn=json_properties, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
             return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
@@ -293,8 +329,10 @@ class _Objects:
     def builder(self, b: BuilderPlan) -> Any:
         factory = util.BuildFactory([self.step(b, s) for s in b.steps])
         props = {"release": b.release} | ({"project": b.project} if b.project else {})
+        retries = any(s.json_property == "fetch" for s in b.steps)  # scale-out: see FetchWheelhouse
         return util.BuilderConfig(
             name=b.name, workernames=list(b.workers), factory=factory, locks=self.access(b.locks),
+            nextWorker=another_worker if retries else None,
             tags=[b.kind, b.release] + ([b.project] if b.project else []), collapseRequests=False, properties=props,
             defaultProperties={REQUIREMENTS_UPDATE: True} if b.kind == "wheels" else {},
         )

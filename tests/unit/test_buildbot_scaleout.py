@@ -181,3 +181,22 @@ def test_a_property_inside_an_argument_is_rendered() -> None:
     props = Properties(bundle="venv-x_1.0-1.bundle.tar", project="x")
     argv = Argv(("stackyard", "receive", "inbox/%(prop:bundle)s", Prop("project"), "%(prop:missing)s-"))
     assert argv.getRenderingFor(props) == ["stackyard", "receive", "inbox/venv-x_1.0-1.bundle.tar", "x", "-"]
+
+
+def test_a_request_whose_worker_could_not_reach_the_wheelhouse_goes_to_another_worker() -> None:
+    from types import SimpleNamespace
+
+    from builders.master import UNREACHED, another_worker
+
+    def wfb(name: str) -> SimpleNamespace:
+        return SimpleNamespace(worker=SimpleNamespace(workername=name))
+
+    b1, b2 = wfb("build1"), wfb("build2")
+    request = SimpleNamespace(id=424242)
+    assert another_worker(None, [b1, b2], request) in (b1, b2)
+    UNREACHED[request.id] = {"build1"}
+    try:
+        assert [another_worker(None, [b1, b2], request) for _ in range(20)] == [b2] * 20
+        assert another_worker(None, [b1], request) is None  # only the one that failed is free: wait for another
+    finally:
+        del UNREACHED[request.id]
