@@ -166,6 +166,7 @@ def down(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
 
 RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
 GREEN = (0, 1, 3)  # success, warnings (lintian), skipped
+BUILDBOT_STEPS = ("worker_preparation", "locks_acquire")  # Buildbot's own, in every build: not news
 RETRY = 5  # the worker was lost: Buildbot requeues the request, a later build of the same builder is followed too
 
 
@@ -237,7 +238,7 @@ def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Call
             if bid in finished:
                 continue
             for step in api.get(f"builds/{bid}/steps")["steps"]:
-                if step["complete"] and step["stepid"] not in said_steps and step["name"] not in ("worker_preparation",):
+                if step["complete"] and step["stepid"] not in said_steps and step["name"] not in BUILDBOT_STEPS:
                     said_steps.add(step["stepid"])
                     if not step.get("hidden"):
                         say(step_line(name, build, step))
