@@ -230,21 +230,23 @@ def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Call
     finished: set[int] = set()
     deadline = time.monotonic() + timeout
     while True:
-        for build in api.get("builds", buildid__gt=after, order="buildid")["builds"]:
-            bid, name = build["buildid"], builders.get(build["builderid"], str(build["builderid"]))
-            if bid not in seen:
-                say(f"{name} #{build['number']}: started")
-            seen[bid] = build
-            if bid in finished:
+        builds = api.get("builds", buildid__gt=after, order="buildid")["builds"]
+        for build in builds:  # what started, then what each running build did, then what finished (in that order)
+            if build["buildid"] not in seen:
+                say(f"{builders.get(build['builderid'], build['builderid'])} #{build['number']}: started")
+            seen[build["buildid"]] = build
+        for build in builds:
+            if build["buildid"] in finished:
                 continue
-            for step in api.get(f"builds/{bid}/steps")["steps"]:
+            name = builders.get(build["builderid"], str(build["builderid"]))
+            for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
                 if step["complete"] and step["stepid"] not in said_steps and step["name"] not in BUILDBOT_STEPS:
                     said_steps.add(step["stepid"])
                     if not step.get("hidden"):
                         say(step_line(name, build, step))
-            if build["complete"]:
-                finished.add(bid)
-                say(build_line(name, build))
+        for build in sorted((b for b in builds if b["complete"] and b["buildid"] not in finished), key=lambda b: b["complete_at"]):
+            finished.add(build["buildid"])
+            say(build_line(builders.get(build["builderid"], str(build["builderid"])), build))
         roots = [b for b in seen.values() if builders.get(b["builderid"]) == root]
         if roots and all(b["complete"] for b in seen.values()) and roots[-1]["results"] != RETRY:  # a retry is built again
             return [(builders.get(b["builderid"], ""), b) for b in sorted(seen.values(), key=lambda b: b["buildid"])]
