@@ -231,22 +231,28 @@ def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Call
     deadline = time.monotonic() + timeout
     while True:
         builds = api.get("builds", buildid__gt=after, order="buildid")["builds"]
-        for build in builds:  # what started, then what each running build did, then what finished (in that order)
-            if build["buildid"] not in seen:
-                say(f"{builders.get(build['builderid'], build['builderid'])} #{build['number']}: started")
-            seen[build["buildid"]] = build
+        # what happened since the last poll, in time order; timestamps are whole seconds, so within one second by
+        # build id (a build of the chain finished before the next started), a build's start, steps, end in that
+        # order, and the root's end last (it waits for the builds it triggered)
+        news: list[tuple[float, int, int, int, str]] = []
         for build in builds:
-            if build["buildid"] in finished:
+            bid, name = build["buildid"], builders.get(build["builderid"], str(build["builderid"]))
+            if bid not in seen:
+                news.append((build.get("started_at") or 0, bid, 0, len(news), f"{name} #{build['number']}: started"))
+            seen[bid] = build
+            if bid in finished:
                 continue
-            name = builders.get(build["builderid"], str(build["builderid"]))
-            for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
+            for step in api.get(f"builds/{bid}/steps")["steps"]:
                 if step["complete"] and step["stepid"] not in said_steps and step["name"] not in BUILDBOT_STEPS:
                     said_steps.add(step["stepid"])
                     if not step.get("hidden"):
-                        say(step_line(name, build, step))
-        for build in sorted((b for b in builds if b["complete"] and b["buildid"] not in finished), key=lambda b: b["complete_at"]):
-            finished.add(build["buildid"])
-            say(build_line(builders.get(build["builderid"], str(build["builderid"])), build))
+                        news.append((step.get("complete_at") or 0, bid, 1, len(news), step_line(name, build, step)))
+            if build["complete"]:
+                finished.add(bid)
+                news.append((float("inf") if name == root else build.get("complete_at") or 0, bid, 2, len(news),
+                             build_line(name, build)))
+        for *_key, line in sorted(news):
+            say(line)
         roots = [b for b in seen.values() if builders.get(b["builderid"]) == root]
         if roots and all(b["complete"] for b in seen.values()) and roots[-1]["results"] != RETRY:  # a retry is built again
             return [(builders.get(b["builderid"], ""), b) for b in sorted(seen.values(), key=lambda b: b["buildid"])]
