@@ -166,6 +166,7 @@ def down(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
 
 RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception", 5: "retry", 6: "cancelled"}
 GREEN = (0, 1, 3)  # success, warnings (lintian), skipped
+BUILDBOT_STEPS = ("worker_preparation", "locks_acquire")  # Buildbot's own, in every build: not news
 RETRY = 5  # the worker was lost: Buildbot requeues the request, a later build of the same builder is followed too
 
 
@@ -229,21 +230,29 @@ def follow(api: Rest, builders: dict[int, str], after: int, root: str, say: Call
     finished: set[int] = set()
     deadline = time.monotonic() + timeout
     while True:
-        for build in api.get("builds", buildid__gt=after, order="buildid")["builds"]:
+        builds = api.get("builds", buildid__gt=after, order="buildid")["builds"]
+        # what happened since the last poll, in time order; timestamps are whole seconds, so within one second by
+        # build id (a build of the chain finished before the next started), a build's start, steps, end in that
+        # order, and the root's end last (it waits for the builds it triggered)
+        news: list[tuple[float, int, int, int, str]] = []
+        for build in builds:
             bid, name = build["buildid"], builders.get(build["builderid"], str(build["builderid"]))
             if bid not in seen:
-                say(f"{name} #{build['number']}: started")
+                news.append((build.get("started_at") or 0, bid, 0, len(news), f"{name} #{build['number']}: started"))
             seen[bid] = build
             if bid in finished:
                 continue
             for step in api.get(f"builds/{bid}/steps")["steps"]:
-                if step["complete"] and step["stepid"] not in said_steps and step["name"] not in ("worker_preparation",):
+                if step["complete"] and step["stepid"] not in said_steps and step["name"] not in BUILDBOT_STEPS:
                     said_steps.add(step["stepid"])
                     if not step.get("hidden"):
-                        say(step_line(name, build, step))
+                        news.append((step.get("complete_at") or 0, bid, 1, len(news), step_line(name, build, step)))
             if build["complete"]:
                 finished.add(bid)
-                say(build_line(name, build))
+                news.append((float("inf") if name == root else build.get("complete_at") or 0, bid, 2, len(news),
+                             build_line(name, build)))
+        for *_key, line in sorted(news):
+            say(line)
         roots = [b for b in seen.values() if builders.get(b["builderid"]) == root]
         if roots and all(b["complete"] for b in seen.values()) and roots[-1]["results"] != RETRY:  # a retry is built again
             return [(builders.get(b["builderid"], ""), b) for b in sorted(seen.values(), key=lambda b: b["buildid"])]

@@ -2,7 +2,7 @@
 
 ``kind = "docker"``: Buildbot's ``DockerLatentWorker`` on ``docker_host`` (default: ``[images] engine``,
 the engine ``make up`` starts), host networking (these engines run without a bridge), the image stackyard
-builds (``ensure_worker_image``) unless ``image`` names one. ``kind = "kubernetes"``: Buildbot's
+builds (``ensure_worker_image``, tagged ``stackyard-worker:<codename>``) unless ``image`` names one. ``kind = "kubernetes"``: Buildbot's
 ``KubeLatentWorker`` in ``namespace``, running ``image`` (the worker image pushed to a registry), with the
 cluster's own credentials (``kube_config = "in-cluster"``) or ``kubectl proxy``'s.
 
@@ -44,7 +44,8 @@ VENV = "/opt/stackyard"
 BASEDIR = "/buildbot"
 # what a worker needs to run stackyard at all; build workers add their toolchain with 'packages'
 WORKER_PACKAGES = ("python3-venv", "git", "ca-certificates")
-SOURCES = ("pyproject.toml", "README.md", "stackyard")
+SOURCES = ("pyproject.toml", "README.md", "stackyard")  # what the wheel is made from
+DIGESTED = ("pyproject.toml", "stackyard")  # what the image's tag follows (the README is only the wheel's description)
 
 # The worker's buildbot.tac: everything from the environment the master gives the container
 # (BUILDMASTER, BUILDMASTER_PORT, WORKERNAME, WORKERPASS); the password is dropped from the
@@ -87,7 +88,7 @@ def _release(config: Config, codename: str) -> Release:
 def source_digest(root: Path = ROOT) -> str:
     """sha256 of the files stackyard's wheel is made from (names and contents, in order)."""
     h = hashlib.sha256()
-    for top in SOURCES:
+    for top in DIGESTED:
         path = root / top
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for f in files:
@@ -115,18 +116,32 @@ def worker_image_tag(config: Config, latent: LatentSettings, root: Path = ROOT) 
     return f"{REPOSITORY}:{codename}-{key}"
 
 
+def worker_image_ref(config: Config, latent: LatentSettings) -> str:
+    """What the master starts containers from: ``stackyard-worker:<codename>``, moved by ``make up`` onto the image
+    of the current inputs (so a master never names an image that was not built)."""
+    return f"{REPOSITORY}:{_codename(config, latent)}"
+
+
 def ensure_worker_image(config: Config, latent: LatentSettings, *, report: Reporter = discard, runner: Runner = RUNNER,
                         root: Path = ROOT) -> tuple[str, bool]:
-    """The worker image of ``latent`` in its engine (built when its tag is missing): (tag, built)."""
-    import docker.errors
-
+    """The worker image of ``latent`` in its engine (built when its tag is missing), tagged as
+    ``worker_image_ref`` too: (tag, built)."""
     tag = worker_image_tag(config, latent, root)
     engine = latent.docker_host or config.images.engine
     client = docker_engine.connect(config.images if engine == config.images.engine else
                                    _with_engine(config, engine))
+    built = _build_worker_image(config, latent, client, tag, report, runner, root)
+    client.api.tag(tag, REPOSITORY, worker_image_ref(config, latent).split(":", 1)[1])
+    return tag, built
+
+
+def _build_worker_image(config: Config, latent: LatentSettings, client: Any, tag: str, report: Reporter, runner: Runner,
+                        root: Path) -> bool:
+    import docker.errors
+
     try:
         client.images.get(tag)
-        return tag, False
+        return False
     except docker.errors.ImageNotFound:
         pass
     log = config.paths.output / "logs" / "buildbot" / "worker-image.log"
@@ -150,7 +165,7 @@ def ensure_worker_image(config: Config, latent: LatentSettings, *, report: Repor
         report(Note("worker-image", f"{tag}: building on {base}"))
         docker_engine.build(client, context, tag, log,
                             on_step=lambda i, n, text: report(Note("worker-image", f"[{i}/{n}] {text}")))
-    return tag, True
+    return True
 
 
 def _with_engine(config: Config, engine: str) -> Any:
@@ -199,7 +214,7 @@ def docker_worker_kwargs(config: BuildbotConfig, w: WorkerSettings) -> dict[str,
     assert latent is not None and latent.kind == "docker"
     return {
         "docker_host": latent.docker_host or config.images.engine,
-        "image": latent.image or worker_image_tag(config, latent),
+        "image": latent.image or worker_image_ref(config, latent),
         "masterFQDN": master_address(config, latent),
         "hostconfig": {"network_mode": latent.network},
         "volumes": list(latent.volumes),

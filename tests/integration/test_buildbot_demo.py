@@ -62,6 +62,7 @@ def test_demo_forces_the_wheels_builder_and_follows_its_chain_to_green(master: M
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     # a line per build started, per step finished, per build finished, in the order they happened
+    assert "locks_acquire" not in out and "worker_preparation" not in out  # Buildbot's own steps are not news
     for line in ("wheels-2025.1 #1: started", "  wheels-2025.1 #1 requirements: skipped", "  wheels-2025.1 #1 wheels-deb: success",
                  "tinyapp-2025.1 #1: started", "  tinyapp-2025.1 #1 smoke test: success", "  tinyapp-2025.1 #1 publish: success",
                  "promote-2025.1 #1: started", "  promote-2025.1 #1 promote: success"):
@@ -99,3 +100,15 @@ def test_bad_input_is_one_clear_error(master: Master) -> None:
     assert r.returncode == 4 and "does not answer" in r.stderr and "'make up' starts it" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert len(master.api.builds()) == 6  # nothing was forced by any of these
+
+
+def test_a_failing_step_fails_the_demo_naming_the_build_the_step_and_its_url(master: Master) -> None:
+    recipe = master.ws.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text().replace("  - tinyapp --version\n", "  - tinyapp --version\n  - sh -c 'echo kaboom; exit 3'\n"))
+    before = promoted(master.ws)
+    r = demo(master.ws, "--release", "2025.1", "tinyapp")
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert re.search(r"^buildbot demo: error: tinyapp-2025\.1 #3 failure, step 'smoke test': .*\n"
+                     rf"  fix: its logs: {re.escape(master.url)}#/builders/\d+/builds/3$", r.stderr, re.M), r.stderr
+    assert "Traceback" not in r.stderr
+    assert "promote-2025.1 #3" not in r.stdout and promoted(master.ws) == before  # nothing more was promoted

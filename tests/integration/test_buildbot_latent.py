@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from builders.latent import worker_image_tag
+from builders.latent import worker_image_ref, worker_image_tag
 from builders.settings import load_config
 from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures.index_server import IndexServer
@@ -79,6 +79,11 @@ def test_make_up_builds_the_worker_image_once(master: Master, docker_engine: str
     images = subprocess.run(["docker", "-H", docker_engine, "images", "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert tag in images
+    # the master starts containers from the moving tag, which points at the image of the current inputs
+    ref = worker_image_ref(config, w.latent)
+    ids = [subprocess.run(["docker", "-H", docker_engine, "image", "inspect", "--format", "{{.Id}}", t],
+                          capture_output=True, text=True, check=True).stdout for t in (tag, ref)]
+    assert ids[0] == ids[1]
     # stackyard and the master's buildbot-worker are in it, on PATH
     said = subprocess.run(["docker", "-H", docker_engine, "run", "--rm", "--network", "host", tag, "sh", "-c",
                            "stackyard --help >/dev/null && twistd --version >/dev/null && "
@@ -95,7 +100,7 @@ def test_a_build_starts_the_container_on_demand_runs_in_it_and_the_container_is_
         master: Master, docker_engine: str) -> None:
     api = master.api
     config = load_config(master.ws.config)
-    tag = worker_image_tag(config, config.buildbot.workers[0].latent)  # type: ignore[arg-type]
+    tag = worker_image_ref(config, config.buildbot.workers[0].latent)  # type: ignore[arg-type]
     assert containers(docker_engine, f"buildbot-{WORKER}-") == []  # nothing runs before a build needs it
     (worker,) = api.get("workers")["workers"]
     assert worker["name"] == WORKER and worker["connected_to"] == []

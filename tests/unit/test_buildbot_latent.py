@@ -81,15 +81,17 @@ def test_a_docker_worker_defaults_to_the_local_engine_host_networking_and_the_bu
     kwargs = latent.docker_worker_kwargs(c, w)
     tag = latent.worker_image_tag(c, w.latent)
     assert tag.startswith("stackyard-worker:bookworm-") and len(tag.split("-")[-1]) == 12
+    assert latent.worker_image_ref(c, w.latent) == "stackyard-worker:bookworm"  # make up moves it onto the built tag
     assert kwargs == {
-        "docker_host": "unix:///srv/stackyard/var/run/docker.sock", "image": tag, "masterFQDN": "127.0.0.1:9990",
+        "docker_host": "unix:///srv/stackyard/var/run/docker.sock", "image": "stackyard-worker:bookworm",
+        "masterFQDN": "127.0.0.1:9990",
         "hostconfig": {"network_mode": "host"}, "volumes": [], "environment": {}, "max_builds": 1, "build_wait_timeout": 0,
         "autopull": False,
     }
     made = latent.make_worker(c, w, password)
     assert isinstance(made, DockerLatentWorker) and made.name == "box"
     assert made._config_args == ("box", "pw-of-buildbot.workers[0].password_file")
-    assert made._config_kwargs["image"] == tag and made._config_kwargs["hostconfig"] == {"network_mode": "host"}
+    assert made._config_kwargs["image"] == "stackyard-worker:bookworm" and made._config_kwargs["hostconfig"] == {"network_mode": "host"}
 
 
 def test_a_docker_worker_with_its_own_image_engine_mounts_and_environment() -> None:
@@ -116,6 +118,8 @@ def test_the_worker_image_tag_follows_its_inputs(tmp_path: Path) -> None:
     (src / "stackyard" / "__pycache__").mkdir()
     (src / "stackyard" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"\0")
     assert latent.worker_image_tag(c, w, src) == first  # bytecode is no input
+    (src / "README.md").write_text("edited\n")
+    assert latent.worker_image_tag(c, w, src) == first  # nor the README (the wheel's description only)
     (src / "stackyard" / "cli.py").write_text("print(2)\n")
     second = latent.worker_image_tag(c, w, src)
     assert second != first
