@@ -271,9 +271,12 @@ class ImageStage:
             # /etc/image_info (as openstack-helm-images' images carry): what the image is made of
             image_info=image_info_lines(spec.name, release, deb, recipe, sha256_file(lock) if lock.exists() else ""),
         )
-        # what the image is made of: the template files, their variables, the base, the keyring
+        # what the image is made of: its templates (not the other kinds' templates: a worker or infra image change
+        # rebuilds no project image), their variables, the base, the keyring
         h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
-        for file in sorted(config.paths.images.rglob("*.j2")):
+        templates = {config.paths.images / template, config.paths.images / "project.Dockerfile.j2",
+                     *(config.paths.images / "wsgi").glob("*.j2")}
+        for file in sorted(templates):
             h.update(file.name.encode() + b"\0" + file.read_bytes())
         h.update(f"{sha256_file(keyring)}\0{self.client.images.get(base).id}\0{template}".encode())
         return h.hexdigest()

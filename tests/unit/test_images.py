@@ -326,3 +326,14 @@ def test_push_checks_the_login_before_building_and_skips_what_the_registry_has(c
     FakeRegistry.digests = {f"tiny:{record.release_tag}": record.digest, f"tiny:{record.dated_tag}": record.digest}
     code, row, client = command("--push")
     assert code == 0 and row[2] == "unchanged" and row[6:8] == ["already", "there"] and len(client.pushes) == 2
+
+
+def test_only_the_project_images_templates_are_its_inputs(config: Config, release: Release, recipe: Recipe) -> None:
+    client = FakeClient()
+    first = build_image(config, release, recipe, client, runner=publish(config))
+    (config.paths.images / "worker.Dockerfile.j2").write_text("FROM another kind of image\n")
+    assert not build_image(config, release, recipe, client, runner=publish(config, keyring=False)).built
+    wsgi = config.paths.images / "wsgi" / "uwsgi.j2"
+    wsgi.write_text(wsgi.read_text() + "# changed\n")
+    again = build_image(config, release, recipe, client, runner=publish(config, keyring=False))
+    assert again.built and again.record.inputs != first.record.inputs
