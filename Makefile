@@ -123,9 +123,10 @@ bench: deps
 	$(VENV)/bin/python bench/image
 	$(VENV)/bin/python bench/lock
 	$(VENV)/bin/python bench/verify
+	$(VENV)/bin/python bench/pipeline
 
 lint: $(VENV)/.deps-stamp
-	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image bench/lock bench/verify master.cfg
+	$(VENV)/bin/ruff check stackyard builders tests bench/wheels bench/deb bench/image bench/lock bench/verify bench/pipeline master.cfg
 
 clean:
 	rm -rf var
