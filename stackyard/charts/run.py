@@ -171,6 +171,9 @@ class ChartRun:
         self.volumes: set[str] = set()
         self.keystone_ready, self.abort = threading.Event(), threading.Event()
         self.identity_lock = threading.Lock()
+        # a chart's ks-endpoints job done: its endpoints are in the catalog (what kubernetes-entrypoint waits for
+        # before nova's services start: nova-compute exits when placement's endpoint is not there yet)
+        self.identity = {c: threading.Event() for c in charts}
         self.lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------------------
@@ -338,6 +341,17 @@ class ChartRun:
             if self.abort.is_set():
                 raise ChartStepFailed(f"{step.chart}: {step.name} not run: keystone did not come up")
 
+    def _await_identity(self, step: R.Step) -> None:
+        """A chart's services wait for the endpoints of the charts it needs (nova: glance, placement, neutron)."""
+        from stackyard.charts.plan import NEEDS
+
+        for other in NEEDS.get(step.chart, ()):
+            if other == "keystone" or other not in self.identity:
+                continue
+            while not self.identity[other].wait(0.5):
+                if self.abort.is_set():
+                    raise ChartStepFailed(f"{step.chart}: {step.name} not run: {other}'s endpoints were not made")
+
     def run_steps(self, steps: list[R.Step]) -> None:
         """Jobs in order; consecutive services together (as a chart's deployments start at once)."""
         i = 0
@@ -347,6 +361,8 @@ class ChartRun:
                     self._await_keystone(steps[i])  # kubernetes-entrypoint: the job's dependency on keystone-api
                     with self.identity_lock:  # two charts' "--or-show service" at once: one gets a 409 (a Job retries)
                         self.job(steps[i])
+                    if steps[i].name == "ks-user/ks-service/ks-endpoints" and steps[i].chart in self.identity:
+                        self.identity[steps[i].chart].set()
                 else:
                     self.job(steps[i])
                 i += 1
@@ -355,6 +371,7 @@ class ChartRun:
             while j < len(steps) and steps[j].kind == "service":
                 j += 1
             group = steps[i:j]
+            self._await_identity(group[0])
             if len(group) == 1:
                 self.service(group[0])
             else:

@@ -93,3 +93,16 @@ def test_cinder_runs_its_api_and_scheduler_after_db_sync_and_identity() -> None:
     assert "transport_url = rabbit://cinder:mq-cinder-pw@rabbitmq:5672/cinder" in conf
     boot = next(f.content for f in steps[-1].files)
     assert "openstack volume type create" in boot and "volume_backend_name=rbd1" in boot
+
+
+def test_novas_services_wait_for_the_endpoints_of_the_charts_it_needs(config: Config) -> None:
+    """nova-compute exits when placement's endpoint is not in the catalog yet (seen in a five-chart run)."""
+    run = ChartRun(config, config.release("2025.1"), None, CHARTS, ("keystone", "placement", "nova"),
+                   runner=FakeRunner(), run_id="20260101T000000-abcdef")
+    compute = next(s for s in R.chart_steps(CHARTS, "nova", endpoints()) if s.name == "nova-compute")
+    run.abort.set()
+    with pytest.raises(ChartStepFailed, match="nova: nova-compute not run: placement's endpoints were not made"):
+        run._await_identity(compute)
+    run.abort.clear()
+    run.identity["placement"].set()
+    run._await_identity(compute)  # returns: placement's endpoints are there
