@@ -4,6 +4,7 @@ and the push order (a fake Docker client and a fake runner: no engine, no regist
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -328,7 +329,13 @@ def test_push_checks_the_login_before_building_and_skips_what_the_registry_has(c
     assert code == 0 and row[2] == "unchanged" and row[6:8] == ["already", "there"] and len(client.pushes) == 2
 
 
-def test_only_the_project_images_templates_are_its_inputs(config: Config, release: Release, recipe: Recipe) -> None:
+def test_only_the_project_images_templates_are_its_inputs(make_config: Callable[..., Config], release: Release,
+                                                          recipe: Recipe, tmp_path: Path) -> None:
+    templates = tmp_path / "images"
+    shutil.copytree(REPO / "images", templates)  # a copy: the test edits templates
+    config = make_config(extra='[images]\nregistry = "registry.example:5000"\n')
+    config.file.write_text(config.file.read_text().replace('output = "var"\n', f'output = "var"\nimages = "{templates}"\n'))
+    config = load_config(config.file)
     client = FakeClient()
     first = build_image(config, release, recipe, client, runner=publish(config))
     (config.paths.images / "worker.Dockerfile.j2").write_text("FROM another kind of image\n")
