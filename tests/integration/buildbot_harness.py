@@ -38,14 +38,19 @@ class Upstream:
 
     work: Path
     bare: Path
+    name: str = "tinyapp"
+
+    def sdist(self, version: str) -> Path:
+        """The source the next release commits (tinyapp's; a subclass may make another project's)."""
+        return projects.tinyapp(self.work.parent, version)
 
     @property
     def url(self) -> str:
         return self.bare.as_uri()
 
     def release(self, version: str, *tags: str) -> None:
-        """Commit tinyapp ``version``'s source and push it with ``tags`` (one push per tag)."""
-        sdist = projects.tinyapp(self.work.parent, version)
+        """Commit the project's ``version`` source and push it with ``tags`` (one push per tag)."""
+        sdist = self.sdist(version)
         with tarfile.open(sdist) as tf:
             for member in tf.getmembers():
                 rel = member.name.split("/", 1)[1]
@@ -54,7 +59,7 @@ class Upstream:
                     (self.work / rel).write_bytes(tf.extractfile(member).read())  # type: ignore[union-attr]
         sdist.unlink()
         git(self.work, "add", "-A")
-        git(self.work, "commit", "-q", "--allow-empty", "-m", f"tinyapp {version}")
+        git(self.work, "commit", "-q", "--allow-empty", "-m", f"{self.name} {version}")
         git(self.work, "push", "-q", "origin", "HEAD:refs/heads/master")
         for tag in tags:
             self.tag(tag)
