@@ -46,6 +46,11 @@ def record_file(artifact: Path) -> Path:
     return artifact.parent / f"{artifact.name}.json"
 
 
+def record_path_artifact(record: Path) -> Path:
+    """The file artifact a record beside it (``record_file``) describes."""
+    return record.with_name(record.name.removesuffix(".json"))
+
+
 def to_json(record: Record) -> dict[str, Any]:
     return {"schema": SCHEMA, "kind": record.KIND, **dataclasses.asdict(record)}
 
@@ -136,16 +141,18 @@ def why_build(previous: Record | None, inputs: str, intact: bool, rebuild: bool)
     return None
 
 
-def run(stage: Stage[R], *, rebuild: bool = False, report: Reporter = discard) -> StageResult[R]:
-    """Build ``stage``'s artifact unless its inputs are unchanged and it is intact; record it."""
+def run(stage: Stage[R], *, rebuild: bool = False, report: Reporter = discard,
+        reason: str | None = None) -> StageResult[R]:
+    """Build ``stage``'s artifact unless its inputs are unchanged and it is intact; record it.
+    ``reason``: what the stage knows of why it builds (a new changelog entry's), said instead of the generic one."""
     inputs = stage.inputs()
     path = stage.record_path()
     previous = read_record(path, stage.record_type())
-    reason = why_build(previous, inputs, previous is not None and stage.intact(previous), rebuild)
-    if reason is None and previous is not None:
+    why = why_build(previous, inputs, previous is not None and stage.intact(previous), rebuild)
+    if why is None and previous is not None:
         report(Unchanged(stage.kind, stage.name, f"{stage.stands(previous)} stands (inputs unchanged)"))
         return StageResult(previous, unchanged=True)
-    report(Building(stage.kind, stage.name, reason or ""))
+    report(Building(stage.kind, stage.name, reason or why or ""))
     record = stage.build(inputs, previous, report)
     write_record(path, record)
     return StageResult(record, unchanged=False)

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from debian.changelog import Changelog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
+from stackyard import stage
 from stackyard.debs import dpkg
 from stackyard.debs import record as deb_record
 from stackyard.debs.record import DebRecord
@@ -37,8 +39,8 @@ from stackyard.config import Config, Release
 from stackyard.wheels.constraints import load_lock
 from stackyard import __version__
 from stackyard.debs.version import debian_upstream, decide, input_lines, recorded_inputs
-from stackyard.errors import ConfigError, InputError, IntegrityError
-from stackyard.events import Building, Note, Reporter, Unchanged, discard
+from stackyard.errors import BuildError, ConfigError, InputError, IntegrityError
+from stackyard.events import Note, Reporter, discard
 from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
@@ -56,8 +58,6 @@ class DebResult:
     new_entry: bool
     lintian_warnings: tuple[str, ...]
     log: Path
-    build_seconds: float  # dpkg-buildpackage alone
-    lintian_seconds: float
     unchanged: bool = False  # nothing it is made from changed: the existing file stands (no build, lintian or smoke)
 
 
@@ -314,11 +314,8 @@ def _entry_reason(changelog: Changelog) -> str:
 def deb_status(config: Config, release: Release, recipe: Recipe, *, runner: Runner = RUNNER) -> DebStatus:
     """The fast check before a build: the same decision ``build_deb`` takes (lock and packaging digests against
     the kept changelog, the file against its record), plus whether that file was linted and smoke-tested."""
-    lock_file = lock_path(config, release, recipe.name)
-    if not lock_file.exists():
-        raise InputError(f"{lock_file}: no lock for {recipe.name}", hint=f"run 'stackyard lock --release {release.id} {recipe.name}'")
-    changelog, new_entry = next_changelog(config, release, recipe, lock_file.read_text(), runner=runner)
-    version = str(changelog.version)
+    deb_stage = venv_deb_stage(config, release, recipe, runner=runner)
+    changelog, new_entry, version = deb_stage.changelog, deb_stage.new_entry, deb_stage.version
     if new_entry:
         return DebStatus(recipe.name, recipe.package, version, STAGES, _entry_reason(changelog), None, ())
     found = _existing(config, release, recipe.package, version)
@@ -378,68 +375,120 @@ def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Report
     return LintResult(recipe.package, data.version, deb, warnings, log, seconds)
 
 
+@dataclass(frozen=True)
+class VenvDebStage:
+    """``venv-<project>`` as a stage (stackyard.stage): its inputs are the lock's and the packaging's digests the
+    kept changelog's newest entry records (a new entry when they moved); its record lies beside the file of the
+    version that entry names."""
+
+    config: Config
+    release: Release
+    recipe: Recipe
+    changelog: Changelog  # the kept changelog, with a new entry when the inputs moved
+    new_entry: bool
+    lint: bool
+    runner: Runner
+    install: Path | None = None  # the wheelhouse's requirements, hash-checked (verify_wheelhouse), if done already
+
+    kind: ClassVar[str] = "deb"
+
+    @property
+    def name(self) -> str:
+        return self.recipe.package
+
+    @property
+    def version(self) -> str:
+        return str(self.changelog.version)
+
+    def inputs(self) -> str:
+        return inputs_digest(self.changelog)
+
+    def record_path(self) -> Path:
+        deb = debs_dir(self.config, self.release) / f"{self.recipe.package}_{self.version}_{self.config.architecture}.deb"
+        return stage.record_file(deb)
+
+    def record_type(self) -> type[DebRecord]:
+        return DebRecord
+
+    def intact(self, record: DebRecord) -> bool:
+        return _existing(self.config, self.release, self.recipe.package, self.version) is not None
+
+    def stands(self, record: DebRecord) -> str:
+        return stage.record_path_artifact(self.record_path()).name
+
+    def build(self, inputs: str, previous: DebRecord | None, report: Reporter) -> DebRecord:
+        config, release, recipe, runner = self.config, self.release, self.recipe, self.runner
+        install = self.install or verify_wheelhouse(config, release, recipe)
+        build_root = config.paths.output / "build" / release.id
+        src = build_root / recipe.package
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        render_debian(config, release, recipe, src, self.changelog)
+        shutil.copy(install, src / "requirements.txt")
+
+        log = build_log(config, release, recipe.package, self.version)
+        epoch = int(parsedate_to_datetime(self.changelog.date).timestamp()) if self.changelog.date else _epoch(config, release)
+        started = time.monotonic()
+        deb = dpkg.buildpackage(src, recipe.package, self.version, log, epoch, runner=runner)
+        report(Note("deb", f"built {deb.name} in {time.monotonic() - started:.1f}s (log: {log})"))
+        check_contents(deb, recipe, f"{config.deb.prefix}/{recipe.name}", runner=runner)
+        warnings = _lint(deb, log, report, runner) if self.lint else None
+        dest = stage.record_path_artifact(self.record_path())
+        if deb.name != dest.name:
+            raise BuildError(f"dpkg-buildpackage made {deb.name}, not {dest.name} (log: {log})",
+                             hint=f"{recipe.file}: the package's architecture must be this machine's ({config.architecture})")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(deb, dest)
+        cl = changelog_path(config, release, recipe.package)
+        cl.parent.mkdir(parents=True, exist_ok=True)
+        cl.write_text(str(self.changelog))
+        digest = sha256_file(dest)
+        smoke = None
+        if previous is not None and previous.sha256 == digest:  # an identical rebuild keeps its verdicts
+            smoke = previous.smoke
+            if warnings is None and previous.linted:
+                warnings = previous.lintian_warnings
+        return DebRecord(recipe.package, self.version, digest, warnings, smoke, inputs)
+
+
+def _lint(deb: Path, log: Path, report: Reporter, runner: Runner) -> tuple[str, ...]:
+    started = time.monotonic()
+    warnings = dpkg.lintian(deb, log, runner=runner)
+    seconds = time.monotonic() - started
+    report(Note("lintian", f"{len(warnings)} warnings in {seconds:.1f}s" if warnings else f"clean in {seconds:.1f}s"))
+    for line in dpkg.tag_counts(warnings):
+        report(Note("lintian", line))
+    return warnings
+
+
+def venv_deb_stage(config: Config, release: Release, recipe: Recipe, *, lint: bool = True,
+                   runner: Runner = RUNNER, install: Path | None = None) -> VenvDebStage:
+    """The stage of ``venv-<project>`` now: the kept changelog with a new entry if its inputs moved."""
+    lock_file = lock_path(config, release, recipe.name)
+    if not lock_file.exists():
+        raise InputError(f"{lock_file}: no lock for {recipe.name}", hint=f"run 'stackyard lock --release {release.id} {recipe.name}'")
+    changelog, new_entry = next_changelog(config, release, recipe, lock_file.read_text(), runner=runner)
+    return VenvDebStage(config, release, recipe, changelog, new_entry, lint, runner, install)
+
+
 def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool = False, lint: bool = True,
               report: Reporter = discard, runner: Runner = RUNNER) -> DebResult:
-    """Build ``venv-<project>``; with its inputs unchanged since the last build (same lock and packaging,
-    so no new changelog entry) and that file intact, the file stands (``unchanged``) unless ``rebuild``.
-    ``lint=False``: no lintian (``lint_deb`` later); the record says so (``lintian_warnings`` null)."""
+    """Build ``venv-<project>`` through ``stage.run``: with its inputs unchanged since the last build (same lock
+    and packaging, so no new changelog entry) and that file intact, the file stands (``unchanged``) unless
+    ``rebuild``. ``lint=False``: no lintian (``lint_deb`` later); the record says so (``lintian_warnings`` null).
+    A file that stands but was built with ``lint=False`` is linted now."""
     started = time.monotonic()
     install = verify_wheelhouse(config, release, recipe)
-    lock_text = lock_path(config, release, recipe.name).read_text()
-    changelog, new_entry = next_changelog(config, release, recipe, lock_text, runner=runner)
-    version = str(changelog.version)
-    found = None if new_entry or rebuild else _existing(config, release, recipe.package, version)
-    if found is not None:
-        deb, data = found
-        log = build_log(config, release, recipe.package, version)
-        report(Unchanged("deb", recipe.package, f"{deb.name} stands (same lock and packaging; --rebuild builds it again)"))
-        lintian_seconds = 0.0
-        if lint and not data.linted:  # built with --no-lint before: lint it now
-            linting = lint_deb(config, release, recipe, report=report, runner=runner)
-            data, lintian_seconds = dataclasses.replace(data, lintian_warnings=linting.warnings), linting.seconds
-        return DebResult(recipe.name, recipe.package, version, deb, time.monotonic() - started, False,
-                         data.lintian_warnings or (), log, 0.0, lintian_seconds, unchanged=True)
-    report(Building("deb", recipe.package, f"{version}: " + ("--rebuild" if rebuild and not new_entry else
-                                                              _entry_reason(changelog) if new_entry else "no intact file")))
-    build_root = config.paths.output / "build" / release.id
-    src = build_root / recipe.package
-    shutil.rmtree(src, ignore_errors=True)
-    src.mkdir(parents=True)
-    render_debian(config, release, recipe, src, changelog)
-    shutil.copy(install, src / "requirements.txt")
-
-    log = build_log(config, release, recipe.package, version)
-    epoch = int(parsedate_to_datetime(changelog.date).timestamp()) if changelog.date else _epoch(config, release)
-    build_started = time.monotonic()
-    deb = dpkg.buildpackage(src, recipe.package, version, log, epoch, runner=runner)
-    build_seconds = time.monotonic() - build_started
-    check_contents(deb, recipe, f"{config.deb.prefix}/{recipe.name}", runner=runner)
-    lintian_started = time.monotonic()
-    warnings = dpkg.lintian(deb, log, runner=runner) if lint else None
-    lintian_seconds = time.monotonic() - lintian_started
-    report(Note("deb", f"built {deb.name} in {build_seconds:.1f}s (log: {log})"))
-    if warnings is None:
+    deb_stage = venv_deb_stage(config, release, recipe, lint=lint, runner=runner, install=install)
+    why = f"{deb_stage.version}: {_entry_reason(deb_stage.changelog)}" if deb_stage.new_entry else None
+    outcome = stage.run(deb_stage, rebuild=rebuild, report=report, reason=why)
+    data = outcome.record
+    dest = stage.record_path_artifact(deb_stage.record_path())
+    log = build_log(config, release, recipe.package, data.version)
+    if outcome.unchanged and lint and not data.linted:  # built with --no-lint before: lint it now
+        data = dataclasses.replace(data, lintian_warnings=lint_deb(config, release, recipe, report=report,
+                                                                   runner=runner).warnings)
+    if not outcome.unchanged and data.lintian_warnings is None:
         report(Note("deb", "not linted (stackyard lintian), not smoke-tested"))
-    else:
-        report(Note("lintian", f"{len(warnings)} warnings in {lintian_seconds:.1f}s" if warnings else
-                    f"clean in {lintian_seconds:.1f}s"))
-        for line in dpkg.tag_counts(warnings):
-            report(Note("lintian", line))
-
-    out = debs_dir(config, release)
-    out.mkdir(parents=True, exist_ok=True)
-    dest = out / deb.name
-    os.replace(deb, dest)
-    cl = changelog_path(config, release, recipe.package)
-    cl.parent.mkdir(parents=True, exist_ok=True)
-    cl.write_text(str(changelog))
-    digest = sha256_file(dest)
-    smoke = None
-    previous = deb_record.read(dest)
-    if previous is not None and previous.sha256 == digest:  # an identical rebuild keeps its verdicts
-        smoke = previous.smoke
-        if warnings is None and previous.linted:
-            warnings = previous.lintian_warnings
-    deb_record.write(dest, DebRecord(recipe.package, version, digest, warnings, smoke, inputs_digest(changelog)))
-    return DebResult(recipe.name, recipe.package, version, dest, time.monotonic() - started, new_entry, warnings or (), log,
-                     build_seconds, lintian_seconds)
+    return DebResult(recipe.name, recipe.package, data.version, dest, time.monotonic() - started, deb_stage.new_entry,
+                     data.lintian_warnings or (), log, unchanged=outcome.unchanged)
