@@ -39,6 +39,20 @@ def _recipes(config: Config, names: list[str]) -> list[Recipe]:
     return select(load_recipes(config.paths.recipes), names, config.paths.recipes)
 
 
+def command(sub: argparse._SubParsersAction, name: str, help_: str,  # type: ignore[type-arg]
+            func: Callable[[argparse.Namespace], int], *, release: bool = True,
+            projects: str | None = None) -> argparse.ArgumentParser:
+    """The subcommand ``name`` running ``func``; with ``--release`` (required) unless ``release`` is False, and
+    PROJECT arguments when ``projects`` is an nargs ("*": all by default, "+": at least one)."""
+    s = sub.add_parser(name, help=help_)
+    s.set_defaults(func=func)
+    if release:
+        s.add_argument("--release", required=True)
+    if projects:
+        s.add_argument("projects", nargs=projects, metavar="PROJECT")
+    return s
+
+
 def _releases(config: Config, name: str) -> list[Release]:
     return list(config.releases.values()) if name == "all" else [config.release(name)]
 
@@ -215,9 +229,10 @@ def cmd_wheels_deb(args: argparse.Namespace) -> int:
 
     config, release = _release(args)
     result = build_wheels_deb(config, release, runner=args.runner)
+    record = result.record
     print(table(["package", "version", "architecture", "wheels", "build", "file"],
-                [[result.package, result.version, result.architecture, str(result.wheels),
-                  "unchanged" if result.unchanged else f"built, lintian: {len(result.lintian_warnings)} warnings",
+                [[record.package, record.version, record.architecture, str(record.wheels),
+                  "unchanged" if result.unchanged else f"built, lintian: {len(record.lintian_warnings)} warnings",
                   str(result.file)]]))
     return 0
 
@@ -535,55 +550,38 @@ def parser() -> argparse.ArgumentParser:
                    help="with the release's requirements_git: this commit of its branch (default: the branch's head)")
     s.set_defaults(func=cmd_requirements_update)
 
-    s = sub.add_parser("lock", help="compile per-project locks with hashes")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s = command(sub, "lock", "compile per-project locks with hashes", cmd_lock, projects="*")
     s.add_argument("--force", action="store_true", help="recompile even if the inputs did not change")
     s.add_argument("--json", action="store_true",
                    help="print the results as JSON (project, packages, changed, pins_changed, pins_sha256, file)")
-    s.set_defaults(func=cmd_lock)
 
-    s = sub.add_parser("pin", help="move a recipe's upstream version for a release forward (e.g. to a new tag)")
-    s.add_argument("--release", required=True)
+    s = command(sub, "pin", "move a recipe's upstream version for a release forward (e.g. to a new tag)", cmd_pin)
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("version", metavar="VERSION")
-    s.set_defaults(func=cmd_pin)
 
-    s = sub.add_parser("pin-commit", help="commit a project's pin and lock to [buildbot] pins_branch and push it")
-    s.add_argument("--release", required=True)
+    s = command(sub, "pin-commit", "commit a project's pin and lock to [buildbot] pins_branch and push it", cmd_pin_commit)
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("--message", help="a paragraph added to the commit message (e.g. the build's URL)")
     s.add_argument("--json", action="store_true", help="print the result as JSON (commit, branch, base, files, attempts)")
-    s.set_defaults(func=cmd_pin_commit)
 
-    s = sub.add_parser("wait-for", help="wait until a new upstream version of a project is on the package index")
-    s.add_argument("--release", required=True)
+    s = command(sub, "wait-for", "wait until a new upstream version of a project is on the package index", cmd_wait_for)
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("version", metavar="VERSION")
     s.add_argument("--attempts", type=int, default=15, help="attempts before giving up (default: 15)")
     s.add_argument("--delay", type=float, default=30,
                    help="seconds before the second attempt; doubling, at most 10x (default: 30)")
-    s.set_defaults(func=cmd_wait_for)
 
-    s = sub.add_parser("bindep", help="list or install the Debian build dependencies of a release")
+    s = command(sub, "bindep", "list or install the Debian build dependencies of a release", cmd_bindep, release=False)
     s.add_argument("--release", required=True, help="release id, series, or 'all'")
     s.add_argument("--install", action="store_true")
-    s.set_defaults(func=cmd_bindep)
 
-    s = sub.add_parser("wheels", help="build the release's wheelhouse")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s = command(sub, "wheels", "build the release's wheelhouse", cmd_wheels, projects="*")
     s.add_argument("--all", action="store_true", help="also every entry of upper-constraints")
     s.add_argument("--allow-fail", action="append", default=[], metavar="NAME", help="a package allowed to fail")
-    s.set_defaults(func=cmd_wheels)
 
-    s = sub.add_parser("wheels-deb", help="package the wheelhouse as openstack-wheels-<release>")
-    s.add_argument("--release", required=True)
-    s.set_defaults(func=cmd_wheels_deb)
+    command(sub, "wheels-deb", "package the wheelhouse as openstack-wheels-<release>", cmd_wheels_deb)
 
-    s = sub.add_parser("deb", help="build, lint and smoke-test venv-<project> packages")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s = command(sub, "deb", "build, lint and smoke-test venv-<project> packages", cmd_deb, projects="+")
     s.add_argument("--no-smoke", action="store_true", help="build only (the package cannot be published)")
     s.add_argument("--rebuild", action="store_true", help="build, lint and test again even if nothing it is made from changed")
     s.add_argument("--no-lint", action="store_true",
@@ -591,31 +589,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true",
                    help="build nothing: say whether the inputs changed and what is left to do (build, lintian, smoke)")
     s.add_argument("--json", action="store_true", help="with --check: print it as JSON")
-    s.set_defaults(func=cmd_deb)
 
-    s = sub.add_parser("lintian", help="run lintian on the built venv-<project> package (after deb --no-lint)")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="+", metavar="PROJECT")
-    s.set_defaults(func=cmd_lintian)
+    command(sub, "lintian", "run lintian on the built venv-<project> package (after deb --no-lint)", cmd_lintian, projects="+")
 
-    s = sub.add_parser("smoke", help="smoke-test the built and linted venv-<project> package in a clean root")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="+", metavar="PROJECT")
-    s.set_defaults(func=cmd_smoke)
+    command(sub, "smoke", "smoke-test the built and linted venv-<project> package in a clean root", cmd_smoke, projects="+")
 
-    s = sub.add_parser("publish", help="put tested packages into <codename>-<release>-staging")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="*", metavar="PROJECT")
-    s.set_defaults(func=cmd_publish)
+    command(sub, "publish", "put tested packages into <codename>-<release>-staging", cmd_publish, projects="*")
 
-    s = sub.add_parser("promote", help="copy packages from staging to <codename>-<release> and snapshot")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="*", metavar="PROJECT")
+    s = command(sub, "promote", "copy packages from staging to <codename>-<release> and snapshot", cmd_promote, projects="*")
     s.add_argument("--force", metavar="REASON",
                    help="promote without a passing verify record for the staged versions; REASON goes into the snapshot's record")
-    s.set_defaults(func=cmd_promote)
 
-    s = sub.add_parser("verify", help="boot a bookworm machine, install the release's packages, run a control plane and a scenario")
+    s = command(sub, "verify", "boot a bookworm machine, install the release's packages, run a control plane and a scenario", cmd_verify, release=False)
     s.add_argument("--release", help="the release whose staging (or, with --promoted, promoted) packages are installed")
     s.add_argument("projects", nargs="*", metavar="PROJECT",
                    help="default: keystone glance placement neutron nova python-openstackclient (what a project needs is added: nova needs glance, placement and neutron); cinder when named")
@@ -630,7 +615,6 @@ def parser() -> argparse.ArgumentParser:
                    help="run even when the latest record passed with the very same packages (else: unchanged, nothing runs)")
     s.add_argument("--clean", action="store_true",
                    help="only kill a container a killed verify left, unmount and remove its root (every release without --release)")
-    s.set_defaults(func=cmd_verify)
 
     for name, help_, out_help in (
         ("apt-config", "the apt sources, pins and keyring for a release (deb822 .sources, .pref)",
@@ -647,19 +631,14 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--output", metavar="DIR" if name == "apt-config" else "FILE", help=out_help)
         s.set_defaults(func=cmd_apt_config if name == "apt-config" else cmd_puppet_data)
 
-    s = sub.add_parser("image", help="build openstack-helm images from the published debs (and push them)")
-    s.add_argument("--release", required=True)
-    s.add_argument("projects", nargs="+", metavar="PROJECT")
+    s = command(sub, "image", "build openstack-helm images from the published debs (and push them)", cmd_image, projects="+")
     s.add_argument("--push", action="store_true", help="push to [images] registry: the dated tag, then the release tag")
     s.add_argument("--promoted", action="store_true", help="install from <codename>-<release> instead of its staging")
-    s.set_defaults(func=cmd_image)
 
-    s = sub.add_parser("helm-values", help="write openstack-helm values overrides (images.tags, registry login)")
-    s.add_argument("--release", required=True)
+    s = command(sub, "helm-values", "write openstack-helm values overrides (images.tags, registry login)", cmd_helm_values)
     s.add_argument("--output", help="directory (default: <output>/helm/<release>)")
     s.add_argument("--by-digest", action="store_true",
                    help="reference images as repository@sha256:... (the pushed digest) instead of the dated tag")
-    s.set_defaults(func=cmd_helm_values)
 
     s = sub.add_parser("chart-verify", help="run the openstack-helm charts' scripts and configuration in containers "
                                             "from the pushed images, then the scenario")
@@ -671,9 +650,8 @@ def parser() -> argparse.ArgumentParser:
                    help="only remove the containers, networks and volumes runs left (a killed run)")
     s.set_defaults(func=cmd_chart_verify)
 
-    s = sub.add_parser("services", help="start or stop the embedded Docker engine and registry (make up / make down)")
+    s = command(sub, "services", "start or stop the embedded Docker engine and registry (make up / make down)", cmd_services, release=False)
     s.add_argument("action", choices=["up", "down"])
-    s.set_defaults(func=cmd_services)
 
     from stackyard.transfer_cli import add_commands  # scale-out: bundle, verify-artifact, receive, fetch/serve-wheelhouse
 

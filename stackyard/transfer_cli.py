@@ -9,14 +9,14 @@ import signal
 import threading
 from pathlib import Path
 
-from stackyard.config import load_config
-from stackyard.recipes import load_recipes, select
+from stackyard.cli import _config, _recipes, _release, command
+from stackyard.config import Config, Release
+from stackyard.recipes import Recipe
 
 
-def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    config = load_config(Path(args.config))
-    release = config.release(args.release)
-    (recipe,) = select(load_recipes(config.paths.recipes), [args.project], config.paths.recipes)
+def _recipe(args: argparse.Namespace) -> tuple[Config, Release, Recipe]:
+    config, release = _release(args)
+    (recipe,) = _recipes(config, [args.project])
     return config, release, recipe
 
 
@@ -43,8 +43,7 @@ def cmd_verify_artifact(args: argparse.Namespace) -> int:
 def cmd_receive(args: argparse.Namespace) -> int:
     from stackyard.transfer import receive
 
-    config = load_config(Path(args.config))
-    release = config.release(args.release)
+    config, release = _release(args)
     b = receive(config, release, Path(args.file))
     print(f"received {b.package} {b.version} ({b.deb}, sha256 of the bundle {b.sha256} checked)")
     return 0
@@ -67,7 +66,7 @@ def cmd_fetch_wheelhouse(args: argparse.Namespace) -> int:
 def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
     from stackyard.transfer import WheelhouseServer
 
-    config = load_config(Path(args.config))
+    config = _config(args)
     server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port).start()
     print(f"serving {config.paths.output / 'wheelhouse'} at {server.url}/ (Ctrl-C or SIGTERM stops)", flush=True)
     stop = threading.Event()
@@ -82,30 +81,22 @@ def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = sub.add_parser("bundle", help="pack a tested deb, its record and changelog for the publisher, with a .sha256 beside it")
-    s.add_argument("--release", required=True)
+    s = command(sub, "bundle", "pack a tested deb, its record and changelog for the publisher, with a .sha256 beside it", cmd_bundle)
     s.add_argument("project")
     s.add_argument("--out", required=True, help="directory the bundle and its .sha256 are written to")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_bundle)
 
-    s = sub.add_parser("verify-artifact", help="check files against the .sha256 beside each")
+    s = command(sub, "verify-artifact", "check files against the .sha256 beside each", cmd_verify_artifact, release=False)
     s.add_argument("files", nargs="+")
-    s.set_defaults(func=cmd_verify_artifact)
 
-    s = sub.add_parser("receive", help="check a bundle's sha256 and unpack its deb into this machine's var/ (the publisher)")
-    s.add_argument("--release", required=True)
+    s = command(sub, "receive", "check a bundle's sha256 and unpack its deb into this machine's var/ (the publisher)", cmd_receive)
     s.add_argument("file")
-    s.set_defaults(func=cmd_receive)
 
-    s = sub.add_parser("fetch-wheelhouse", help="get a project's locked wheels from the publisher's wheelhouse over HTTP")
-    s.add_argument("--release", required=True)
+    s = command(sub, "fetch-wheelhouse", "get a project's locked wheels from the publisher's wheelhouse over HTTP", cmd_fetch_wheelhouse)
     s.add_argument("project")
     s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_fetch_wheelhouse)
 
-    s = sub.add_parser("serve-wheelhouse", help="serve every release's wheelhouse (PEP 503 index, manifest) read-only over HTTP")
+    s = command(sub, "serve-wheelhouse", "serve every release's wheelhouse (PEP 503 index, manifest) read-only over HTTP", cmd_serve_wheelhouse, release=False)
     s.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for build workers elsewhere)")
     s.add_argument("--port", type=int, default=8081)
-    s.set_defaults(func=cmd_serve_wheelhouse)

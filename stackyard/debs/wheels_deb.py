@@ -62,9 +62,6 @@ class WheelsDebResult:
     file: Path
     unchanged: bool  # the file of these inputs was there: not built again
 
-    def __getattr__(self, name: str) -> object:  # package, version, architecture, wheels, lintian_warnings
-        return getattr(self.record, name)
-
 
 def _templates() -> Environment:
     return Environment(loader=PackageLoader("stackyard.debs", "templates"), undefined=StrictUndefined, keep_trailing_newline=True)

@@ -53,10 +53,10 @@ def test_pure_wheels_go_to_usr_share_as_architecture_all(config: Config, release
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", "pbr-6.1.0-py2.py3-none-any.whl")
     fake = Builds()
     result = build_wheels_deb(config, release, runner=fake)
-    assert (result.package, result.version, result.architecture, result.wheels) == (
+    assert (result.record.package, result.record.version, result.record.architecture, result.record.wheels) == (
         "openstack-wheels-2025.1", "20250601.1", "all", 2)
     assert result.file == config.paths.output / "debs" / "2025.1" / "openstack-wheels-2025.1_20250601.1_all.deb"
-    assert result.file.exists() and result.lintian_warnings == ("W: openstack-wheels-2025.1: some-tag",)
+    assert result.file.exists() and result.record.lintian_warnings == ("W: openstack-wheels-2025.1: some-tag",)
     tree = fake.trees[0]
     assert tree["debian/openstack-wheels-2025.1.install"] == "wheelhouse/* usr/share/openstack-wheels/2025.1/\n"
     assert tree["debian/source/format"] == "3.0 (native)\n"
@@ -73,30 +73,30 @@ def test_one_compiled_wheel_makes_it_architecture_specific_under_usr_lib(config:
                "MarkupSafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
     fake = Builds()
     result = build_wheels_deb(config, release, runner=fake)
-    assert result.architecture == "amd64" and result.file.name.endswith("_amd64.deb")
+    assert result.record.architecture == "amd64" and result.file.name.endswith("_amd64.deb")
     assert fake.trees[0]["debian/openstack-wheels-2025.1.install"] == "wheelhouse/* usr/lib/openstack-wheels/2025.1/\n"
 
 
 def test_the_version_moves_only_when_the_wheelhouse_or_its_date_does(config: Config, release: Release) -> None:
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl")
     first = build_wheels_deb(config, release, runner=Builds())
-    assert first.version == "20250601.1" and not first.unchanged
+    assert first.record.version == "20250601.1" and not first.unchanged
     fake = Builds()
     again = build_wheels_deb(config, release, runner=fake)  # unchanged: same version, that file stands
-    assert again.unchanged and again.version == "20250601.1" and again.file == first.file and fake.calls == []
+    assert again.unchanged and again.record.version == "20250601.1" and again.file == first.file and fake.calls == []
     rebuilt = build_wheels_deb(config, release, rebuild=True, runner=fake)
-    assert not rebuilt.unchanged and rebuilt.version == "20250601.1" and [c.argv[0] for c in fake.calls] == [
+    assert not rebuilt.unchanged and rebuilt.record.version == "20250601.1" and [c.argv[0] for c in fake.calls] == [
         "dpkg-buildpackage", "lintian"]
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", "pbr-6.1.0-py2.py3-none-any.whl")
-    assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.2"
+    assert build_wheels_deb(config, release, runner=Builds()).record.version == "20250601.2"
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", "pbr-6.1.0-py2.py3-none-any.whl", source_date="2025-07-15")
-    assert build_wheels_deb(config, release, runner=Builds()).version == "20250715.1"  # a new upper-constraints date
+    assert build_wheels_deb(config, release, runner=Builds()).record.version == "20250715.1"  # a new upper-constraints date
 
 
 def test_without_a_source_record_the_date_is_the_epoch_never_the_clock(config: Config, release: Release) -> None:
     wheelhouse(config, release, "six-1.17.0-py2.py3-none-any.whl", source_date=None)
     fake = Builds()
-    assert build_wheels_deb(config, release, runner=fake).version == "19700101.1"
+    assert build_wheels_deb(config, release, runner=fake).record.version == "19700101.1"
     assert fake.calls[0].env["SOURCE_DATE_EPOCH"] == "0"
 
 
@@ -112,7 +112,7 @@ def test_without_a_record_a_file_built_before_keeps_its_version_taken(config: Co
     out = config.paths.output / "debs" / "2025.1"
     out.mkdir(parents=True)
     (out / "openstack-wheels-2025.1_20250601.3_all.deb").write_bytes(b"an older build")
-    assert build_wheels_deb(config, release, runner=Builds()).version == "20250601.4"
+    assert build_wheels_deb(config, release, runner=Builds()).record.version == "20250601.4"
 
 
 def test_the_state_file_of_stackyard_0_becomes_the_record_without_a_rebuild(config: Config, release: Release) -> None:
@@ -125,5 +125,5 @@ def test_the_state_file_of_stackyard_0_becomes_the_record_without_a_rebuild(conf
         {"base": "20250601", "digest": digest, "n": 2, "version": "20250601.2"}))
     fake = Builds()
     result = build_wheels_deb(config, release, runner=fake)
-    assert result.unchanged and result.version == "20250601.2" and fake.calls == []
+    assert result.unchanged and result.record.version == "20250601.2" and fake.calls == []
     assert not (out / ".openstack-wheels-2025.1.state.json").exists()
