@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -32,6 +33,13 @@ def _config(args: argparse.Namespace) -> Config:
 def _release(args: argparse.Namespace) -> tuple[Config, Release]:
     config = _config(args)
     return config, config.release(args.release)
+
+
+def _project(args: argparse.Namespace) -> tuple[Config, Release, Recipe]:
+    """``--release`` and the one PROJECT argument of a command."""
+    config, release = _release(args)
+    (recipe,) = _recipes(config, [args.project])
+    return config, release, recipe
 
 
 def _recipes(config: Config, names: list[str]) -> list[Recipe]:
@@ -131,8 +139,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_pin(args: argparse.Namespace) -> int:
     from stackyard.pins import pin
 
-    config, release = _release(args)
-    (recipe,) = _recipes(config, [args.project])
+    config, release, recipe = _project(args)
     result = pin(recipe, release.id, args.version)
     if result.changed:
         print(f"{recipe.file}: versions.{release.id}: {result.previous} -> {result.current}")
@@ -144,13 +151,10 @@ def cmd_pin(args: argparse.Namespace) -> int:
 def cmd_pin_commit(args: argparse.Namespace) -> int:
     from stackyard.pin_commit import commit_pin
 
-    config, release = _release(args)
-    (recipe,) = _recipes(config, [args.project])
+    config, release, recipe = _project(args)
     result = commit_pin(config, release, recipe, message_suffix=args.message or "", runner=args.runner)
     if args.json:
-        print(json.dumps({"project": result.project, "release": result.release, "version": result.version,
-                          "branch": result.branch, "remote": result.remote, "commit": result.commit, "base": result.base,
-                          "files": list(result.files), "attempts": result.attempts}))
+        print(json.dumps(dataclasses.asdict(result)))
     elif result.commit:
         print(f"{result.branch} of {result.remote}: {result.commit} {result.project} {result.version} for {result.release} "
               f"({' '.join(result.files)}; push attempt {result.attempts})")
@@ -163,8 +167,7 @@ def cmd_wait_for(args: argparse.Namespace) -> int:
     from stackyard.http import Http
     from stackyard.wait_for import forget_cached_pages, wait_for_version
 
-    config, release = _release(args)
-    (recipe,) = _recipes(config, [args.project])
+    config, release, recipe = _project(args)
     if recipe.source.git:
         print(f"{recipe.name}: built from {recipe.source.git} at tag {args.version}: no index to wait for")
         return 0

@@ -9,21 +9,13 @@ import signal
 import threading
 from pathlib import Path
 
-from stackyard.cli import _config, _recipes, _release, command
-from stackyard.config import Config, Release
-from stackyard.recipes import Recipe
-
-
-def _recipe(args: argparse.Namespace) -> tuple[Config, Release, Recipe]:
-    config, release = _release(args)
-    (recipe,) = _recipes(config, [args.project])
-    return config, release, recipe
+from stackyard.cli import _config, _project, _release, command
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from stackyard.transfer import bundle
 
-    config, release, recipe = _recipe(args)
+    config, release, recipe = _project(args)
     b = bundle(config, release, recipe, Path(args.out))
     if args.json:
         print(json.dumps({"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb}))
@@ -52,7 +44,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 def cmd_fetch_wheelhouse(args: argparse.Namespace) -> int:
     from stackyard.transfer import fetch_wheelhouse
 
-    config, release, recipe = _recipe(args)
+    config, release, recipe = _project(args)
     r = fetch_wheelhouse(config, release, recipe, args.url)
     if args.json:
         print(json.dumps(r.as_json() | {"wheels_missing": " ".join(r.missing)}))
