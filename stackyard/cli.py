@@ -107,23 +107,12 @@ def cmd_requirements_update(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from stackyard.events import Event, ItemFinished
     from stackyard.wheels.lock import lock_projects
 
     config, release = _release(args)
     recipes = load_recipes(config.paths.recipes)
-    console = ConsoleReporter()
-
-    def report(event: Event) -> None:  # a project's line: its state, package count, resolver and seconds
-        if isinstance(event, ItemFinished):
-            width = len(str(event.total))
-            print(f"  [{event.index:>{width}}/{event.total}] {event.name} {event.version}: {event.detail} "
-                  f"({event.seconds:.1f}s)", file=sys.stderr, flush=True)
-        else:
-            console(event)
-
     results = lock_projects(config, release, select(recipes, args.projects, config.paths.recipes),
-                            force=args.force, report=report, runner=args.runner)
+                            force=args.force, report=ConsoleReporter(), runner=args.runner)
     rows = [[r.project, str(r.packages), "changed" if r.changed else "unchanged", f"{r.seconds:.1f}",
              str(r.file.relative_to(config.paths.root))] for r in results]
     if args.json:  # pins_changed: the pins and hashes moved (a header-only change needs no rebuild)

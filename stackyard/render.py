@@ -20,8 +20,10 @@ class ConsoleReporter:
             width = len(str(event.total))
             mark = "!!" if event.outcome == Outcome.FAILED else "  "
             line = f"{mark}[{event.index:>{width}}/{event.total}] {event.outcome.value:<8} {event.name} {event.version}"
+            if event.outcome.ok and event.detail:
+                line += f": {event.detail}"
             line += f"  ({event.seconds:.1f}s)"
-            if event.outcome in (Outcome.FAILED, Outcome.ALLOWED_FAILURE):
+            if not event.outcome.ok:
                 line += f"\n      {event.detail}\n      log: {event.log}"
             w(line + "\n")
         elif isinstance(event, Note):

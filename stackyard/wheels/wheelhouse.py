@@ -236,7 +236,7 @@ class _Run:
             if path is not None and item.filename:
                 self.wheel_paths[item.filename] = path  # type: ignore[assignment]
             index = len(self.results)
-            detail = item.error.splitlines()[0] if item.error else (item.filename or "")
+            detail = item.error.splitlines()[0] if item.error else ""
             self.reporter(ItemFinished(STEP, w.name, w.version, outcome, item.seconds, index, self.total, item.log, detail))
 
     def fail(self, w: Wanted, started: float, exc: BaseException, log: Path | None = None) -> None:

@@ -51,4 +51,4 @@ def test_uv_writes_the_same_locks_as_pip_compile(tmp_path: Path) -> None:
     # the uv run showed its progress: a line per project with its resolver and seconds
     r = uv_ws.run("lock", "--release", "2025.1", "--force", "keystone")
     assert "keystone 27.0.2: resolving with uv ..." in r.stderr
-    assert re.search(r"\[1/1\] keystone 27.0.2: unchanged, \d+ packages, uv \(\d+\.\d+s\)", r.stderr), r.stderr
+    assert re.search(r"\[1/1\] cached\s+keystone 27.0.2: unchanged, \d+ packages, uv  \(\d+\.\d+s\)", r.stderr), r.stderr

@@ -130,7 +130,7 @@ def test_lock_json_reports_each_project_without_resolving_unchanged_inputs(locke
 
     assert json.loads(out) == [{"project": "tiny", "packages": 2, "changed": False, "pins_changed": False,
                                 "pins_sha256": pins_digest(before), "file": "requirements/2025.1/locks/tiny.txt"}]
-    assert "  [1/1] tiny 1.2.0: up to date (inputs unchanged), 2 packages (" in err
+    assert "  [1/1] cached   tiny 1.2.0: up to date (inputs unchanged), 2 packages  (" in err
     assert lock_path(locked, locked.release("2025.1"), "tiny").read_text() == before
 
 
