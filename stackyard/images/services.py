@@ -222,8 +222,7 @@ def _dockerd_failure(log: Path, offset: int) -> str:
 
 def _unmount(path: Path) -> None:
     """A dockerd that fails to start can leave its data root bind-mounted on itself."""
-    mounts = Path("/proc/self/mounts").read_text().splitlines()
-    if any(line.split()[1] == str(path) for line in mounts if len(line.split()) > 1):  # a bind mount: not ismount()
+    if str(path) in _mounts_under(path):  # a bind mount of the same file system: os.path.ismount() misses it
         RUNNER.run(["umount", str(path)], timeout=60, what="unmount a failed engine's data root", check=False)
 
 
@@ -260,8 +259,18 @@ def start_dockerd(sock: Path, state: Path, driver: str = "auto") -> Dockerd:
     return Dockerd("vfs", reason)
 
 
+def _mounts_under(path: Path) -> list[str]:
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in lines if len(line.split()) > 1]
+    return [m for m in points if m == str(path) or m.startswith(f"{path}/")]
+
+
 def stop_dockerd(state: Path) -> bool:
-    return _stop("dockerd", state)
+    """Stop it, then undo what it left mounted under ``state`` (its exec root's network namespace file)."""
+    stopped = _stop("dockerd", state)
+    for mount in sorted((m for m in _mounts_under(state) if m != str(state)), reverse=True):  # not state itself
+        RUNNER.run(["umount", mount], timeout=60, what="unmount what a stopped engine left", check=False)
+    return stopped
 
 
 def start_engine(config: Config) -> ServiceStatus:

@@ -260,8 +260,10 @@ def test_the_engine_runs_overlay2_where_it_can_and_says_why_it_falls_back_to_vfs
         try:
             assert (started.driver, started.fallback) == ("overlay2", "")
             assert reported_driver(plain / "docker.sock") == "overlay2"
+            assert _mounted_under(plain) != []  # its exec root's network namespace, at least
         finally:
             stop_dockerd(plain)
+        assert _mounted_under(plain) == []  # a stopped engine leaves nothing mounted
         merged = _overlay_mount(short / "ov")
         try:
             started = start_dockerd(merged / "docker.sock", merged)
@@ -270,8 +272,11 @@ def test_the_engine_runs_overlay2_where_it_can_and_says_why_it_falls_back_to_vfs
                 assert started.fallback.startswith("overlay2 not usable here (") and "graphdriver" in started.fallback
             finally:
                 stop_dockerd(merged)
-            with pytest.raises(ToolError) as info:
-                start_dockerd(merged / "docker.sock", merged, "overlay2")
+            try:
+                with pytest.raises(ToolError) as info:
+                    start_dockerd(merged / "docker.sock", merged, "overlay2")
+            finally:
+                stop_dockerd(merged)  # had it started after all
             assert "dockerd does not run with storage driver overlay2 here" in str(info.value)
             assert 'storage_driver = "auto"' in (info.value.hint or "")
             assert not (merged / "dockerd.pid").exists()
