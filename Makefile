@@ -104,7 +104,7 @@ PYTEST = rc=0; $(VENV)/bin/python -m pytest -ra --durations=15 $(1) || rc=$$?; \
 test: deps
 	$(call PYTEST,tests/unit tests/integration tests/e2e -m "not charts")
 
-# keystone, glance, placement, neutron, nova and cinder under openstack-helm's own scripts (seven images built)
+# keystone, glance, placement, neutron, nova and cinder under openstack-helm's own scripts (make test runs all but cinder)
 test-charts: deps
 	$(call PYTEST,tests/e2e/test_chart_control_plane.py -m charts)
 

@@ -105,6 +105,7 @@ class ImageSettings:
     ca_cert: Path | None  # CA of the registry's TLS certificate (None: the system's trust store)
     uid: int  # uid and gid of the service user in every image (openstack-helm: 42424)
     retries: int  # bounded retries (exponential backoff) for registry requests
+    storage_driver: str = "auto"  # the embedded dockerd's: overlay2 when it works there ("auto"), else vfs
 
     @property
     def engine_socket(self) -> Path | None:
@@ -232,7 +233,8 @@ IMAGE_PATH = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
 
 
 def _image_settings(t: Table, root: Path) -> ImageSettings:
-    t.check_keys({"registry", "namespace", "engine", "username", "password_file", "ca_cert", "uid", "retries"})
+    t.check_keys({"registry", "namespace", "engine", "username", "password_file", "ca_cert", "uid", "retries",
+                  "storage_driver"})
     engine = t.str("engine", "unix://var/run/docker.sock")
     if engine.startswith("unix://"):
         engine = "unix://" + str(root / engine.removeprefix("unix://"))  # relative to stackyard.toml
@@ -241,6 +243,10 @@ def _image_settings(t: Table, root: Path) -> ImageSettings:
     ca = t.data.get("ca_cert", "var/registry/ca.crt")
     if not isinstance(ca, str):
         raise t.error(f"must be a path or \"\" (system trust store), got {ca!r}", "ca_cert")
+    driver = t.str("storage_driver", "auto")
+    if driver not in ("auto", "overlay2", "vfs"):
+        raise t.error(f"{driver!r} is not one of auto, overlay2, vfs (auto: overlay2 where it works, else vfs)",
+                      "storage_driver")
     return ImageSettings(
         registry=t.str("registry", "127.0.0.1:5443", pattern=REGISTRY),
         namespace=t.str("namespace", "stackyard", pattern=IMAGE_PATH),
@@ -250,6 +256,7 @@ def _image_settings(t: Table, root: Path) -> ImageSettings:
         ca_cert=(root / ca) if ca else None,
         uid=t.int("uid", 42424, 1),
         retries=t.int("retries", 4),
+        storage_driver=driver,
     )
 
 

@@ -3,9 +3,10 @@
 ``stackyard services up`` (``make up``) and the test fixtures start them from
 here, bound to loopback, with their state under ``<output>/services``:
 
-- dockerd with the flags these machines need (vfs storage, no iptables, no
-  bridge: builds and containers use host networking), on the socket
-  ``[images] engine`` names;
+- dockerd with the flags these machines need (overlay2 storage where the
+  kernel and file system allow it, else vfs: ``[images] storage_driver``; no
+  iptables, no bridge: builds and containers use host networking), on the
+  socket ``[images] engine`` names;
 - Debian's ``docker-registry`` on ``[images] registry`` with TLS (a CA
   generated here, trusted by the engine through /etc/docker/certs.d) and an
   htpasswd file of bcrypt entries for ``[images] username``; the password is
@@ -173,18 +174,103 @@ def registry_is_local(config: Config) -> bool:
     return _registry_address(config.images)[0] in LOOPBACK
 
 
-def start_dockerd(sock: Path, state: Path) -> None:
-    """dockerd on the unix socket ``sock``, its data, exec root and log under ``state``."""
+STORAGE_DRIVERS = ("overlay2", "vfs")
+
+
+@dataclass(frozen=True)
+class Dockerd:
+    driver: str  # the storage driver the engine runs with
+    fallback: str = ""  # why overlay2 was not used ("" when it was, or when vfs was asked for)
+
+
+def data_root(state: Path, driver: str) -> Path:
+    """One data root per storage driver: an engine never reads layers another driver wrote (vfs keeps the
+    historical ``data``, so an existing vfs engine's images stay)."""
+    return state / ("data" if driver == "vfs" else f"data-{driver}")
+
+
+def dockerd_command(sock: Path, state: Path, driver: str) -> list[str]:
+    return ["dockerd", "--storage-driver", driver, "--iptables=false", "--ip6tables=false", "--bridge=none",
+            "--host", f"unix://{sock}", "--data-root", str(data_root(state, driver)),
+            "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid")]
+
+
+def reported_driver(sock: Path) -> str:
+    """The storage driver ``docker info`` reports for the engine on ``sock``."""
+    import docker
+
+    client = docker.DockerClient(base_url=f"unix://{sock}", version="auto", timeout=60)
+    try:
+        return str(client.info().get("Driver", ""))
+    finally:
+        client.close()
+
+
+def _dockerd_failure(log: Path, offset: int) -> str:
+    """What dockerd said when it failed to start (its log since ``offset``): the fatal line, else the last error."""
+    time.sleep(0.5)  # let it finish writing
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            lines = handle.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    fatal = [line for line in lines if line.startswith("failed to start daemon")]
+    errors = [line for line in lines if "level=error" in line or "level=fatal" in line]
+    return ((fatal or errors or [""])[-1]).strip()[:300]
+
+
+def _unmount(path: Path) -> None:
+    """A dockerd that fails to start can leave its data root bind-mounted on itself."""
+    if str(path) in _mounts_under(path):  # a bind mount of the same file system: os.path.ismount() misses it
+        RUNNER.run(["umount", str(path)], timeout=60, what="unmount a failed engine's data root", check=False)
+
+
+def start_dockerd(sock: Path, state: Path, driver: str = "auto") -> Dockerd:
+    """dockerd on the unix socket ``sock``, its data, exec root and log under ``state``.
+
+    ``driver``: "overlay2", "vfs", or "auto" (overlay2 when the engine comes up with it and ``docker info``
+    reports it, else vfs, with the reason in ``Dockerd.fallback``). vfs copies every layer in full: image
+    builds and container creation cost minutes there; overlay2 shares the layers."""
+    if driver not in ("auto", *STORAGE_DRIVERS):
+        raise ToolError(f"unknown storage driver {driver!r}", hint="[images] storage_driver is auto, overlay2 or vfs")
     sock.parent.mkdir(parents=True, exist_ok=True)
+    reason = ""
+    if driver in ("auto", "overlay2"):
+        sock.unlink(missing_ok=True)
+        log = state / "dockerd.log"
+        offset = log.stat().st_size if log.exists() else 0
+        try:
+            _start("dockerd", dockerd_command(sock, state, "overlay2"), state, lambda: _connects(path=sock))
+            reported = reported_driver(sock)
+            if reported == "overlay2":
+                return Dockerd("overlay2")
+            reason = f"docker info reports storage driver {reported!r}"
+        except Exception as exc:  # it did not come up, or opened its socket and then died (docker info fails)
+            reason = _dockerd_failure(log, offset) or f"{type(exc).__name__}: {exc}"
+        _stop("dockerd", state)
+        _unmount(data_root(state, "overlay2"))
+        if driver == "overlay2":
+            raise ToolError(f"dockerd does not run with storage driver overlay2 here: {reason}",
+                            hint="set [images] storage_driver = \"auto\" (falls back to vfs) or \"vfs\"")
+        reason = f"overlay2 not usable here ({reason}): vfs instead"
     sock.unlink(missing_ok=True)
-    _start("dockerd", ["dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                       "--host", f"unix://{sock}", "--data-root", str(state / "data"),
-                       "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid")],
-           state, lambda: _connects(path=sock))
+    _start("dockerd", dockerd_command(sock, state, "vfs"), state, lambda: _connects(path=sock))
+    return Dockerd("vfs", reason)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in lines if len(line.split()) > 1]
+    return [m for m in points if m == str(path) or m.startswith(f"{path}/")]
 
 
 def stop_dockerd(state: Path) -> bool:
-    return _stop("dockerd", state)
+    """Stop it, then undo what it left mounted under ``state`` (its exec root's network namespace file)."""
+    stopped = _stop("dockerd", state)
+    for mount in sorted((m for m in _mounts_under(state) if m != str(state)), reverse=True):  # not state itself
+        RUNNER.run(["umount", mount], timeout=60, what="unmount what a stopped engine left", check=False)
+    return stopped
 
 
 def start_engine(config: Config) -> ServiceStatus:
@@ -194,8 +280,9 @@ def start_engine(config: Config) -> ServiceStatus:
     state = services_dir(config) / "docker"
     if _pid(state / "dockerd.pid") and _connects(path=sock):
         return ServiceStatus("dockerd", "running", config.images.engine)
-    start_dockerd(sock, state)
-    return ServiceStatus("dockerd", "started", config.images.engine)
+    started = start_dockerd(sock, state, config.images.storage_driver)
+    detail = f"{config.images.engine} ({started.driver} storage)"
+    return ServiceStatus("dockerd", "started", detail + (f"; {started.fallback}" if started.fallback else ""))
 
 
 def registry_config(config: Config, htpasswd: Path, cert: Path, key: Path) -> str:

@@ -9,6 +9,8 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +18,7 @@ import docker
 import pytest
 
 from stackyard.config import load_config
+from stackyard.errors import ToolError
 from stackyard.images.build import read_record
 from stackyard.images.services import registry_password
 from stackyard.images.registry import Registry
@@ -227,3 +230,61 @@ def test_bad_input_gets_one_clear_error_and_moves_nothing(pushed: Workspace, tmp
     finally:
         ws.config.write_text(conf)
     assert reg.digest("tinyapp", RELEASE_TAG) == before
+
+
+def _overlay_mount(base: Path) -> Path:
+    """An overlayfs of our own under ``base`` (mounted here: the test needs root, as dockerd does)."""
+    for d in ("lower", "upper", "work", "merged"):
+        (base / d).mkdir(parents=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work", str(base / "merged")],
+                   check=True)
+    return base / "merged"
+
+
+def _mounted_under(path: Path) -> list[str]:
+    return [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1].startswith(str(path))]
+
+
+def test_the_engine_runs_overlay2_where_it_can_and_says_why_it_falls_back_to_vfs(tmp_path: Path) -> None:
+    """On ext4 with overlayfs in the kernel (an overlay mount works here) 'auto' is overlay2, as docker info
+    says; with its data on an overlayfs (where overlay2 cannot stack) it falls back to vfs and says why;
+    asked for overlay2 there, it refuses with the setting to change. Nothing stays mounted."""
+    from stackyard.images.services import reported_driver, start_dockerd, stop_dockerd
+
+    short = Path(tempfile.mkdtemp(prefix="sy-drv-", dir="/tmp"))  # containerd's socket paths are limited
+    try:
+        plain = short / "plain"
+        started = start_dockerd(plain / "docker.sock", plain)
+        try:
+            assert (started.driver, started.fallback) == ("overlay2", "")
+            assert reported_driver(plain / "docker.sock") == "overlay2"
+            assert _mounted_under(plain) != []  # its exec root's network namespace, at least
+        finally:
+            stop_dockerd(plain)
+        assert _mounted_under(plain) == []  # a stopped engine leaves nothing mounted
+        merged = _overlay_mount(short / "ov")
+        try:
+            started = start_dockerd(merged / "docker.sock", merged)
+            try:
+                assert started.driver == "vfs" and reported_driver(merged / "docker.sock") == "vfs"
+                assert started.fallback.startswith("overlay2 not usable here (") and "graphdriver" in started.fallback
+            finally:
+                stop_dockerd(merged)
+            try:
+                with pytest.raises(ToolError) as info:
+                    start_dockerd(merged / "docker.sock", merged, "overlay2")
+            finally:
+                stop_dockerd(merged)  # had it started after all
+            assert "dockerd does not run with storage driver overlay2 here" in str(info.value)
+            assert 'storage_driver = "auto"' in (info.value.hint or "")
+            assert not (merged / "dockerd.pid").exists()
+        finally:
+            time.sleep(1)
+            left = [m for m in _mounted_under(short) if m != str(merged)]  # what the failed engines left mounted
+            for mount in sorted(_mounted_under(short), reverse=True):
+                subprocess.run(["umount", mount], check=False)
+        assert left == []
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

@@ -128,3 +128,44 @@ def test_the_engine_trusts_the_registry_ca_through_certs_d(tmp_path: Path, monke
     (tmp_path / "ca.crt").write_text("CA")
     target = local_services.trust_ca("127.0.0.1:5443", tmp_path / "ca.crt")
     assert target == tmp_path / "certs.d" / "127.0.0.1:5443" / "ca.crt" and target.read_text() == "CA"
+
+
+def test_the_storage_driver_is_auto_unless_configured(make_config: Callable[..., Config]) -> None:
+    assert make_config().images.storage_driver == "auto"
+    assert make_config(extra='[images]\nstorage_driver = "vfs"\n').images.storage_driver == "vfs"
+
+
+def test_an_unknown_storage_driver_names_file_key_and_choices(make_config: Callable[..., Config]) -> None:
+    from stackyard.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make_config(extra='[images]\nstorage_driver = "btrfs"\n')
+    assert "stackyard.toml: images.storage_driver: 'btrfs' is not one of auto, overlay2, vfs" in str(info.value)
+
+
+def test_each_storage_driver_has_its_own_data_root(tmp_path: Path) -> None:
+    """An overlay2 engine never opens the layers a vfs engine wrote (vfs keeps the historical 'data')."""
+    sock = tmp_path / "docker.sock"
+    commands = {d: local_services.dockerd_command(sock, tmp_path, d) for d in ("overlay2", "vfs")}
+    roots = {d: cmd[cmd.index("--data-root") + 1] for d, cmd in commands.items()}
+    assert roots == {"overlay2": str(tmp_path / "data-overlay2"), "vfs": str(tmp_path / "data")}
+    assert [cmd[cmd.index("--storage-driver") + 1] for cmd in commands.values()] == ["overlay2", "vfs"]
+
+
+def test_dockerds_fatal_line_is_the_fallback_reason(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text("old run\nfailed to start daemon: old\n")
+    offset = log.stat().st_size
+    with log.open("a") as handle:
+        handle.write('time="x" level=error msg="failed to mount overlay: invalid argument" storage-driver=overlay2\n'
+                     "failed to start daemon: error initializing graphdriver: driver not supported\n")
+    assert local_services._dockerd_failure(log, offset) == (
+        "failed to start daemon: error initializing graphdriver: driver not supported")
+    log.write_text('time="x" level=error msg="boom"\n')
+    assert local_services._dockerd_failure(log, 0) == 'time="x" level=error msg="boom"'
+
+
+def test_an_unknown_driver_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="unknown storage driver 'zfs'"):
+        local_services.start_dockerd(tmp_path / "docker.sock", tmp_path, "zfs")
+    assert not (tmp_path / "dockerd.log").exists()
