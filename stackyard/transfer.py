@@ -17,6 +17,7 @@ allows, all checked. No other index is asked.
 
 from __future__ import annotations
 
+import hashlib
 import html.parser
 import io
 import json
@@ -35,7 +36,7 @@ from packaging.utils import canonicalize_name
 from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import FetchError, InputError, IntegrityError
-from stackyard.http import Http
+from stackyard.http import Http, NotFound
 from stackyard.wheels.constraints import load_lock
 from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
@@ -309,9 +310,119 @@ def fetch_wheelhouse(config: Config, release: Release, recipe: Recipe, base: str
     return result
 
 
+# --- the revision history: what the publisher published, for build workers with an empty var/ -------------------------
+#
+# A build worker with no changelog of its own would restart a package's revision at ``.1``: the publisher would then
+# be sent a version it already has, with other bytes. So the publisher keeps, per published package, the changelog
+# of the version staging has (``stackyard share-history``, after each publish) beside a record naming that version and
+# the changelog's sha256; build workers get both over HTTP from the wheelhouse's server (``/history/<release>/``) and
+# continue from there (``stackyard fetch-history``).
+
+HISTORY = "history"
+
+
+def history_dir(config: Config, release: Release) -> Path:
+    return config.paths.output / HISTORY / release.id
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def share_history(config: Config, release: Release, recipe: Recipe, *, runner: Any = None) -> dict[str, str]:
+    """On the publisher, after publishing: the changelog of the version of ``recipe`` its repository has, and a
+    record of it (version, sha256), under ``history_dir`` for ``stackyard serve-wheelhouse``."""
+    from debian.changelog import Changelog
+
+    from stackyard.debs.venv_deb import changelog_path, newest_published
+    from stackyard.runner import RUNNER
+
+    published = newest_published(config, release, recipe.package, runner=runner or RUNNER)
+    if published is None:
+        raise InputError(f"{recipe.package} is not published for {release.id}: there is no history to share",
+                         hint=f"stackyard publish --release {release.id} {recipe.name}")
+    cl = changelog_path(config, release, recipe.package)
+    text = cl.read_text() if cl.exists() else ""
+    kept = str(Changelog(text).version) if text else None
+    if kept != published:
+        raise IntegrityError(f"{cl}: names {recipe.package} {kept}, the repository has {published}: the changelog kept "
+                             "here is not the published one's",
+                             hint=f"publish what was received: stackyard publish --release {release.id} {recipe.name}")
+    out = history_dir(config, release)
+    out.mkdir(parents=True, exist_ok=True)
+    data = text.encode()
+    record = {"package": recipe.package, "version": published, "changelog": f"{recipe.package}.changelog",
+              "sha256": hashlib.sha256(data).hexdigest()}
+    _write_atomic(out / record["changelog"], data)  # the changelog first: a record never names a changelog not there
+    _write_atomic(out / f"{recipe.package}.json", (json.dumps(record, indent=1) + "\n").encode())
+    return record
+
+
+def fetch_history(config: Config, release: Release, recipe: Recipe, base: str, *, http: Http | None = None) -> dict[str, str]:
+    """On a build worker, before the deb's version is decided: continue ``recipe``'s changelog from the one the
+    publisher published. The record's sha256 and version are checked against the changelog fetched. The local
+    changelog is replaced when the published one is at least as new and differs (another worker built since);
+    a newer local one (built here, not yet published) stays. Returns what was done (``history``: seeded, kept,
+    none) and the published version."""
+    from debian.changelog import Changelog
+    from debian.debian_support import version_compare
+
+    from stackyard.debs.venv_deb import changelog_path
+
+    http = http or Http(config.index.retries, config.index.timeout)
+    url = f"{base.rstrip('/')}/{HISTORY}/{release.id}/{recipe.package}.json"
+    try:
+        record = json.loads(http.get_text(url))
+    except NotFound:
+        return {"history": "none", "published": ""}  # never published: the revision starts at .1
+    except FetchError as exc:
+        raise FetchError(f"the published history at {url} cannot be read: {exc}",
+                         hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
+                              "([buildbot] wheelhouse_url)") from None
+    except ValueError:
+        raise IntegrityError(f"{url}: not a history record (not JSON)") from None
+    if not isinstance(record, dict) or record.get("package") != recipe.package or \
+            not all(isinstance(record.get(k), str) for k in ("version", "changelog", "sha256")) or "/" in record["changelog"]:
+        raise IntegrityError(f"{url}: not a history record of {recipe.package}: {str(record)[:200]}")
+    cl_url = urljoin(url, record["changelog"])
+    data, _ = http.get(cl_url)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record["sha256"]:
+        raise IntegrityError(f"{cl_url}: sha256 {digest} differs from {record['sha256']} in {url}",
+                             hint="the publisher's history is damaged or was rewritten mid-transfer: run the build again")
+    try:
+        published = str(Changelog(data.decode()).version)
+    except Exception as exc:  # python-debian's parse errors have no common base
+        raise IntegrityError(f"{cl_url}: not a Debian changelog ({exc})") from None
+    if published != record["version"]:
+        raise IntegrityError(f"{cl_url}: its newest entry is {published}, {url} names {record['version']}")
+    local = changelog_path(config, release, recipe.package)
+    if local.exists():
+        here = local.read_bytes()
+        if here == data:
+            return {"history": "kept", "published": published}
+        mine = str(Changelog(here.decode()).version)
+        if version_compare(mine, published) > 0:
+            return {"history": "kept", "published": published}
+    local.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(local, data)
+    return {"history": "seeded", "published": published}
+
+
 class _ReadOnly(SimpleHTTPRequestHandler):
+    history: Path | None = None
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
+
+    def translate_path(self, path: str) -> str:
+        prefix = f"/{HISTORY}/"
+        if self.history is not None and path.startswith(prefix):  # the publisher's published history
+            rest = super().translate_path("/" + path[len(prefix):])
+            return str(self.history / Path(rest).relative_to(self.directory))
+        return super().translate_path(path)
 
     def list_directory(self, path: str) -> io.BytesIO | None:  # PEP 503 pages are index.html files; no listings
         self.send_error(404, "no directory listing")
@@ -321,9 +432,10 @@ class _ReadOnly(SimpleHTTPRequestHandler):
 class WheelhouseServer:
     """Every release's wheelhouse (``<output>/wheelhouse``) read-only over HTTP: ``stackyard serve-wheelhouse``."""
 
-    def __init__(self, directory: Path, host: str, port: int) -> None:
+    def __init__(self, directory: Path, host: str, port: int, history: Path | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        handler = lambda *a, **kw: _ReadOnly(*a, directory=str(directory), **kw)  # noqa: E731
+        handler_class = type("_Handler", (_ReadOnly,), {"history": history})  # /history/...: published changelogs
+        handler = lambda *a, **kw: handler_class(*a, directory=str(directory), **kw)  # noqa: E731
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:

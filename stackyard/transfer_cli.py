@@ -68,7 +68,8 @@ def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
     from stackyard.transfer import WheelhouseServer
 
     config = load_config(Path(args.config))
-    server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port).start()
+    server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port,
+                              history=config.paths.output / "history").start()
     print(f"serving {config.paths.output / 'wheelhouse'} at {server.url}/ (Ctrl-C or SIGTERM stops)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -78,6 +79,41 @@ def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     server.stop()
+    return 0
+
+
+def cmd_share_history(args: argparse.Namespace) -> int:
+    from stackyard.transfer import share_history
+
+    config, release, recipe = _recipe(args)
+    r = share_history(config, release, recipe)
+    print(f"{r['package']} {r['version']}: its changelog (sha256 {r['sha256']}) is the history build workers continue from")
+    return 0
+
+
+def cmd_fetch_history(args: argparse.Namespace) -> int:
+    from stackyard.transfer import fetch_history
+
+    config, release, recipe = _recipe(args)
+    r = fetch_history(config, release, recipe, args.url)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print({"none": f"{recipe.package}: never published for {release.id}",
+               "kept": f"{recipe.package}: the changelog here is the published {r['published']}'s or newer; kept",
+               "seeded": f"{recipe.package}: continues from the published {r['published']}"}[r["history"]])
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from stackyard.pin_commit import checkout
+
+    config = load_config(Path(args.config))
+    r = checkout(config, revision=args.revision or None, contains=args.contains or None)
+    if args.json:
+        print(json.dumps({"checkout": r.commit, "checkout_branch": r.branch, "checkout_moved": r.moved}))
+    else:
+        print(f"{r.commit} ({r.branch} of {r.remote})" + ("" if r.moved else ": already checked out"))
     return 0
 
 
@@ -104,6 +140,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_fetch_wheelhouse)
+
+    s = sub.add_parser("share-history", help="the publisher: keep the published changelog of a project for build workers")
+    s.add_argument("--release", required=True)
+    s.add_argument("project")
+    s.set_defaults(func=cmd_share_history)
+
+    s = sub.add_parser("fetch-history", help="continue a project's changelog from the one the publisher published")
+    s.add_argument("--release", required=True)
+    s.add_argument("project")
+    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_fetch_history)
+
+    s = sub.add_parser("checkout", help="check out the configuration repository at [buildbot] pins_branch's tip (or a pin commit)")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--revision", default="", help="exactly this commit (a tag build's pin commit)")
+    which.add_argument("--contains", default="", help="the branch's tip, which must contain this commit")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_checkout)
 
     s = sub.add_parser("serve-wheelhouse", help="serve every release's wheelhouse (PEP 503 index, manifest) read-only over HTTP")
     s.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for build workers elsewhere)")
