@@ -10,6 +10,7 @@ FileDownload), which checks it again and publishes it to staging.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -268,8 +269,9 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     assert r.status_code == 200 and "error" not in r.json(), r.text
     build = c.api.wait_build(f"tinyapp-{RELEASE}", 1, timeout=1200)
     assert build["results"] == 0, failed_logs(c, build)
-    steps = {k: v for k, v in c.api.steps(build).items() if k not in ("pin", "pin commit")}  # no new version: skipped
-    assert steps == {"lock": "success", "wheelhouse": "success", "wheels": "skipped", "inputs unchanged?": "success",
+    steps = {k: v for k, v in c.api.steps(build).items() if k not in ("pin", "pin commit", "checkout pin commit")}  # no new version
+    assert steps == {"checkout": "success", "lock": "success", "wheelhouse": "success", "wheels": "skipped",
+                     "published history": "success", "inputs unchanged?": "success",
                      "deb build": "success", "lintian": "warnings", "smoke test": "success", "bundle": "success",
                      "upload": "success", "upload sha256": "success", "check on the master": "success", "publish": "success"}
     assert c.index.requests[asked:] == []  # no package index was asked: every wheel came from the publisher
@@ -290,7 +292,9 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     assert "ok: " in c.api.step_log(build, "check on the master")  # the master checked the sum
     (publish,) = c.api.builds(f"publish-{RELEASE}")
     assert c.worker_of(publish) == "publisher" and publish["results"] == 0
-    assert c.api.steps(publish) == {"download": "success", "download sha256": "success", "receive": "success", "publish": "success"}
+    assert c.api.steps(publish) == {"checkout": "success", "download": "success", "download sha256": "success", "receive": "success",
+                                    "publish": "success", "share history": "success"}
+    assert props["history"] == "none"  # never published before: the revision starts at .1
     assert "sha256 of the bundle" in c.api.step_log(publish, "receive")
 
 
@@ -317,9 +321,50 @@ def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_
         assert f"{commit} {name} 1.1 for {RELEASE}: pin and lock" in log, log
         assert '"2025.1": "1.1"' in git(c.configuration, "show", f"{PINS}:recipes/{name}.yaml")
         assert c.api.steps(build)["wheels"] == "success"  # the tag's own source: built on the worker
+        # the worker built the pin commit itself: checked out exactly, and the deb's recorded lock is that commit's
+        props = c.api.properties(build)
+        assert props["checkout"] == commit
+        worker_root = c.machines[c.worker_of(build)].root
+        assert git(worker_root, "rev-parse", "HEAD").strip() == commit
+        lock = next(f for f in props["pin_files"].split() if "/locks/" in f)
+        committed = git(c.configuration, "show", f"{commit}:{lock}")
+        published = (c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs" / f"venv-{name}.changelog").read_text()
+        recorded = re.search(r"lock sha256:\s+([0-9a-f]{64})", published)
+        assert recorded and recorded[1] == hashlib.sha256(committed.encode()).hexdigest(), published[:800]
+        # the publisher published from the branch's tip, which holds that pin commit
+        publish = next(p for p in c.api.builds(f"publish-{RELEASE}") if c.api.properties(p).get("pin_commit") == commit)
+        git(c.configuration, "merge-base", "--is-ancestor", commit, c.api.properties(publish)["checkout"])  # raises if not
     # both bundles passed the master on their way
     artifacts = sorted(p.name for p in (c.master.root / "var" / "buildbot" / "artifacts" / RELEASE).iterdir())
     assert {"venv-tinyapp_1.1-2025.1.1.bundle.tar", "venv-tinytool_1.1-2025.1.1.bundle.tar"} <= set(artifacts), artifacts
+
+
+def test_a_build_worker_with_an_empty_var_continues_the_published_revision_from_the_pins_branchs_tip(
+        cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    # an operator changes tinyapp's packaging on the pins branch; no worker's clone has it
+    edit = tmp_path / "edit"
+    subprocess.run(["git", "clone", "-q", "-b", PINS, str(c.configuration), str(edit)], check=True)
+    recipe_file = edit / "recipes" / "tinyapp.yaml"
+    recipe_file.write_text(recipe_file.read_text().replace("a tiny fixture project", "a tiny fixture project, repackaged"))
+    git(edit, "commit", "-q", "-am", "tinyapp: packaging changed")
+    git(edit, "push", "-q", "origin", f"HEAD:{PINS}")
+    tip = git(edit, "rev-parse", "HEAD").strip()
+    assert "venv-tinyapp 1.1-2025.1.1" in c.staging()
+    for name in ("build1", "build2"):  # no build worker has a changelog of its own any more
+        shutil.rmtree(c.machines[name].root / "var" / "debs", ignore_errors=True)
+    number = len(c.api.builds(f"tinyapp-{RELEASE}")) + 1
+    r = c.api.force("force-tinyapp-2025_1", f"tinyapp-{RELEASE}", release=RELEASE, project="tinyapp", version="")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    build = c.api.wait_build(f"tinyapp-{RELEASE}", number, timeout=1200)
+    assert build["results"] == 0, failed_logs(c, build)
+    props = c.api.properties(build)
+    assert props["checkout"] == tip  # the branch's tip, not the worker's stale clone
+    assert props["history"] == "seeded" and props["published"] == "1.1-2025.1.1"
+    staging = c.staging()
+    assert "venv-tinyapp 1.1-2025.1.2" in staging, staging  # the next revision, not .1 again with other bytes
+    changelog = (c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs" / "venv-tinyapp.changelog").read_text()
+    assert re.findall(r"^venv-tinyapp \((1\.1-2025\.1\.\d)\)", changelog, re.M) == ["1.1-2025.1.2", "1.1-2025.1.1"], changelog
 
 
 def test_a_damaged_bundle_is_refused_by_the_publisher_and_nothing_is_published(cluster: Cluster, tmp_path: Path) -> None:
