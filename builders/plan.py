@@ -215,7 +215,8 @@ SCALE_OUT_FETCH = StepTemplate("wheelhouse", stackyard("fetch-wheelhouse", "--re
                                                        "{wheelhouse_url}", "--json"), json_property="fetch")
 SCALE_OUT_WHEELS = StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), only_if="wheels_missing")
 SCALE_OUT_SEND = (
-    StepTemplate("bundle", stackyard("bundle", "--release", "{release}", "{project}", "--out", "outbox", "--json"),
+    StepTemplate("bundle", stackyard("bundle", "--release", "{release}", "{project}", "--out", "outbox",
+                                     Prop("wheels_missing", flag="--wheels"), "--json"),
                  json_property="bundle"),
 )
 
@@ -270,7 +271,8 @@ def publish_steps(config: Config, release: str, master_dir: str) -> tuple[StepPl
     steps += [
         StepPlan("download", (at_master, f"inbox/{BUNDLE_PROP}"), transfer="download"),
         StepPlan("download sha256", (f"{at_master}.sha256", f"inbox/{BUNDLE_PROP}.sha256"), transfer="download"),
-        StepPlan("receive", stackyard("receive", "--release", release, f"inbox/{BUNDLE_PROP}")),
+        # the wheels a build worker built are merged into the release's wheelhouse: under its lock
+        StepPlan("receive", stackyard("receive", "--release", release, f"inbox/{BUNDLE_PROP}"), locks=(wheelhouse_lock(release),)),
         StepPlan("publish", stackyard("publish", "--release", release, project), locks=(REPREPRO,)),
         StepPlan("share history", stackyard("share-history", "--release", release, project), locks=(REPREPRO,)),
     ]

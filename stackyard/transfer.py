@@ -98,8 +98,40 @@ def _deterministic(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def bundle(config: Config, release: Release, recipe: Recipe, out: Path) -> Bundle:
-    """Pack the tested deb of ``recipe``, its record and its changelog into ``out``, with a ``.sha256`` beside it."""
+WHEELS = "wheels"  # in a bundle: wheels/<file>.whl and wheels/wheels.json (their manifest entries)
+
+
+def _built_wheels(config: Config, release: Release, wanted: list[str]) -> list[tuple[Path, dict[str, Any]]]:
+    """The wheels of this machine's wheelhouse that ``wanted`` names (``name==version`` or ``name==url``, as
+    fetch-wheelhouse lists what the central wheelhouse lacks), each checked against its manifest entry."""
+    from stackyard.wheels.wheelhouse import read_manifest
+
+    if not wanted:
+        return []
+    local = config.wheelhouse_dir(release)
+    manifest = read_manifest(local)
+    if manifest is None:
+        raise InputError(f"{local}: no wheelhouse here, so no wheels to send", hint=f"stackyard wheels --release {release.id} ...")
+    out = []
+    for item in wanted:
+        name, _, version = item.partition("==")
+        found = [w for w in manifest["wheels"] if canonicalize_name(w["name"]) == canonicalize_name(name)
+                 and version in (w["version"], w.get("url"))]
+        if not found:
+            raise InputError(f"{local}: has no wheel of {item}", hint=f"stackyard wheels --release {release.id} <project> builds it")
+        wheel = found[0]
+        path = local / wheel["filename"]
+        if sha256_file(path) != wheel["sha256"]:
+            raise IntegrityError(f"{path}: its sha256 is not the {wheel['sha256']} {local}/manifest.json names",
+                                 hint=f"stackyard wheels --release {release.id} <project> makes it again")
+        out.append((path, wheel))
+    return out
+
+
+def bundle(config: Config, release: Release, recipe: Recipe, out: Path, wheels: list[str] | None = None) -> Bundle:
+    """Pack the tested deb of ``recipe``, its record and its changelog into ``out``, with a ``.sha256`` beside it;
+    with the wheels ``wheels`` names that this machine built (the central wheelhouse lacked them) for the publisher
+    to merge into the release's wheelhouse."""
     from debian.changelog import Changelog
 
     from stackyard.debs.venv_deb import changelog_path, debs_dir
@@ -114,6 +146,7 @@ def bundle(config: Config, release: Release, recipe: Recipe, out: Path) -> Bundl
         raise InputError(f"{recipe.package} {version} has not passed its smoke test; it is not sent to the publisher",
                          hint=f"stackyard deb --release {release.id} {recipe.name}")
     deb = found[0]
+    built = _built_wheels(config, release, wheels or [])
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{recipe.package}_{version}{BUNDLE}"
     tmp = path.with_name(path.name + ".tmp")
@@ -121,13 +154,85 @@ def bundle(config: Config, release: Release, recipe: Recipe, out: Path) -> Bundl
         for member, arcname in ((deb, deb.name), (deb.with_name(deb.name + ".json"), deb.name + ".json"),
                                 (cl, f"changelogs/{cl.name}")):
             tf.add(member, arcname=arcname, recursive=False, filter=_deterministic)
+        if built:
+            for wheel_path, _ in built:
+                tf.add(wheel_path, arcname=f"{WHEELS}/{wheel_path.name}", recursive=False, filter=_deterministic)
+            data = (json.dumps([w for _, w in built], indent=1, sort_keys=True) + "\n").encode()
+            info = _deterministic(tarfile.TarInfo(f"{WHEELS}/wheels.json"))
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
     os.replace(tmp, path)
     return Bundle(path, write_sha256(path), recipe.package, version, deb.name)
 
 
+def merge_wheels(config: Config, release: Release, incoming: dict[str, Path], entries: list[dict[str, Any]], source: Path) -> list[str]:
+    """Merge wheels a build worker built (``incoming``: file name -> file; ``entries``: their manifest entries, from
+    ``source``) into the release's wheelhouse, under its lock: a new generation with SHA256SUMS, the PEP 503 index
+    and manifest.json regenerated, swapped in atomically. A wheel already there with the same bytes is no change;
+    a wheel whose name and version are there with other bytes is an error naming both, and nothing changes.
+    Returns the file names added."""
+    from stackyard.wheels.wheelhouse import WheelhouseRecord, _exclusive, read_manifest, record_path, swap_in
+    from stackyard import stage
+
+    wheelhouse = config.wheelhouse_dir(release)
+    with _exclusive(wheelhouse.parent / f".{wheelhouse.name}.lock"):
+        manifest = read_manifest(wheelhouse)
+        if manifest is None:
+            raise InputError(f"{wheelhouse}: no wheelhouse to merge {source.name}'s wheels into",
+                             hint=f"run the wheels-{release.id} builder (stackyard wheels --release {release.id}) on the publisher")
+        current = {(canonicalize_name(w["name"]), w["version"]): w for w in manifest["wheels"]}
+        by_file = {w["filename"]: w for w in manifest["wheels"]}
+        added: list[dict[str, Any]] = []
+        for entry in entries:
+            name = entry["filename"]
+            have = by_file.get(name) or current.get((canonicalize_name(entry["name"]), entry["version"]))
+            if have is None:
+                added.append(entry)
+            elif have["sha256"] != entry["sha256"]:
+                raise IntegrityError(
+                    f"{source}: {name} (sha256 {entry['sha256']}) is {entry['name']} {entry['version']}, which the release's "
+                    f"wheelhouse {wheelhouse} has as {have['filename']} with other bytes (sha256 {have['sha256']})",
+                    hint="a wheel's name and version name one file: rebuild the project on a worker that fetches it from "
+                         "the wheelhouse (its lock's hashes decide), or rebuild the wheelhouse")
+        if not added:
+            return []
+        generation = wheelhouse.resolve()
+        wheels = sorted([*manifest["wheels"], *({**e, "merged_from": source.name} for e in added)], key=lambda w: w["filename"])
+        digest = hashlib.sha256("\n".join(f"{w['filename']} {w['sha256']}" for w in wheels).encode()).hexdigest()[:16]
+        gen = generation.parent / f"{wheelhouse.name}-{digest}"
+        tmp = generation.parent / f".{gen.name}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            for w in manifest["wheels"]:
+                try:
+                    os.link(generation / w["filename"], tmp / w["filename"])
+                except OSError:
+                    shutil.copy2(generation / w["filename"], tmp / w["filename"])
+            for w in added:
+                shutil.copy2(incoming[w["filename"]], tmp / w["filename"])
+                if sha256_file(tmp / w["filename"]) != w["sha256"]:
+                    raise IntegrityError(f"{source}: {w['filename']} changed while it was merged")
+            shas = {w["filename"]: w["sha256"] for w in wheels}
+            write_simple_index(tmp, shas)
+            (tmp / "SHA256SUMS").write_text("".join(f"{shas[f]}  {f}\n" for f in sorted(shas)))
+            (tmp / "manifest.json").write_text(json.dumps(manifest | {"wheels": wheels}, indent=1) + "\n")
+            if (generation / "install").is_dir():
+                shutil.copytree(generation / "install", tmp / "install")
+            swap_in(wheelhouse, tmp, gen)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        record = stage.read_record(record_path(wheelhouse), WheelhouseRecord)
+        if record is not None:  # the merged wheelhouse is intact; its inputs stay those it was built from
+            stage.write_record(record_path(wheelhouse), WheelhouseRecord(record.release, record.target, len(wheels),
+                                                                         sha256_file(wheelhouse / "SHA256SUMS"), record.inputs))
+        return [w["filename"] for w in added]
+
+
 def receive(config: Config, release: Release, path: Path) -> Bundle:
     """Check ``path`` against its ``.sha256``, then unpack it into this machine's debs directory; the deb must match
-    the sha256 its smoke record names. Nothing is unpacked from a bundle that fails a check."""
+    the sha256 its smoke record names. The wheels it carries (each checked against its entry) are merged into the
+    release's wheelhouse first. Nothing is unpacked from a bundle that fails a check."""
     from debian.changelog import Changelog
 
     from stackyard.debs.venv_deb import debs_dir
@@ -138,21 +243,39 @@ def receive(config: Config, release: Release, path: Path) -> Bundle:
         members = {m.name: m for m in tf.getmembers()}
         debs = [n for n in members if n.endswith(".deb") and "/" not in n]
         changelogs = [n for n in members if n.startswith("changelogs/") and n.endswith(".changelog") and n.count("/") == 1]
-        if len(debs) != 1 or len(changelogs) != 1 or set(members) != {debs[0], debs[0] + ".json", changelogs[0]} \
-                or not all(m.isfile() for m in members.values()):
+        wheel_names = [n for n in members if n.startswith(f"{WHEELS}/") and n.endswith(".whl") and n.count("/") == 1]
+        listed = {debs[0], debs[0] + ".json", changelogs[0], *wheel_names} if len(debs) == 1 and len(changelogs) == 1 else set()
+        if wheel_names:
+            listed.add(f"{WHEELS}/wheels.json")
+        if len(debs) != 1 or len(changelogs) != 1 or set(members) != listed or not all(m.isfile() for m in members.values()):
             raise IntegrityError(f"{path}: not a bundle of stackyard bundle (members: {', '.join(sorted(members))})")
+        entries: list[dict[str, Any]] = []
+        if wheel_names:
+            try:
+                entries = json.loads(tf.extractfile(members[f"{WHEELS}/wheels.json"]).read())  # type: ignore[union-attr]
+            except ValueError:
+                raise IntegrityError(f"{path}: {WHEELS}/wheels.json is not JSON") from None
+            if sorted(f"{WHEELS}/{e.get('filename')}" for e in entries) != sorted(wheel_names):
+                raise IntegrityError(f"{path}: {WHEELS}/wheels.json does not list exactly the wheels the bundle carries")
         staging = debs_dir(config, release) / f".incoming-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
+            (staging / WHEELS).mkdir()
             for name, member in members.items():
-                target = staging / Path(name).name
+                target = staging / name if name.startswith(f"{WHEELS}/") else staging / Path(name).name
                 with tf.extractfile(member) as src, target.open("wb") as dst:  # type: ignore[union-attr]
                     shutil.copyfileobj(src, dst)
             deb = staging / debs[0]
             if not passed(deb):
                 raise IntegrityError(f"{path}: {debs[0]} differs from the deb its smoke record names (or it did not pass)",
                                      hint="nothing was published; run the build again")
+            incoming = {e["filename"]: staging / WHEELS / e["filename"] for e in entries}
+            for e in entries:
+                if sha256_file(incoming[e["filename"]]) != e["sha256"]:
+                    raise IntegrityError(f"{path}: {e['filename']} differs from the sha256 {e['sha256']} {WHEELS}/wheels.json names",
+                                         hint="nothing was published; run the build again")
+            merge_wheels(config, release, incoming, entries, path)
             changelog = staging / Path(changelogs[0]).name
             version = str(Changelog(changelog.read_text()).version)
             package = debs[0].split("_", 1)[0]

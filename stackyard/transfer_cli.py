@@ -24,7 +24,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from stackyard.transfer import bundle
 
     config, release, recipe = _recipe(args)
-    b = bundle(config, release, recipe, Path(args.out))
+    b = bundle(config, release, recipe, Path(args.out), args.wheels.split())
     if args.json:
         print(json.dumps({"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb}))
     else:
@@ -122,6 +122,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s.add_argument("--release", required=True)
     s.add_argument("project")
     s.add_argument("--out", required=True, help="directory the bundle and its .sha256 are written to")
+    s.add_argument("--wheels", default="", help="space-separated name==version: wheels built here to send along (the "
+                                                "central wheelhouse lacked them: fetch-wheelhouse's missing)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bundle)
 

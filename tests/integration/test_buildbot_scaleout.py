@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -334,6 +335,20 @@ def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_
         # the publisher published from the branch's tip, which holds that pin commit
         publish = next(p for p in c.api.builds(f"publish-{RELEASE}") if c.api.properties(p).get("pin_commit") == commit)
         git(c.configuration, "merge-base", "--is-ancestor", commit, c.api.properties(publish)["checkout"])  # raises if not
+    # the wheels each worker built for its tag (the central wheelhouse lacked them) are merged into the central one
+    central = c.machines["publisher"].root / "var" / "wheelhouse" / RELEASE
+    (wheelhouse,) = [d for d in central.iterdir() if not d.name.startswith(".")]
+    manifest = json.loads((wheelhouse / "manifest.json").read_text())
+    sums = (wheelhouse / "SHA256SUMS").read_text()
+    for name, build in builds.items():
+        (merged,) = [w for w in manifest["wheels"] if w["name"] == name and w["version"] == "1.1"]
+        built = next((c.machines[c.worker_of(build)].root / "var" / "wheelhouse" / RELEASE).glob(f"*/{merged['filename']}"))
+        assert hashlib.sha256(built.read_bytes()).hexdigest() == merged["sha256"]
+        assert hashlib.sha256((wheelhouse / merged["filename"]).read_bytes()).hexdigest() == merged["sha256"]
+        assert f"{merged['sha256']}  {merged['filename']}\n" in sums
+        assert f"{merged['filename']}#sha256={merged['sha256']}" in (wheelhouse / "simple" / name / "index.html").read_text()
+        assert merged["merged_from"] == f"venv-{name}_1.1-2025.1.1.bundle.tar"
+    assert len(sums.splitlines()) == len(manifest["wheels"]) == len({w["filename"] for w in manifest["wheels"]})
     # both bundles passed the master on their way
     artifacts = sorted(p.name for p in (c.master.root / "var" / "buildbot" / "artifacts" / RELEASE).iterdir())
     assert {"venv-tinyapp_1.1-2025.1.1.bundle.tar", "venv-tinytool_1.1-2025.1.1.bundle.tar"} <= set(artifacts), artifacts
@@ -361,10 +376,47 @@ def test_a_build_worker_with_an_empty_var_continues_the_published_revision_from_
     props = c.api.properties(build)
     assert props["checkout"] == tip  # the branch's tip, not the worker's stale clone
     assert props["history"] == "seeded" and props["published"] == "1.1-2025.1.1"
+    # tinyapp 1.1's wheel, built by a worker for the tag, now comes from the central wheelhouse: nothing is built
+    assert props["wheels_missing"] == "" and c.api.steps(build)["wheels"] == "skipped"
     staging = c.staging()
     assert "venv-tinyapp 1.1-2025.1.2" in staging, staging  # the next revision, not .1 again with other bytes
     changelog = (c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs" / "venv-tinyapp.changelog").read_text()
     assert re.findall(r"^venv-tinyapp \((1\.1-2025\.1\.\d)\)", changelog, re.M) == ["1.1-2025.1.2", "1.1-2025.1.1"], changelog
+
+
+def test_a_worker_wheel_whose_name_and_version_the_wheelhouse_has_with_other_bytes_is_refused_naming_both(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from stackyard.transfer import write_sha256
+
+    c = cluster
+    artifacts = c.master.root / "var" / "buildbot" / "artifacts" / RELEASE
+    source = artifacts / "venv-tinytool_1.1-2025.1.1.bundle.tar"
+    bundle = tmp_path / source.name
+    with tarfile.open(source) as src, tarfile.open(bundle, "w") as dst:  # the same bundle, its wheel rebuilt other bytes
+        entries = json.loads(src.extractfile("wheels/wheels.json").read())  # type: ignore[union-attr]
+        (entry,) = entries
+        other = src.extractfile(f"wheels/{entry['filename']}").read() + b"\0"  # type: ignore[union-attr]
+        theirs = entry["sha256"]
+        entry["sha256"] = hashlib.sha256(other).hexdigest()
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "wheels/wheels.json":
+                data = json.dumps(entries).encode()
+            elif member.name.endswith(".whl"):
+                data = other
+            member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    write_sha256(bundle)
+    publisher = c.machines["publisher"]
+    central = publisher.root / "var" / "wheelhouse" / RELEASE
+    before = {p: p.read_bytes() for p in central.rglob("*") if p.is_file()}
+    debs = sorted(p.name for p in (publisher.root / "var" / "debs" / RELEASE).rglob("*"))
+    r = publisher.run("receive", "--release", RELEASE, str(bundle), check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())
+    assert f"{entry['filename']} (sha256 {entry['sha256']})" in said and f"as {entry['filename']} with other bytes (sha256 {theirs})" in said, said
+    assert {p: p.read_bytes() for p in central.rglob("*") if p.is_file()} == before  # nothing merged
+    assert sorted(p.name for p in (publisher.root / "var" / "debs" / RELEASE).rglob("*")) == debs  # nothing received
 
 
 def test_a_damaged_bundle_is_refused_by_the_publisher_and_nothing_is_published(cluster: Cluster, tmp_path: Path) -> None:
@@ -418,7 +470,8 @@ def test_a_wheel_damaged_on_the_wheelhouse_server_is_refused_and_nothing_is_writ
     c = cluster
     served = tmp_path / "served" / "wheelhouse"
     shutil.copytree(c.machines["publisher"].root / "var" / "wheelhouse", served, symlinks=True)
-    (wheel,) = [p for p in served.rglob("tinypure-*.whl") if not p.is_symlink() and ".generations" in str(p)]
+    (current,) = [d for d in (served / RELEASE).iterdir() if d.is_symlink()]  # the generation the wheelhouse is now
+    (wheel,) = current.resolve().glob("tinypure-*.whl")
     wheel.write_bytes(wheel.read_bytes() + b"damaged")
     subprocess.run(["git", "clone", "-q", "-b", "main", str(c.configuration), str(tmp_path / "fresh")], check=True)
     fresh = Workspace(tmp_path / "fresh")

@@ -131,6 +131,11 @@ def test_scale_out_builds_on_build_workers_and_publishes_on_the_publisher_only(p
                                                  "http://repo.example.org:8081", "--json")
     assert p["share history"].command == ("stackyard", "share-history", "--release", "2025.1", Prop("publish_project"))
     assert p["share history"].locks == (REPREPRO,)
+    # the wheels a worker built because the central wheelhouse lacked them travel in the bundle; the publisher
+    # merges them into the release's wheelhouse while it receives, under the wheelhouse's lock
+    assert step["bundle"].command == ("stackyard", "bundle", "--release", "2025.1", "tinyapp", "--out", "outbox",
+                                      Prop("wheels_missing", flag="--wheels"), "--json")
+    assert p["receive"].locks == ("wheelhouse-2025.1",)
 
 
 def test_scale_out_with_a_pins_branch_checks_out_the_branch_then_the_builds_own_pin_commit(
