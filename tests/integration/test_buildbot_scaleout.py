@@ -30,7 +30,10 @@ import pytest
 from builders.ctl import create_worker
 from stackyard.config import load_config
 from stackyard.rootfs import rootfs_tarball
-from tests.conftest import Workspace, free_port
+from stackyard.images.build import read_record
+from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
+from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer
 from tests.integration.buildbot_harness import BIN, Api, Upstream, ctl, git, notifying_repo
@@ -90,7 +93,7 @@ def scale_out_table(web: int, pb: int, wheelhouse: int) -> str:
         web_port = {web}
         worker_port = {pb}
         poll_interval = 3600
-        images = false
+        images = true
         requirements_update = false
         verify = false
         releases_repo = ""
@@ -163,7 +166,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, docker_engine: str) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("scaleout")
     web, pb, wheelhouse = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{web}/"
@@ -179,7 +182,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
     text = template.config.read_text()
     text = re.sub(r'(?m)^cache = ".*"$', 'cache = "cache"', text)  # each machine its own
     text = re.sub(r'(?m)^gnupg_home = ".*"$', 'gnupg_home = "var/gnupg"', text)  # the publisher's signing key
-    template.config.write_text(text + scale_out_table(web, pb, wheelhouse))
+    # images: the session's engine, a registry on the publisher (its credentials are made there, by services up)
+    template.config.write_text(text + scale_out_table(web, pb, wheelhouse) + images_toml(docker_engine))
+    shutil.copytree(ROOT / "images", template.root / "images")
     for name, up in upstreams.items():
         (template.root / "recipes" / f"{name}.yaml").write_text(recipe(name, up.url))
     (template.root / ".gitignore").write_text("/var/\n/cache/\n")
@@ -202,13 +207,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
     # test speed only: each build worker's smoke test root comes from its own copy of one mmdebstrap tarball
     config = load_config(master.config)
     seed = rootfs_tarball(base / "seed-cache", config.codenames["bookworm"], base / "seed-cache" / "mmdebstrap.log")
-    for name in ("build1", "build2"):
+    for name in MACHINES:
         (machines[name].root / "cache" / "rootfs").mkdir(parents=True)
         shutil.copy2(seed, machines[name].root / "cache" / "rootfs" / seed.name)
     assert not any((machines[n].root / "var").exists() for n in ("build1", "build2"))  # a build worker's var/ starts empty
 
     c = Cluster(base, Api(url), url, "", master, machines, upstreams, configuration, index, wheelhouse)
     workers: list[Path] = []
+    machines["publisher"].run("services", "up")  # the registry (TLS, htpasswd) and its password: the publisher's alone
     r = ctl(master, "up")  # the master only: no worker here is named "local"
     assert r.returncode == 0, r.stdout + r.stderr
     try:
@@ -239,6 +245,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
             if (ws.root / "var" / "gnupg").is_dir():
                 subprocess.run(["gpgconf", "--homedir", str(ws.root / "var" / "gnupg"), "--kill", "gpg-agent"], check=False,
                                capture_output=True)
+        machines["publisher"].run("services", "down", check=False)
         down = ctl(master, "down")
         assert down.returncode == 0, down.stdout + down.stderr
 
@@ -294,7 +301,7 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     (publish,) = c.api.builds(f"publish-{RELEASE}")
     assert c.worker_of(publish) == "publisher" and publish["results"] == 0
     assert c.api.steps(publish) == {"checkout": "success", "download": "success", "download sha256": "success", "receive": "success",
-                                    "publish": "success", "share history": "success"}
+                                    "publish": "success", "share history": "success", "image": "success"}
     assert props["history"] == "none"  # never published before: the revision starts at .1
     assert "sha256 of the bundle" in c.api.step_log(publish, "receive")
 
@@ -315,6 +322,18 @@ def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_
     assert a["started_at"] < b["complete_at"] and b["started_at"] < a["complete_at"]  # at the same time
     staging = c.staging()
     assert "venv-tinyapp 1.1-2025.1.1" in staging and "venv-tinytool 1.1-2025.1.1" in staging, staging
+    # both images in the registry, built and pushed by the publisher from the debs it published; only it has the
+    # registry's password
+    config = load_config(c.machines["publisher"].config)
+    registry = Registry(config.images, registry_password(config.images))
+    for name in c.upstreams:
+        record = read_record(config, config.release(RELEASE), name)
+        assert record is not None and record.version == "1.1-2025.1.1", record
+        assert registry.digest(name, f"{RELEASE}-debian_bookworm") == record.digest
+    for name in ("build1", "build2"):
+        worker_config = load_config(c.machines[name].config)
+        assert not worker_config.images.password_file.exists()
+        assert not (c.machines[name].root / "var" / "images").exists()
     # the configuration repository has both pin commits, each named in its build's properties; none lost
     log = git(c.configuration, "log", "--format=%H %s", f"refs/heads/{PINS}")
     for name, build in builds.items():
