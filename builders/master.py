@@ -293,7 +293,8 @@ class _Objects:
         if s.trigger == "publish":  # scale-out: the publisher takes the bundle this build sent to the master
             return steps.Trigger(schedulerNames=[f"trigger-publish-{builder.release}"], waitForFinish=True,
                                  set_properties={"bundle": util.Property("bundle"), "publish_project": builder.project,
-                                                 "deb": util.Property("deb")}, **common)
+                                                 "deb": util.Property("deb"),
+                                                 "pin_commit": util.Property("pin_commit", default="")}, **common)
         if s.transfer == "upload":
             src, dest = s.command
             return steps.FileUpload(workersrc=util.Interpolate(str(src)), masterdest=util.Interpolate(str(dest)), mode=0o644,
@@ -313,7 +314,7 @@ class _Objects:
             return LockStep(command=command, extract_fn=_locks_json, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "fetch":
             return FetchWheelhouse(candidates=builder.workers, command=command, env=STEP_ENV, timeout=3600, **common)
-        if s.json_property == "bundle":
+        if s.json_property in ("bundle", "checkout", "history"):
             return steps.SetPropertyFromCommand(command=command, extract_fn=json_properties, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
             return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,

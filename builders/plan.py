@@ -215,23 +215,39 @@ SCALE_OUT_FETCH = StepTemplate("wheelhouse", stackyard("fetch-wheelhouse", "--re
                                                        "{wheelhouse_url}", "--json"), json_property="fetch")
 SCALE_OUT_WHEELS = StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), only_if="wheels_missing")
 SCALE_OUT_SEND = (
-    StepTemplate("bundle", stackyard("bundle", "--release", "{release}", "{project}", "--out", "outbox", "--json"),
+    StepTemplate("bundle", stackyard("bundle", "--release", "{release}", "{project}", "--out", "outbox",
+                                     Prop("wheels_missing", flag="--wheels"), "--json"),
                  json_property="bundle"),
 )
 
 
+# [buildbot] pins_branch (scale-out): each machine's clone of the configuration repository is brought to the pins
+# branch before a build (its tip; a tag build then its own pin commit, exactly; the publisher the tip, which must
+# contain the build's pin commit), so no worker builds from a stale checkout
+CHECKOUT = StepPlan("checkout", stackyard("checkout", "--json"), json_property="checkout")
+CHECKOUT_PIN = StepPlan("checkout pin commit", stackyard("checkout", "--revision", Prop("pin_commit"), "--json"),
+                        only_if="pin_commit", json_property="checkout")
+# before the deb's version is decided: the changelog the publisher published, so an empty var/ does not restart at .1
+SCALE_OUT_HISTORY = StepTemplate("published history", stackyard("fetch-history", "--release", "{release}", "{project}", "--url",
+                                                                "{wheelhouse_url}", "--json"), json_property="history")
+
+
 def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: str, master_dir: str,
-                            wheelhouse_url: str) -> tuple[StepPlan, ...]:
-    """The one-machine project steps, turned into a build worker's: the wheelhouse from the publisher, the deb sent on."""
-    out: list[StepPlan] = []
+                            wheelhouse_url: str, pins: bool = False) -> tuple[StepPlan, ...]:
+    """The one-machine project steps, turned into a build worker's: the configuration at the pins branch (``pins``),
+    the wheelhouse and the published history from the publisher, the deb sent on."""
+    out: list[StepPlan] = [CHECKOUT] if pins else []
     for s in steps:
         if s.name == "wheels":
             out += [SCALE_OUT_FETCH.render(release, project, wheelhouse_url=wheelhouse_url),
-                    SCALE_OUT_WHEELS.render(release, project)]
+                    SCALE_OUT_WHEELS.render(release, project),
+                    SCALE_OUT_HISTORY.render(release, project, wheelhouse_url=wheelhouse_url)]
         elif s.name in ("publish", "image"):
             continue  # the publisher's
         else:
             out.append(s)
+        if s.name == "pin commit":
+            out.append(CHECKOUT_PIN)
     at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
     out += [t.render(release, project) for t in SCALE_OUT_SEND]
     out += [
@@ -243,15 +259,22 @@ def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: 
     return tuple(out)
 
 
+CHECKOUT_CONTAINS = StepPlan("checkout", stackyard("checkout", Prop("pin_commit", flag="--contains"), "--json"),
+                             json_property="checkout")
+
+
 def publish_steps(config: Config, release: str, master_dir: str) -> tuple[StepPlan, ...]:
     """publish-<release> on the publisher: a build worker's bundle in, checked, published (and its image pushed)."""
     at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
     project = Prop("publish_project")  # not "project": Buildbot sets that one from the source stamp (empty here)
-    steps = [
+    steps = [CHECKOUT_CONTAINS] if config.buildbot.pins_branch else []
+    steps += [
         StepPlan("download", (at_master, f"inbox/{BUNDLE_PROP}"), transfer="download"),
         StepPlan("download sha256", (f"{at_master}.sha256", f"inbox/{BUNDLE_PROP}.sha256"), transfer="download"),
-        StepPlan("receive", stackyard("receive", "--release", release, f"inbox/{BUNDLE_PROP}")),
+        # the wheels a build worker built are merged into the release's wheelhouse: under its lock
+        StepPlan("receive", stackyard("receive", "--release", release, f"inbox/{BUNDLE_PROP}"), locks=(wheelhouse_lock(release),)),
         StepPlan("publish", stackyard("publish", "--release", release, project), locks=(REPREPRO,)),
+        StepPlan("share history", stackyard("share-history", "--release", release, project), locks=(REPREPRO,)),
     ]
     if config.buildbot.images:
         steps.append(StepPlan("image", stackyard("image", "--release", release, project, "--push"), locks=(REGISTRY,)))
@@ -375,7 +398,8 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
                           for t in PROJECT_STEPS
                           if (t.setting is None or getattr(settings, t.setting)) and t.source in (None, source))
             if settings.scale_out:
-                steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url)
+                steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url,
+                                                bool(settings.pins_branch))
             add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",)), str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
             release = config.releases[rid]

@@ -49,20 +49,29 @@ def _identity(config: Config) -> dict[str, str]:
             "GIT_TERMINAL_PROMPT": "0"}
 
 
-def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suffix: str = "",
-               runner: Runner = RUNNER) -> PinCommit:
-    # [buildbot] pins_branch and pins_remote: builders.settings validates them when the master loads the file
+def _branch(config: Config) -> tuple[str, str]:
+    """([buildbot] pins_branch, pins_remote): builders.settings validates them when the master loads the file."""
     settings = config.table("buildbot").data
     branch, remote = str(settings.get("pins_branch", "")), str(settings.get("pins_remote", "origin"))
     if not branch:
         raise ConfigError(f"{config.file}: buildbot.pins_branch: not set; name the branch pins are pushed to")
+    return branch, remote
+
+
+def _toplevel(config: Config, runner: Runner, doing: str) -> Path:
     root = config.paths.root
     top_r = runner.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], check=False, timeout=60,
                        what=f"finding the git repository of {root}")
     if top_r.returncode != 0:
-        raise InputError(f"{root} is not in a git repository: a pin cannot become a commit",
+        raise InputError(f"{root} is not in a git repository: {doing}",
                          hint=f"run from a clone of the configuration repository, or unset buildbot.pins_branch in {config.file}")
-    top = Path(top_r.stdout.strip())
+    return Path(top_r.stdout.strip())
+
+
+def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suffix: str = "",
+               runner: Runner = RUNNER) -> PinCommit:
+    branch, remote = _branch(config)
+    top = _toplevel(config, runner, "a pin cannot become a commit")
     files = [recipe.file.resolve(), lock_path(config, release, recipe.name).resolve()]
     for file in files:
         if not file.exists():
@@ -119,3 +128,62 @@ def _commit(config: Config, recipe: Recipe, release: Release, git: list[str], en
                              hint=f"check buildbot.pins_remote and its write access ({config.file})")
     raise FetchError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; the pin of {recipe.name} was not recorded",
                      hint="run the build again")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    commit: str  # what the work tree is now
+    branch: str
+    remote: str
+    moved: bool  # HEAD was another commit before
+
+
+def checkout(config: Config, *, revision: str | None = None, contains: str | None = None,
+             runner: Runner = RUNNER) -> Checkout:
+    """Scale-out: every machine builds from the configuration repository as the pins branch has it, never from a
+    stale clone. The work tree is checked out (detached, tracked files forced: a pin step's edits of an earlier
+    build do not survive) at ``revision`` exactly (a tag build's own pin commit), else at the tip of
+    ``pins_branch`` of ``pins_remote``, which must contain ``contains`` when given (the publisher, for a pin commit
+    a build worker made: the tip only moves forward, so builds at once on one machine never move it back). No
+    branch yet (no pin committed): HEAD stays."""
+    branch, remote = _branch(config)
+    top = _toplevel(config, runner, "there is no revision to check out")
+    env = _identity(config)
+    git = ["git", "-C", str(top)]
+    tracking = f"refs/stackyard/checkout/{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    head = runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60, what="reading HEAD").stdout.strip()
+    try:
+        fetched = runner.run([*git, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{tracking}"],
+                             env=env, check=False, timeout=300, what=f"fetching {branch} of {remote}")
+        if fetched.returncode == 0:
+            tip: str | None = runner.run([*git, "rev-parse", "--verify", f"{tracking}^{{commit}}"], env=env, timeout=60,
+                                         what="reading the branch's tip").stdout.strip()
+        elif "couldn't find remote ref" in fetched.output:
+            tip = None
+        else:
+            raise FetchError(f"cannot fetch {branch} of {remote}: {fetched.output.strip()[-1000:]}",
+                             hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+        if revision:
+            found = runner.run([*git, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], env=env, check=False,
+                               timeout=60, what=f"finding {revision}")
+            if found.returncode != 0:
+                raise InputError(f"{revision}: no such commit in {top} nor on {branch} of {remote}",
+                                 hint="the build's pin_commit property names a commit pushed there; was it rewritten?")
+            target = found.stdout.strip()
+        elif tip is None:
+            if contains:
+                raise InputError(f"{branch} of {remote} does not exist, so it does not contain {contains}",
+                                 hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+            target = head
+        else:
+            target = tip
+            if contains:
+                known = runner.run([*git, "merge-base", "--is-ancestor", contains, tip], env=env, check=False, timeout=60,
+                                   what=f"is {contains} on {branch}?")
+                if known.returncode != 0:
+                    raise InputError(f"{branch} of {remote} (at {tip}) does not contain {contains}",
+                                     hint="the branch was rewritten after the build pushed its pin commit; run the build again")
+        runner.run([*git, "checkout", "-q", "-f", "--detach", target], env=env, timeout=300, what=f"checking out {target}")
+    finally:
+        runner.run([*git, "update-ref", "-d", tracking], env=env, check=False, timeout=60, what="forgetting the fetched tip")
+    return Checkout(target, branch, remote, target != head)

@@ -16,7 +16,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from stackyard.transfer import bundle
 
     config, release, recipe = _project(args)
-    b = bundle(config, release, recipe, Path(args.out))
+    b = bundle(config, release, recipe, Path(args.out), args.wheels.split())
     if args.json:
         print(json.dumps({"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb}))
     else:
@@ -59,7 +59,8 @@ def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
     from stackyard.transfer import WheelhouseServer
 
     config = _config(args)
-    server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port).start()
+    server = WheelhouseServer(config.paths.output / "wheelhouse", args.host, args.port,
+                              history=config.paths.output / "history").start()
     print(f"serving {config.paths.output / 'wheelhouse'} at {server.url}/ (Ctrl-C or SIGTERM stops)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -72,10 +73,47 @@ def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_share_history(args: argparse.Namespace) -> int:
+    from stackyard.transfer import share_history
+
+    config, release, recipe = _project(args)
+    r = share_history(config, release, recipe)
+    print(f"{r['package']} {r['version']}: its changelog (sha256 {r['sha256']}) is the history build workers continue from")
+    return 0
+
+
+def cmd_fetch_history(args: argparse.Namespace) -> int:
+    from stackyard.transfer import fetch_history
+
+    config, release, recipe = _project(args)
+    r = fetch_history(config, release, recipe, args.url)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print({"none": f"{recipe.package}: never published for {release.id}",
+               "kept": f"{recipe.package}: the changelog here is the published {r['published']}'s or newer; kept",
+               "seeded": f"{recipe.package}: continues from the published {r['published']}"}[r["history"]])
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from stackyard.pin_commit import checkout
+
+    config = _config(args)
+    r = checkout(config, revision=args.revision or None, contains=args.contains or None)
+    if args.json:
+        print(json.dumps({"checkout": r.commit, "checkout_branch": r.branch, "checkout_moved": r.moved}))
+    else:
+        print(f"{r.commit} ({r.branch} of {r.remote})" + ("" if r.moved else ": already checked out"))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = command(sub, "bundle", "pack a tested deb, its record and changelog for the publisher, with a .sha256 beside it", cmd_bundle)
     s.add_argument("project")
     s.add_argument("--out", required=True, help="directory the bundle and its .sha256 are written to")
+    s.add_argument("--wheels", default="", help="space-separated name==version: wheels built here to send along (the "
+                                                "central wheelhouse lacked them: fetch-wheelhouse's missing)")
     s.add_argument("--json", action="store_true")
 
     s = command(sub, "verify-artifact", "check files against the .sha256 beside each", cmd_verify_artifact, release=False)
@@ -87,6 +125,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s = command(sub, "fetch-wheelhouse", "get a project's locked wheels from the publisher's wheelhouse over HTTP", cmd_fetch_wheelhouse)
     s.add_argument("project")
     s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
+    s.add_argument("--json", action="store_true")
+
+    s = command(sub, "share-history", "the publisher: keep the published changelog of a project for build workers",
+                cmd_share_history)
+    s.add_argument("project")
+
+    s = command(sub, "fetch-history", "continue a project's changelog from the one the publisher published", cmd_fetch_history)
+    s.add_argument("project")
+    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
+    s.add_argument("--json", action="store_true")
+
+    s = command(sub, "checkout", "check out the configuration repository at [buildbot] pins_branch's tip (or a pin commit)",
+                cmd_checkout, release=False)
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--revision", default="", help="exactly this commit (a tag build's pin commit)")
+    which.add_argument("--contains", default="", help="the branch's tip, which must contain this commit")
     s.add_argument("--json", action="store_true")
 
     s = command(sub, "serve-wheelhouse", "serve every release's wheelhouse (PEP 503 index, manifest) read-only over HTTP", cmd_serve_wheelhouse, release=False)

@@ -502,6 +502,14 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     write_install_requirements(tmp, ok)
+    swap_in(wheelhouse, tmp, gen)
+    return gen
+
+
+def swap_in(wheelhouse: Path, tmp: Path, gen: Path) -> None:
+    """``tmp`` (complete) becomes the generation ``gen`` and ``wheelhouse`` (a symlink) points at it, atomically; the
+    previous generation stays (a reader may still use it), older ones go."""
+    generations = gen.parent
     if gen.exists():
         shutil.rmtree(gen)
     os.replace(tmp, gen)
@@ -517,7 +525,6 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
     for old in generations.glob(f"{wheelhouse.name}-*"):
         if old.resolve() not in keep:
             shutil.rmtree(old, ignore_errors=True)
-    return gen
 
 
 def build_wheelhouse(

@@ -10,7 +10,9 @@ FileDownload), which checks it again and publishes it to staging.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -28,7 +30,10 @@ import pytest
 from builders.ctl import create_worker
 from stackyard.config import load_config
 from stackyard.rootfs import rootfs_tarball
-from tests.conftest import Workspace, free_port
+from stackyard.images.build import read_record
+from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
+from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer
 from tests.integration.buildbot_harness import BIN, Api, Upstream, ctl, git, notifying_repo
@@ -88,7 +93,7 @@ def scale_out_table(web: int, pb: int, wheelhouse: int) -> str:
         web_port = {web}
         worker_port = {pb}
         poll_interval = 3600
-        images = false
+        images = true
         requirements_update = false
         verify = false
         releases_repo = ""
@@ -161,7 +166,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, docker_engine: str) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("scaleout")
     web, pb, wheelhouse = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{web}/"
@@ -177,7 +182,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
     text = template.config.read_text()
     text = re.sub(r'(?m)^cache = ".*"$', 'cache = "cache"', text)  # each machine its own
     text = re.sub(r'(?m)^gnupg_home = ".*"$', 'gnupg_home = "var/gnupg"', text)  # the publisher's signing key
-    template.config.write_text(text + scale_out_table(web, pb, wheelhouse))
+    # images: the session's engine, a registry on the publisher (its credentials are made there, by services up)
+    template.config.write_text(text + scale_out_table(web, pb, wheelhouse) + images_toml(docker_engine))
+    shutil.copytree(ROOT / "images", template.root / "images")
     for name, up in upstreams.items():
         (template.root / "recipes" / f"{name}.yaml").write_text(recipe(name, up.url))
     (template.root / ".gitignore").write_text("/var/\n/cache/\n")
@@ -200,13 +207,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
     # test speed only: each build worker's smoke test root comes from its own copy of one mmdebstrap tarball
     config = load_config(master.config)
     seed = rootfs_tarball(base / "seed-cache", config.codenames["bookworm"], base / "seed-cache" / "mmdebstrap.log")
-    for name in ("build1", "build2"):
+    for name in MACHINES:
         (machines[name].root / "cache" / "rootfs").mkdir(parents=True)
         shutil.copy2(seed, machines[name].root / "cache" / "rootfs" / seed.name)
     assert not any((machines[n].root / "var").exists() for n in ("build1", "build2"))  # a build worker's var/ starts empty
 
     c = Cluster(base, Api(url), url, "", master, machines, upstreams, configuration, index, wheelhouse)
     workers: list[Path] = []
+    machines["publisher"].run("services", "up")  # the registry (TLS, htpasswd) and its password: the publisher's alone
     r = ctl(master, "up")  # the master only: no worker here is named "local"
     assert r.returncode == 0, r.stdout + r.stderr
     try:
@@ -237,6 +245,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer) -> Ite
             if (ws.root / "var" / "gnupg").is_dir():
                 subprocess.run(["gpgconf", "--homedir", str(ws.root / "var" / "gnupg"), "--kill", "gpg-agent"], check=False,
                                capture_output=True)
+        machines["publisher"].run("services", "down", check=False)
         down = ctl(master, "down")
         assert down.returncode == 0, down.stdout + down.stderr
 
@@ -268,8 +277,9 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     assert r.status_code == 200 and "error" not in r.json(), r.text
     build = c.api.wait_build(f"tinyapp-{RELEASE}", 1, timeout=1200)
     assert build["results"] == 0, failed_logs(c, build)
-    steps = {k: v for k, v in c.api.steps(build).items() if k not in ("pin", "pin commit")}  # no new version: skipped
-    assert steps == {"lock": "success", "wheelhouse": "success", "wheels": "skipped", "inputs unchanged?": "success",
+    steps = {k: v for k, v in c.api.steps(build).items() if k not in ("pin", "pin commit", "checkout pin commit")}  # no new version
+    assert steps == {"checkout": "success", "lock": "success", "wheelhouse": "success", "wheels": "skipped",
+                     "published history": "success", "inputs unchanged?": "success",
                      "deb build": "success", "lintian": "warnings", "smoke test": "success", "bundle": "success",
                      "upload": "success", "upload sha256": "success", "check on the master": "success", "publish": "success"}
     assert c.index.requests[asked:] == []  # no package index was asked: every wheel came from the publisher
@@ -290,7 +300,9 @@ def test_a_build_worker_with_an_empty_var_builds_from_the_publishers_wheelhouse_
     assert "ok: " in c.api.step_log(build, "check on the master")  # the master checked the sum
     (publish,) = c.api.builds(f"publish-{RELEASE}")
     assert c.worker_of(publish) == "publisher" and publish["results"] == 0
-    assert c.api.steps(publish) == {"download": "success", "download sha256": "success", "receive": "success", "publish": "success"}
+    assert c.api.steps(publish) == {"checkout": "success", "download": "success", "download sha256": "success", "receive": "success",
+                                    "publish": "success", "share history": "success", "image": "success"}
+    assert props["history"] == "none"  # never published before: the revision starts at .1
     assert "sha256 of the bundle" in c.api.step_log(publish, "receive")
 
 
@@ -310,6 +322,18 @@ def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_
     assert a["started_at"] < b["complete_at"] and b["started_at"] < a["complete_at"]  # at the same time
     staging = c.staging()
     assert "venv-tinyapp 1.1-2025.1.1" in staging and "venv-tinytool 1.1-2025.1.1" in staging, staging
+    # both images in the registry, built and pushed by the publisher from the debs it published; only it has the
+    # registry's password
+    config = load_config(c.machines["publisher"].config)
+    registry = Registry(config.images, registry_password(config.images))
+    for name in c.upstreams:
+        record = read_record(config, config.release(RELEASE), name)
+        assert record is not None and record.version == "1.1-2025.1.1", record
+        assert registry.digest(name, f"{RELEASE}-debian_bookworm") == record.digest
+    for name in ("build1", "build2"):
+        worker_config = load_config(c.machines[name].config)
+        assert not worker_config.images.password_file.exists()
+        assert not (c.machines[name].root / "var" / "images").exists()
     # the configuration repository has both pin commits, each named in its build's properties; none lost
     log = git(c.configuration, "log", "--format=%H %s", f"refs/heads/{PINS}")
     for name, build in builds.items():
@@ -317,9 +341,101 @@ def test_two_tags_at_once_build_on_both_workers_in_parallel_and_land_in_staging_
         assert f"{commit} {name} 1.1 for {RELEASE}: pin and lock" in log, log
         assert '"2025.1": "1.1"' in git(c.configuration, "show", f"{PINS}:recipes/{name}.yaml")
         assert c.api.steps(build)["wheels"] == "success"  # the tag's own source: built on the worker
+        # the worker built the pin commit itself: checked out exactly, and the deb's recorded lock is that commit's
+        props = c.api.properties(build)
+        assert props["checkout"] == commit
+        worker_root = c.machines[c.worker_of(build)].root
+        assert git(worker_root, "rev-parse", "HEAD").strip() == commit
+        lock = next(f for f in props["pin_files"].split() if "/locks/" in f)
+        committed = git(c.configuration, "show", f"{commit}:{lock}")
+        published = (c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs" / f"venv-{name}.changelog").read_text()
+        recorded = re.search(r"lock sha256:\s+([0-9a-f]{64})", published)
+        assert recorded and recorded[1] == hashlib.sha256(committed.encode()).hexdigest(), published[:800]
+        # the publisher published from the branch's tip, which holds that pin commit
+        publish = next(p for p in c.api.builds(f"publish-{RELEASE}") if c.api.properties(p).get("pin_commit") == commit)
+        git(c.configuration, "merge-base", "--is-ancestor", commit, c.api.properties(publish)["checkout"])  # raises if not
+    # the wheels each worker built for its tag (the central wheelhouse lacked them) are merged into the central one
+    central = c.machines["publisher"].root / "var" / "wheelhouse" / RELEASE
+    (wheelhouse,) = [d for d in central.iterdir() if not d.name.startswith(".")]
+    manifest = json.loads((wheelhouse / "manifest.json").read_text())
+    sums = (wheelhouse / "SHA256SUMS").read_text()
+    for name, build in builds.items():
+        (merged,) = [w for w in manifest["wheels"] if w["name"] == name and w["version"] == "1.1"]
+        built = next((c.machines[c.worker_of(build)].root / "var" / "wheelhouse" / RELEASE).glob(f"*/{merged['filename']}"))
+        assert hashlib.sha256(built.read_bytes()).hexdigest() == merged["sha256"]
+        assert hashlib.sha256((wheelhouse / merged["filename"]).read_bytes()).hexdigest() == merged["sha256"]
+        assert f"{merged['sha256']}  {merged['filename']}\n" in sums
+        assert f"{merged['filename']}#sha256={merged['sha256']}" in (wheelhouse / "simple" / name / "index.html").read_text()
+        assert merged["merged_from"] == f"venv-{name}_1.1-2025.1.1.bundle.tar"
+    assert len(sums.splitlines()) == len(manifest["wheels"]) == len({w["filename"] for w in manifest["wheels"]})
     # both bundles passed the master on their way
     artifacts = sorted(p.name for p in (c.master.root / "var" / "buildbot" / "artifacts" / RELEASE).iterdir())
     assert {"venv-tinyapp_1.1-2025.1.1.bundle.tar", "venv-tinytool_1.1-2025.1.1.bundle.tar"} <= set(artifacts), artifacts
+
+
+def test_a_build_worker_with_an_empty_var_continues_the_published_revision_from_the_pins_branchs_tip(
+        cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    # an operator changes tinyapp's packaging on the pins branch; no worker's clone has it
+    edit = tmp_path / "edit"
+    subprocess.run(["git", "clone", "-q", "-b", PINS, str(c.configuration), str(edit)], check=True)
+    recipe_file = edit / "recipes" / "tinyapp.yaml"
+    recipe_file.write_text(recipe_file.read_text().replace("a tiny fixture project", "a tiny fixture project, repackaged"))
+    git(edit, "commit", "-q", "-am", "tinyapp: packaging changed")
+    git(edit, "push", "-q", "origin", f"HEAD:{PINS}")
+    tip = git(edit, "rev-parse", "HEAD").strip()
+    assert "venv-tinyapp 1.1-2025.1.1" in c.staging()
+    for name in ("build1", "build2"):  # no build worker has a changelog of its own any more
+        shutil.rmtree(c.machines[name].root / "var" / "debs", ignore_errors=True)
+    number = len(c.api.builds(f"tinyapp-{RELEASE}")) + 1
+    r = c.api.force("force-tinyapp-2025_1", f"tinyapp-{RELEASE}", release=RELEASE, project="tinyapp", version="")
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    build = c.api.wait_build(f"tinyapp-{RELEASE}", number, timeout=1200)
+    assert build["results"] == 0, failed_logs(c, build)
+    props = c.api.properties(build)
+    assert props["checkout"] == tip  # the branch's tip, not the worker's stale clone
+    assert props["history"] == "seeded" and props["published"] == "1.1-2025.1.1"
+    # tinyapp 1.1's wheel, built by a worker for the tag, now comes from the central wheelhouse: nothing is built
+    assert props["wheels_missing"] == "" and c.api.steps(build)["wheels"] == "skipped"
+    staging = c.staging()
+    assert "venv-tinyapp 1.1-2025.1.2" in staging, staging  # the next revision, not .1 again with other bytes
+    changelog = (c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs" / "venv-tinyapp.changelog").read_text()
+    assert re.findall(r"^venv-tinyapp \((1\.1-2025\.1\.\d)\)", changelog, re.M) == ["1.1-2025.1.2", "1.1-2025.1.1"], changelog
+
+
+def test_a_worker_wheel_whose_name_and_version_the_wheelhouse_has_with_other_bytes_is_refused_naming_both(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from stackyard.transfer import write_sha256
+
+    c = cluster
+    artifacts = c.master.root / "var" / "buildbot" / "artifacts" / RELEASE
+    source = artifacts / "venv-tinytool_1.1-2025.1.1.bundle.tar"
+    bundle = tmp_path / source.name
+    with tarfile.open(source) as src, tarfile.open(bundle, "w") as dst:  # the same bundle, its wheel rebuilt other bytes
+        entries = json.loads(src.extractfile("wheels/wheels.json").read())  # type: ignore[union-attr]
+        (entry,) = entries
+        other = src.extractfile(f"wheels/{entry['filename']}").read() + b"\0"  # type: ignore[union-attr]
+        theirs = entry["sha256"]
+        entry["sha256"] = hashlib.sha256(other).hexdigest()
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "wheels/wheels.json":
+                data = json.dumps(entries).encode()
+            elif member.name.endswith(".whl"):
+                data = other
+            member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    write_sha256(bundle)
+    publisher = c.machines["publisher"]
+    central = publisher.root / "var" / "wheelhouse" / RELEASE
+    before = {p: p.read_bytes() for p in central.rglob("*") if p.is_file()}
+    debs = sorted(p.name for p in (publisher.root / "var" / "debs" / RELEASE).rglob("*"))
+    r = publisher.run("receive", "--release", RELEASE, str(bundle), check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())
+    assert f"{entry['filename']} (sha256 {entry['sha256']})" in said and f"as {entry['filename']} with other bytes (sha256 {theirs})" in said, said
+    assert {p: p.read_bytes() for p in central.rglob("*") if p.is_file()} == before  # nothing merged
+    assert sorted(p.name for p in (publisher.root / "var" / "debs" / RELEASE).rglob("*")) == debs  # nothing received
 
 
 def test_a_damaged_bundle_is_refused_by_the_publisher_and_nothing_is_published(cluster: Cluster, tmp_path: Path) -> None:
@@ -373,7 +489,8 @@ def test_a_wheel_damaged_on_the_wheelhouse_server_is_refused_and_nothing_is_writ
     c = cluster
     served = tmp_path / "served" / "wheelhouse"
     shutil.copytree(c.machines["publisher"].root / "var" / "wheelhouse", served, symlinks=True)
-    (wheel,) = [p for p in served.rglob("tinypure-*.whl") if not p.is_symlink() and ".generations" in str(p)]
+    (current,) = [d for d in (served / RELEASE).iterdir() if d.is_symlink()]  # the generation the wheelhouse is now
+    (wheel,) = current.resolve().glob("tinypure-*.whl")
     wheel.write_bytes(wheel.read_bytes() + b"damaged")
     subprocess.run(["git", "clone", "-q", "-b", "main", str(c.configuration), str(tmp_path / "fresh")], check=True)
     fresh = Workspace(tmp_path / "fresh")

@@ -126,3 +126,45 @@ def test_without_a_git_repository_or_a_branch_it_is_one_clear_error(tmp_path: Pa
     ws.config.write_text(ws.config.read_text() + f'[buildbot]\npins_branch = "{BRANCH}"\n')
     r = ws.run("pin-commit", "--release", "2025.1", "tinyapp", check=False)
     assert r.returncode == 2 and f"{ws.root} is not in a git repository" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def checkout(ws: Workspace, *args: str) -> dict:  # type: ignore[type-arg]
+    r = ws.run("checkout", *args, "--json", check=False)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def test_checkout_brings_a_stale_clone_to_the_pins_branch_or_exactly_to_a_pin_commit(tmp_path: Path) -> None:
+    ws, bare = configuration_repository(tmp_path)
+    head = git(ws.root, "rev-parse", "HEAD").strip()
+    assert checkout(ws) == {"checkout": head, "checkout_branch": BRANCH, "checkout_moved": False}  # no branch yet: HEAD stays
+    # another machine commits two pins; this clone is stale and has a leftover edit of an earlier build's pin step
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(other))
+    git(other, "checkout", "-q", "-b", BRANCH)
+    commits = []
+    for version in ("1.5", "1.6"):
+        (other / "recipes" / "tinyext.yaml").write_text(
+            (other / "recipes" / "tinyext.yaml").read_text().replace('"1.0"', f'"{version}"').replace('"1.5"', f'"{version}"'))
+        git(other, "commit", "-q", "-am", f"tinyext {version}")
+        commits.append(git(other, "rev-parse", "HEAD").strip())
+    git(other, "push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}")
+    tag(ws, "tinyapp", "9.9")
+    got = checkout(ws)
+    assert got["checkout"] == commits[1] and got["checkout_moved"]
+    assert git(ws.root, "rev-parse", "HEAD").strip() == commits[1]
+    assert '"1.6"' in (ws.root / "recipes" / "tinyext.yaml").read_text()
+    assert '"9.9"' not in (ws.root / "recipes" / "tinyapp.yaml").read_text()  # the leftover edit did not survive
+    assert git(ws.root, "status", "--porcelain", "--untracked-files=no") == ""
+    # a tag build's own pin commit, exactly (not the tip)
+    assert checkout(ws, "--revision", commits[0])["checkout"] == commits[0]
+    assert '"1.5"' in (ws.root / "recipes" / "tinyext.yaml").read_text()
+    # the publisher: the tip, which must contain the build's commit
+    assert checkout(ws, "--contains", commits[0])["checkout"] == commits[1]
+    stray = git(ws.root, "commit-tree", f"{head}^{{tree}}", "-p", head, "-m", "not pushed").strip()
+    r = ws.run("checkout", "--contains", stray, check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"{BRANCH} of origin (at {commits[1]}) does not contain {stray}" in r.stderr, r.stderr
+    r = ws.run("checkout", "--revision", "0" * 40, check=False)
+    assert r.returncode != 0 and f"{'0' * 40}: no such commit" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert git(ws.root, "rev-parse", "HEAD").strip() == commits[1]  # a refused checkout moved nothing

@@ -103,8 +103,8 @@ def test_scale_out_builds_on_build_workers_and_publishes_on_the_publisher_only(p
                        "publish-2025.1": ("repo",)}
     project = plan.builder("tinyapp-2025.1")
     names = [s.name for s in project.steps]
-    assert names == ["pin", "lock", "wheelhouse", "wheels", "inputs unchanged?", "deb build", "lintian", "smoke test", "bundle",
-                     "upload", "upload sha256", "check on the master", "publish"]
+    assert names == ["pin", "lock", "wheelhouse", "wheels", "published history", "inputs unchanged?", "deb build", "lintian",
+                     "smoke test", "bundle", "upload", "upload sha256", "check on the master", "publish"]
     step = {s.name: s for s in project.steps}
     assert step["wheelhouse"].command == ("stackyard", "fetch-wheelhouse", "--release", "2025.1", "tinyapp", "--url",
                                           "http://repo.example.org:8081", "--json")
@@ -119,12 +119,39 @@ def test_scale_out_builds_on_build_workers_and_publishes_on_the_publisher_only(p
     assert step["check on the master"].transfer == "master"
     assert step["check on the master"].command == ("stackyard", "verify-artifact", upload.command[1])
     publish = plan.builder("publish-2025.1")
-    assert [s.name for s in publish.steps] == ["download", "download sha256", "receive", "publish", "image"]
+    assert [s.name for s in publish.steps] == ["download", "download sha256", "receive", "publish", "share history", "image"]
     p = {s.name: s for s in publish.steps}
     assert p["download"].command == (upload.command[1], "inbox/%(prop:bundle)s")
     assert p["receive"].command == ("stackyard", "receive", "--release", "2025.1", "inbox/%(prop:bundle)s")
     assert p["publish"].command == ("stackyard", "publish", "--release", "2025.1", Prop("publish_project")) and p["publish"].locks == (REPREPRO,)
     assert {s.name for s in plan.schedulers} >= {"trigger-publish-2025.1", "force-publish-2025_1"}
+    # the deb's version continues from what the publisher published: its history before the version is decided,
+    # and after each publish the publisher shares it (under the repository's lock: what reprepro has is read)
+    assert step["published history"].command == ("stackyard", "fetch-history", "--release", "2025.1", "tinyapp", "--url",
+                                                 "http://repo.example.org:8081", "--json")
+    assert p["share history"].command == ("stackyard", "share-history", "--release", "2025.1", Prop("publish_project"))
+    assert p["share history"].locks == (REPREPRO,)
+    # the wheels a worker built because the central wheelhouse lacked them travel in the bundle; the publisher
+    # merges them into the release's wheelhouse while it receives, under the wheelhouse's lock
+    assert step["bundle"].command == ("stackyard", "bundle", "--release", "2025.1", "tinyapp", "--out", "outbox",
+                                      Prop("wheels_missing", flag="--wheels"), "--json")
+    assert p["receive"].locks == ("wheelhouse-2025.1",)
+
+
+def test_scale_out_with_a_pins_branch_checks_out_the_branch_then_the_builds_own_pin_commit(
+        plan_of: Callable[..., MasterPlan]) -> None:
+    plan = plan_of(SCALE_OUT.replace("[buildbot]\n", '[buildbot]\npins_branch = "stackyard/pins"\n'))
+    steps = plan.builder("tinyapp-2025.1").steps
+    assert [s.name for s in steps][:6] == ["checkout", "pin", "lock", "pin commit", "checkout pin commit", "wheelhouse"]
+    step = {s.name: s for s in steps}
+    assert step["checkout"].command == ("stackyard", "checkout", "--json") and step["checkout"].only_if is None
+    assert step["checkout pin commit"].command == ("stackyard", "checkout", "--revision", Prop("pin_commit"), "--json")
+    assert step["checkout pin commit"].only_if == "pin_commit"
+    publish = plan.builder("publish-2025.1").steps
+    assert publish[0].name == "checkout"  # before anything reads the recipe (receive, publish, image)
+    assert publish[0].command == ("stackyard", "checkout", Prop("pin_commit", flag="--contains"), "--json")
+    # without a pins branch there is nothing to check out
+    assert "checkout" not in [s.name for s in plan_of(SCALE_OUT).builder("tinyapp-2025.1").steps]
 
 
 def test_one_machine_keeps_todays_steps(plan_of: Callable[..., MasterPlan]) -> None:
