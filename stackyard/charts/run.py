@@ -121,7 +121,7 @@ def clean(client: docker.DockerClient, run_id: str | None = None, report: Report
 
     containers = client.containers.list(all=True, filters=selector)
     removed = 0
-    if containers:  # on a vfs engine each removal deletes a whole copy of its image: at once
+    if containers:  # on a vfs engine (the fallback) each removal deletes a whole copy of its image: at once
         with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
             removed += sum(pool.map(lambda c: remove(c, force=True, v=True), containers))
     removed += sum(remove(n) for n in client.networks.list(filters=selector))
@@ -386,7 +386,7 @@ class ChartRun:
     def infra(self, image: str) -> None:
         started = time.monotonic()
         salts = {c: secrets.token_bytes(4) for c in self.charts}
-        pool = ThreadPoolExecutor(max_workers=3)  # creating a container copies its image on vfs: at once
+        pool = ThreadPoolExecutor(max_workers=3)  # creating a container copies its image on vfs (the fallback): at once
         db_ = pool.submit(self._create, R.DB, image, ["bash", "-c", "install -d -o mysql -g mysql /run/mysqld && exec mariadbd "
                                         "--user=mysql --bind-address=0.0.0.0 --skip-name-resolve "
                                         "--max-connections=1000 --init-file=/etc/mysql/stackyard-init.sql"],
