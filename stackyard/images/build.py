@@ -247,6 +247,7 @@ class ImageStage:
         self.log = config.logs_dir("image", release) / f"{self.spec.name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.report = report
+        self.digest = self._prepare()  # everything the image is made from, looked up once: build() renders it
 
     def record_path(self) -> Path:
         return _record_path(self.config, self.release, self.name)
@@ -255,6 +256,10 @@ class ImageStage:
         return ImageRecord
 
     def inputs(self) -> str:
+        return self.digest
+
+    def _prepare(self) -> str:
+        """The published deb, the base image, the keyring, the template and its variables; their digest."""
         config, release, recipe, spec = self.config, self.release, self.recipe, self.spec
         self.deb = deb = published_deb(config, release, recipe, self.distribution, runner=self.runner)
         base = ensure_base(config, release, self.client, self.log, self.report, runner=self.runner)
