@@ -279,6 +279,7 @@ class _Objects:
     def __init__(self, plan: MasterPlan) -> None:
         self.plan = plan
         self.locks = {name: util.MasterLock(name) for name in plan.locks}
+        self.worker_locks = {name: util.WorkerLock(name) for name in sorted({n for b in plan.builders for n in b.worker_locks})}
 
     def access(self, names: tuple[str, ...]) -> list[Any]:
         return [self.locks[n].access("exclusive") for n in names]
@@ -332,7 +333,8 @@ class _Objects:
         props = {"release": b.release} | ({"project": b.project} if b.project else {})
         retries = any(s.json_property == "fetch" for s in b.steps)  # scale-out: see FetchWheelhouse
         return util.BuilderConfig(
-            name=b.name, workernames=list(b.workers), factory=factory, locks=self.access(b.locks),
+            name=b.name, workernames=list(b.workers), factory=factory,
+            locks=self.access(b.locks) + [self.worker_locks[n].access("exclusive") for n in b.worker_locks],
             nextWorker=another_worker if retries else None,
             tags=[b.kind, b.release] + ([b.project] if b.project else []), collapseRequests=False, properties=props,
             defaultProperties={REQUIREMENTS_UPDATE: True} if b.kind == "wheels" else {},

@@ -79,6 +79,9 @@ class BuilderPlan:
     steps: tuple[StepPlan, ...]
     workers: tuple[str, ...]
     locks: tuple[str, ...] = ()  # held for the whole build: one build per builder at a time
+    # worker locks (exclusive, one per worker) held for the whole build: "checkout" (scale-out with a pins branch) lets
+    # one project build at a time use a worker's clone, which each build checks out at its own revision
+    worker_locks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ SCALE_OUT_SEND = (
 # branch before a build (its tip; a tag build then its own pin commit, exactly; the publisher the tip, which must
 # contain the build's pin commit), so no worker builds from a stale checkout
 CHECKOUT = StepPlan("checkout", stackyard("checkout", "--json"), json_property="checkout")
+CHECKOUT_LOCK = "checkout"  # a worker lock: builds at once on one worker would check their shared clone out under each other
 CHECKOUT_PIN = StepPlan("checkout pin commit", stackyard("checkout", "--revision", Prop("pin_commit"), "--json"),
                         only_if="pin_commit", json_property="checkout")
 # before the deb's version is decided: the changelog the publisher published, so an empty var/ does not restart at .1
@@ -400,7 +404,9 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
             if settings.scale_out:
                 steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url,
                                                 bool(settings.pins_branch))
-            add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",)), str(recipe.file))
+            worker_locks = (CHECKOUT_LOCK,) if settings.scale_out and settings.pins_branch else ()
+            add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",), worker_locks),
+                str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
             release = config.releases[rid]
             if recipe.source.git:

@@ -150,8 +150,29 @@ def test_scale_out_with_a_pins_branch_checks_out_the_branch_then_the_builds_own_
     publish = plan.builder("publish-2025.1").steps
     assert publish[0].name == "checkout"  # before anything reads the recipe (receive, publish, image)
     assert publish[0].command == ("stackyard", "checkout", Prop("pin_commit", flag="--contains"), "--json")
+    # the checkout is the worker's one clone: one project build at a time on each worker uses it
+    assert plan.builder("tinyapp-2025.1").worker_locks == ("checkout",)
+    assert plan.builder("publish-2025.1").worker_locks == ()  # the publisher only moves its clone forward (--contains)
     # without a pins branch there is nothing to check out
-    assert "checkout" not in [s.name for s in plan_of(SCALE_OUT).builder("tinyapp-2025.1").steps]
+    without = plan_of(SCALE_OUT).builder("tinyapp-2025.1")
+    assert "checkout" not in [s.name for s in without.steps] and without.worker_locks == ()
+
+
+def test_the_checkout_worker_lock_is_one_buildbot_worker_lock_on_every_project_builder(
+        make_config: Callable[..., Config], make_recipe: Callable[..., Path]) -> None:
+    from buildbot.locks import WorkerLock
+
+    from builders.master import master_config
+
+    make_recipe("tinyapp", RECIPE)
+    make_recipe("tinytool", RECIPE.replace("tinyapp", "tinytool"))
+    config = buildbot_config(make_config(extra=SCALE_OUT.replace("[buildbot]\n", '[buildbot]\npins_branch = "stackyard/pins"\n')))
+    builders = {b.name: b for b in master_config(config)["builders"]}
+    held = {name: [a.lockid for a in builders[name].locks if isinstance(a.lockid, WorkerLock)]
+            for name in ("tinyapp-2025.1", "tinytool-2025.1", "publish-2025.1")}
+    assert [lock.name for lock in held["tinyapp-2025.1"]] == ["checkout"] and held["publish-2025.1"] == []
+    assert held["tinyapp-2025.1"][0] is held["tinytool-2025.1"][0]  # one lock: builds of different projects exclude each other
+    assert all(a.mode == "exclusive" for a in builders["tinyapp-2025.1"].locks)
 
 
 def test_one_machine_keeps_todays_steps(plan_of: Callable[..., MasterPlan]) -> None:
