@@ -29,13 +29,13 @@ from buildbot.worker.docker import DockerLatentWorker
 from buildbot.worker.kubernetes import KubeLatentWorker
 
 from builders.settings import BuildbotConfig, LatentSettings, Secret, WorkerSettings
-from stackyard.images import engine as docker_engine
 from stackyard.config import Config, Release
 from stackyard.errors import ConfigError
 from stackyard.events import Note, Reporter, discard
+from stackyard.images import engine as docker_engine
 from stackyard.images.build import ensure_base, render
-from stackyard.wheels.pip import isolated_env
 from stackyard.runner import RUNNER, Runner
+from stackyard.wheels.pip import isolated_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "worker.Dockerfile.j2"

@@ -22,11 +22,24 @@ from twisted.python import log
 from zope.interface import implementer
 
 from builders.latent import make_worker
-from builders.plan import DEB_LOGS, DEB_TODO, REBUILD, REQUIREMENTS_UPDATE, Arg, BuilderPlan, MasterPlan, Prop, SchedulerPlan, StepPlan, make_plan
+from builders.plan import (
+    DEB_LOGS,
+    DEB_TODO,
+    REBUILD,
+    REQUIREMENTS_UPDATE,
+    Arg,
+    BuilderPlan,
+    MasterPlan,
+    Prop,
+    SchedulerPlan,
+    StepPlan,
+    make_plan,
+)
 from builders.poller import TagPoller
 from builders.releases_poller import ReleasesPoller
 from builders.requirements_poller import RequirementsPoller
-from builders.settings import BuildbotConfig as Config, BuildbotSettings, Secret, load_config
+from builders.settings import BuildbotConfig as Config
+from builders.settings import BuildbotSettings, Secret, load_config
 from stackyard.errors import ConfigError
 from stackyard.recipes import load_recipes
 

@@ -14,7 +14,8 @@ from typing import Union
 
 from builders.deliverables import ReleaseTarget, release_target
 from builders.requirements import PROJECT as REQUIREMENTS_PROJECT
-from builders.settings import BUILD, PUBLISH, BuildbotConfig as Config
+from builders.settings import BUILD, PUBLISH
+from builders.settings import BuildbotConfig as Config
 from builders.tags import SeriesRule, deliverable_versions, series_rule
 from stackyard.errors import ConfigError
 from stackyard.recipes import Recipe

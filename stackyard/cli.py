@@ -66,8 +66,8 @@ def _releases(config: Config, name: str) -> list[Release]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from stackyard.wheels.extras import verify_extras
     from stackyard.http import Http
+    from stackyard.wheels.extras import verify_extras
     from stackyard.wheels.package_index import PackageIndex
 
     config = _config(args)
@@ -344,9 +344,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from stackyard.repo.operator_data import parse_project_release
     from stackyard.verify.container import clean_leftovers
     from stackyard.verify.plan import Override
-    from stackyard.repo.operator_data import parse_project_release
     from stackyard.verify.run import verify, workdir_of
 
     config = _config(args)
@@ -433,10 +433,10 @@ def cmd_puppet_data(args: argparse.Namespace) -> int:
 def cmd_image(args: argparse.Namespace) -> int:
     from stackyard.events import Note
     from stackyard.images import engine as docker_engine
-    from stackyard.repo.apt import final, staging
     from stackyard.images.build import build_image, push_image
-    from stackyard.images.services import registry_password
     from stackyard.images.registry import Registry
+    from stackyard.images.services import registry_password
+    from stackyard.repo.apt import final, staging
 
     config, release = _release(args)
     recipes = _recipes(config, args.projects)
@@ -478,10 +478,10 @@ def cmd_helm_values(args: argparse.Namespace) -> int:
 
 
 def cmd_chart_verify(args: argparse.Namespace) -> int:
-    from stackyard.images import engine as docker_engine
     from stackyard.charts.plan import charts_for, default_charts_dir
     from stackyard.charts.run import ChartRun, clean
     from stackyard.errors import ToolError
+    from stackyard.images import engine as docker_engine
     from stackyard.images.services import registry_password
 
     config = _config(args)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from stackyard.config import Config, Release
 from stackyard.errors import ConfigError, FetchError, InputError
-from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
+from stackyard.wheels.lock import lock_path
 
 ATTEMPTS = 8  # pushes refused by a concurrent push before giving up
 MAINTAINER = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*$")

@@ -29,17 +29,17 @@ from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urldefrag
+from urllib.parse import urldefrag, urljoin
 
 from packaging.utils import canonicalize_name
 
-from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
 from stackyard.errors import FetchError, InputError, IntegrityError
 from stackyard.http import Http, NotFound
+from stackyard.recipes import Recipe
+from stackyard.wheels.cache import sha256_file
 from stackyard.wheels.constraints import load_lock
 from stackyard.wheels.lock import lock_path
-from stackyard.recipes import Recipe
 from stackyard.wheels.simple_index import write_simple_index
 
 SUFFIX = ".sha256"
@@ -134,8 +134,8 @@ def bundle(config: Config, release: Release, recipe: Recipe, out: Path, wheels: 
     to merge into the release's wheelhouse."""
     from debian.changelog import Changelog
 
-    from stackyard.debs.venv_deb import changelog_path, debs_dir
     from stackyard.debs.record import smoke_passed as passed
+    from stackyard.debs.venv_deb import changelog_path, debs_dir
 
     cl = changelog_path(config, release, recipe.package)
     if not cl.exists():
@@ -171,8 +171,8 @@ def merge_wheels(config: Config, release: Release, incoming: dict[str, Path], en
     and manifest.json regenerated, swapped in atomically. A wheel already there with the same bytes is no change;
     a wheel whose name and version are there with other bytes is an error naming both, and nothing changes.
     Returns the file names added."""
-    from stackyard.wheels.wheelhouse import WheelhouseRecord, _exclusive, read_manifest, record_path, swap_in
     from stackyard import stage
+    from stackyard.wheels.wheelhouse import WheelhouseRecord, _exclusive, read_manifest, record_path, swap_in
 
     wheelhouse = config.wheelhouse_dir(release)
     with _exclusive(wheelhouse.parent / f".{wheelhouse.name}.lock"):
@@ -235,8 +235,8 @@ def receive(config: Config, release: Release, path: Path) -> Bundle:
     release's wheelhouse first. Nothing is unpacked from a bundle that fails a check."""
     from debian.changelog import Changelog
 
-    from stackyard.debs.venv_deb import debs_dir
     from stackyard.debs.record import smoke_passed as passed
+    from stackyard.debs.venv_deb import debs_dir
 
     digest = verify_sha256(path)
     with tarfile.open(path) as tf:

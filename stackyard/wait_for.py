@@ -19,8 +19,8 @@ from packaging.version import InvalidVersion, Version
 
 from stackyard.errors import FetchError, InputError, ResolutionError
 from stackyard.http import Http
-from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.runner import RUNNER, Runner
+from stackyard.wheels.package_index import IndexFile, PackageIndex
 
 if TYPE_CHECKING:
     from stackyard.config import Config, Release

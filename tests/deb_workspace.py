@@ -14,8 +14,8 @@ from pathlib import Path
 from debian.changelog import Changelog
 
 from stackyard.config import Config, Release
-from stackyard.wheels.lock import lock_path
 from stackyard.runner import Call
+from stackyard.wheels.lock import lock_path
 from tests.fake_repo import gpg_prefix, with_key
 from tests.fakes import FakeRunner
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from stackyard.repo.apt import LIST_FORMAT
 from stackyard.config import Config
+from stackyard.repo.apt import LIST_FORMAT
 from tests.fakes import FakeRunner
 
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"

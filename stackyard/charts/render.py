@@ -26,7 +26,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from stackyard.charts.gotemplate import TemplateUnsupported, render as render_template
+from stackyard.charts.gotemplate import TemplateUnsupported
+from stackyard.charts.gotemplate import render as render_template
 from stackyard.errors import InputError
 
 REGION = "RegionOne"

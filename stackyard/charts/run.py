@@ -37,7 +37,8 @@ from stackyard.charts import render as R
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
-from stackyard.images.build import ensure_base, ensure_image, read_record, render as render_dockerfile
+from stackyard.images.build import ensure_base, ensure_image, read_record
+from stackyard.images.build import render as render_dockerfile
 from stackyard.runner import RUNNER, Runner, mask, tail
 
 LABEL = "org.stackyard.chart-verify"

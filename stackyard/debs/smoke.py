@@ -16,17 +16,17 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackyard.config import Config, Release
 from stackyard.debs import record as deb_record
 from stackyard.debs.record import SmokeVerdict
-from stackyard.wheels.cache import sha256_file
-from stackyard.config import Config, Release
 from stackyard.debs.venv_deb import built_deb
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
 from stackyard.recipes import Recipe
+from stackyard.repo.signing import SigningKey, ensure_signing_key, gpg
 from stackyard.rootfs import Root, fresh_root, rootfs_tarball
 from stackyard.runner import RUNNER, Runner
-from stackyard.repo.signing import SigningKey, ensure_signing_key, gpg
+from stackyard.wheels.cache import sha256_file
 
 # paths whose changes are apt's, dpkg's or the system's business, not the package's
 IGNORED = ("proc", "sys", "dev", "run", "tmp", "var/lib/apt", "var/lib/dpkg", "var/cache", "var/log",

@@ -19,31 +19,30 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import ClassVar
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 from debian.changelog import Changelog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from packaging.utils import canonicalize_name
 
-from stackyard import stage
+from stackyard import __version__, stage
+from stackyard.config import Config, Release
 from stackyard.debs import dpkg
 from stackyard.debs import record as deb_record
-from stackyard.debs.record import DebRecord
 from stackyard.debs.dpkg import debs_dir
-from stackyard.wheels.cache import sha256_file
-from stackyard.config import Config, Release
-from stackyard.wheels.constraints import load_lock
-from stackyard import __version__
+from stackyard.debs.record import DebRecord
 from stackyard.debs.version import debian_upstream, decide, input_lines, recorded_inputs
 from stackyard.errors import BuildError, ConfigError, InputError, IntegrityError
 from stackyard.events import Note, Reporter, discard
-from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
+from stackyard.wheels.cache import sha256_file
+from stackyard.wheels.constraints import load_lock
+from stackyard.wheels.lock import lock_path
 from stackyard.wheels.upstream_requirements import read_source
 from stackyard.wheels.wheelhouse import read_manifest
 

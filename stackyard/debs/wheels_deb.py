@@ -17,8 +17,8 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,14 +26,14 @@ from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from stackyard import __version__, stage
+from stackyard.config import Config, Release
 from stackyard.debs import dpkg
 from stackyard.debs.dpkg import debs_dir
-from stackyard.wheels.cache import sha256_file
-from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.events import Reporter, discard
-from stackyard.target import target_for
 from stackyard.runner import RUNNER, Runner
+from stackyard.target import target_for
+from stackyard.wheels.cache import sha256_file
 from stackyard.wheels.upstream_requirements import read_source
 from stackyard.wheels.wheelhouse import read_manifest
 

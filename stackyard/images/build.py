@@ -17,13 +17,13 @@ a build whose inputs (Dockerfile, base, deb) did not change is not redone.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import shutil
 import tempfile
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Mapping
@@ -34,19 +34,19 @@ from debian.debfile import DebFile
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 
 from stackyard import stage
-from stackyard.images import engine as docker_engine
-from stackyard.repo.apt import AptRepository, staging
-from stackyard.wheels.cache import sha256_file
 from stackyard.config import Config, Release
-from stackyard.images.engine import PushResult
 from stackyard.errors import BuildError, ConfigError, InputError
 from stackyard.events import Note, Reporter, discard
-from stackyard.wheels.lock import lock_path
-from stackyard.recipes import Recipe
+from stackyard.images import engine as docker_engine
+from stackyard.images.engine import PushResult
 from stackyard.images.registry import Registry
+from stackyard.recipes import Recipe
+from stackyard.repo.apt import AptRepository, staging
 from stackyard.repo.server import RepoServer
 from stackyard.rootfs import rootfs_tarball
 from stackyard.runner import RUNNER, Runner
+from stackyard.wheels.cache import sha256_file
+from stackyard.wheels.lock import lock_path
 
 # what every image has before its project arrives
 BASE_PACKAGES = ("ca-certificates", "adduser", "python3", "sudo", "netbase")

@@ -19,8 +19,8 @@ from typing import Iterator
 
 from stackyard.config import Config, Release
 from stackyard.errors import InputError, ToolError
-from stackyard.runner import RUNNER, Runner
 from stackyard.repo.signing import SigningKey, ensure_signing_key
+from stackyard.runner import RUNNER, Runner
 
 REPREPRO_TIMEOUT = 900.0
 

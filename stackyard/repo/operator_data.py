@@ -21,12 +21,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from stackyard.repo.apt import AptRepository, PublishedPackage, final
-from stackyard.repo.apt import staging as staging_distribution
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
-from stackyard.runner import RUNNER, Runner
+from stackyard.repo.apt import AptRepository, PublishedPackage, final
+from stackyard.repo.apt import staging as staging_distribution
 from stackyard.repo.signing import KEYRING_NAME
+from stackyard.runner import RUNNER, Runner
 
 RELEASE_PRIORITY = 990  # the host's release: above Debian (500), below a forced downgrade (1000)
 PROJECT_PRIORITY = 995  # "this project from that release" wins over the host's release

@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from stackyard.repo.apt import final, staging
 from stackyard.config import Config, Release
 from stackyard.errors import BuildError, InputError, StackyardError
 from stackyard.events import Event, Note, Unchanged
 from stackyard.recipes import load_recipes
+from stackyard.repo.apt import final, staging
+from stackyard.repo.signing import KEYRING_NAME
 from stackyard.rootfs import BASE_PACKAGES as ROOT_BASE
 from stackyard.rootfs import rootfs_tarball
 from stackyard.runner import RUNNER, Runner, tail
-from stackyard.repo.signing import KEYRING_NAME
 from stackyard.verify.container import APT_ARCHIVES, Container, clean_leftovers
 from stackyard.verify.plan import BASE_PACKAGES, Override, VerifyPlan, make_plan
 from stackyard.verify.record import PackageRecord, StepRecord, VerifyRecord, passed_with, read_packages_index, write_record

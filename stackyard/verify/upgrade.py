@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Mapping
 
 from debian.debian_support import version_compare
 
-from stackyard.repo.apt import final, staging
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
+from stackyard.repo.apt import final, staging
 from stackyard.runner import RUNNER, Runner
 from stackyard.verify.plan import VerifyPlan
 from stackyard.verify.record import PackageRecord, read_packages_index

@@ -32,12 +32,12 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from stackyard.wheels.cache import Cache
 from stackyard.config import Config, Release
 from stackyard.errors import InputError, IntegrityError
 from stackyard.http import Http
-from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.recipes import Recipe
+from stackyard.wheels.cache import Cache
+from stackyard.wheels.package_index import IndexFile, PackageIndex
 
 METADATA_CACHE_FORMAT = 1
 

@@ -38,14 +38,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackyard.config import Config, Release
-from stackyard.wheels.constraints import Constraints, load_constraints
 from stackyard.errors import ResolutionError, ToolError
 from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, discard
-from stackyard.wheels.extras import verify_extras
-from stackyard.wheels.pip import isolated_env
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Result, Runner
 from stackyard.target import target_for
+from stackyard.wheels.constraints import Constraints, load_constraints
+from stackyard.wheels.extras import verify_extras
+from stackyard.wheels.pip import isolated_env
 
 LOCK_FORMAT = 1
 CONSTRAINTS_FILE = "upper-constraints.txt"  # the name '# via -c ...' annotations show

@@ -24,9 +24,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from stackyard.errors import ToolError
-from stackyard.wheels.pip import pip_env
 from stackyard.runner import RUNNER, Runner
 from stackyard.target import Target
+from stackyard.wheels.pip import pip_env
 
 BUILD_TIMEOUT = 3 * 3600.0  # one wheel; the slowest OpenStack dependencies take minutes
 PREPARE_TIMEOUT = 1800.0

@@ -13,13 +13,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackyard.wheels import bindep
 from stackyard.config import Config, Release
-from stackyard.wheels.constraints import parse_constraints
 from stackyard.errors import FetchError, InputError
 from stackyard.http import Http
 from stackyard.runner import RUNNER, Runner
 from stackyard.target import target_for
+from stackyard.wheels import bindep
+from stackyard.wheels.constraints import parse_constraints
 
 FILES = ("upper-constraints.txt", "global-requirements.txt", "bindep.txt")
 

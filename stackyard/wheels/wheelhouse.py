@@ -30,20 +30,19 @@ from typing import Any, Callable, ClassVar, Iterator
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from stackyard import __version__, stage
-from stackyard.wheels.cache import Cache, Resolved, sha256_file
 from stackyard.config import Config, Release
-from stackyard.wheels.constraints import load_constraints, load_lock
 from stackyard.errors import IntegrityError, ResolutionError, StackyardError
 from stackyard.events import ItemFinished, Note, Outcome, Reporter, StepFinished, StepStarted, Unchanged
 from stackyard.http import Http
-from stackyard.target import target_for
-from stackyard.wheels.lock import lock_path
-from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
+from stackyard.target import Target, target_for
+from stackyard.wheels.cache import Cache, Resolved, sha256_file
+from stackyard.wheels.constraints import load_constraints, load_lock
+from stackyard.wheels.lock import lock_path
+from stackyard.wheels.package_index import IndexFile, PackageIndex
 from stackyard.wheels.sdist_build import BuildEnv, build_requirements
 from stackyard.wheels.simple_index import write_simple_index
-from stackyard.target import Target
 
 STEP = "wheels"
 UPPER_CONSTRAINTS = "upper-constraints"

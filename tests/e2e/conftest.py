@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import ROOT, Workspace, free_port
 
-
 LAST = ("test_chart_control_plane.py", "test_control_plane.py")
 
 

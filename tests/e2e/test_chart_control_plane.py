@@ -26,8 +26,8 @@ import pytest
 from stackyard.config import load_config
 from stackyard.errors import BuildError
 from stackyard.images.build import ImageResult, check_chart_paths, push_image, read_record
-from stackyard.images.services import registry_password
 from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
 from tests.conftest import ROOT, Workspace
 
 pytestmark = pytest.mark.e2e

@@ -21,12 +21,21 @@ import pytest
 
 from stackyard.config import load_config
 from stackyard.images.build import read_record
-from stackyard.images.services import registry_password
 from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
 from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures.index_server import IndexServer
-from tests.integration.buildbot_harness import (BIN, Api, Master, buildbot_table, configuration_repository, ctl, git,
-                                                kill_tree, make_upstream)
+from tests.integration.buildbot_harness import (
+    BIN,
+    Api,
+    Master,
+    buildbot_table,
+    configuration_repository,
+    ctl,
+    git,
+    kill_tree,
+    make_upstream,
+)
 from tests.integration.conftest import make_workspace
 
 pytestmark = pytest.mark.integration

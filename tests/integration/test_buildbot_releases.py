@@ -20,8 +20,8 @@ import pytest
 
 from stackyard.config import load_config
 from stackyard.images.build import read_record
-from stackyard.images.services import registry_password
 from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
 from tests.conftest import ROOT, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer, write_index

@@ -29,10 +29,10 @@ import pytest
 
 from builders.ctl import create_worker
 from stackyard.config import load_config
-from stackyard.rootfs import rootfs_tarball
 from stackyard.images.build import read_record
 from stackyard.images.registry import Registry
 from stackyard.images.services import registry_password
+from stackyard.rootfs import rootfs_tarball
 from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer

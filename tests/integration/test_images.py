@@ -20,8 +20,8 @@ import pytest
 from stackyard.config import load_config
 from stackyard.errors import ToolError
 from stackyard.images.build import read_record
-from stackyard.images.services import registry_password
 from stackyard.images.registry import Registry
+from stackyard.images.services import registry_password
 from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures.index_server import IndexServer
 from tests.integration.conftest import make_workspace

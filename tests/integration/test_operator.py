@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.repo.apt import AptRepository
 from stackyard.config import load_config
+from stackyard.repo.apt import AptRepository
 from stackyard.rootfs import BASE_PACKAGES, Root, fresh_root, rootfs_tarball
 from tests.conftest import ROOT, Workspace
 from tests.fixtures.index_server import IndexServer

@@ -8,9 +8,9 @@ from typing import Callable
 
 import pytest
 
-from stackyard.repo.apt import AptRepository, PublishedPackage, final, render_distributions, staging
 from stackyard.config import Config
 from stackyard.errors import InputError, ToolError
+from stackyard.repo.apt import AptRepository, PublishedPackage, final, render_distributions, staging
 from stackyard.runner import Call
 from tests.fake_repo import FPR, published, with_key
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.wheels.bindep import BindepEntry, packages_for, parse_bindep, platform_atoms, selected
 from stackyard.errors import InputError
+from stackyard.wheels.bindep import BindepEntry, packages_for, parse_bindep, platform_atoms, selected
 
 FILE = Path("/r/bindep.txt")
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import json
-
 from buildbot.process.properties import Properties, Property
 
-from builders.master import (DebCheck, Lintian, Argv, _locks_json, deb_check_properties, lintian_summary, master_config,
-                             pin_commit_properties, secret_value)
+from builders.master import (
+    Argv,
+    DebCheck,
+    Lintian,
+    _locks_json,
+    deb_check_properties,
+    lintian_summary,
+    master_config,
+    pin_commit_properties,
+    secret_value,
+)
 from builders.plan import Prop
 from builders.settings import Secret, buildbot_config
 from stackyard.config import Config

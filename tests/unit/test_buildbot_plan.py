@@ -8,12 +8,12 @@ from typing import Callable
 import pytest
 
 from builders.plan import DEB_LOGS, DEB_TODO, REGISTRY, REPREPRO, MasterPlan, Prop, make_plan
-from builders.tags import new_tag_builds, parse_ls_remote, series_rule
 from builders.settings import buildbot_config, load_config
+from builders.tags import new_tag_builds, parse_ls_remote, series_rule
 from stackyard.config import Config
 from stackyard.errors import ConfigError
-from stackyard.recipes import load_recipes
 from stackyard.pins import pinned_text
+from stackyard.recipes import load_recipes
 
 GIT_RECIPE = """\
 name: {name}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackyard.charts.paths import chart_paths, paths_tsv, read_paths_tsv
-from stackyard.images.build import PublishedDeb, chart_paths as image_chart_paths, image_info_lines
+from stackyard.images.build import PublishedDeb, image_info_lines
+from stackyard.images.build import chart_paths as image_chart_paths
 from stackyard.recipes import load_recipes
 from tests.conftest import ROOT
 

@@ -16,16 +16,16 @@ import pytest
 import yaml
 
 from stackyard import cli
-from stackyard.images import services as local_services
 from stackyard.config import Config, load_config
-from stackyard.wheels.constraints import load_constraints
 from stackyard.debs.venv_deb import debs_dir
 from stackyard.debs.wheels_deb import WheelsDeb
-from stackyard.stage import write_record
-from stackyard.target import target_for
-from stackyard.wheels.lock import lock_inputs, lock_path
+from stackyard.images import services as local_services
 from stackyard.recipes import load_recipe
 from stackyard.runner import Call
+from stackyard.stage import write_record
+from stackyard.target import target_for
+from stackyard.wheels.constraints import load_constraints
+from stackyard.wheels.lock import lock_inputs, lock_path
 from tests.deb_workspace import deb_runner, sha, smoke_runner, workspace
 from tests.fake_repo import published, with_key
 from tests.fakes import FakeRunner

@@ -14,8 +14,8 @@ import pytest
 
 from stackyard import cli
 from stackyard.config import Config
-from stackyard.wheels.lock import lock_path
 from stackyard.runner import Call
+from stackyard.wheels.lock import lock_path
 from tests.fakes import FakeRunner
 
 SIX = b"six wheel bytes"

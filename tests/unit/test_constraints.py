@@ -8,9 +8,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from stackyard.wheels.constraints import load_constraints, load_lock, parse_constraints, parse_lock
 from stackyard.errors import InputError
 from stackyard.target import Target
+from stackyard.wheels.constraints import load_constraints, load_lock, parse_constraints, parse_lock
 
 UC = Path("/r/upper-constraints.txt")
 LOCK = Path("/r/locks/demo.txt")

@@ -22,8 +22,8 @@ from stackyard.debs.venv_deb import (
     verify_wheelhouse,
 )
 from stackyard.errors import InputError, IntegrityError, ToolError
-from stackyard.wheels.lock import lock_path
 from stackyard.recipes import Recipe, load_recipe
+from stackyard.wheels.lock import lock_path
 from tests.deb_workspace import RECIPE, deb_runner, listing, sha, workspace, write_lock
 from tests.fake_repo import published, with_key
 from tests.fakes import FakeRunner

@@ -8,9 +8,9 @@ from typing import Iterator
 import docker.errors
 import pytest
 
-from stackyard.images import engine as docker_engine
 from stackyard.config import Config
 from stackyard.errors import BuildError, FetchError, InputError, ToolError
+from stackyard.images import engine as docker_engine
 from tests.fake_docker import FakeClient
 
 

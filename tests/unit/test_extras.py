@@ -14,6 +14,8 @@ import pytest
 
 from stackyard.config import Config
 from stackyard.errors import InputError, IntegrityError
+from stackyard.http import Http
+from stackyard.recipes import Recipe, load_recipe
 from stackyard.wheels.extras import (
     DeclaredExtras,
     check_recipe_extras,
@@ -23,9 +25,7 @@ from stackyard.wheels.extras import (
     undeclared_extras,
     verify_extras,
 )
-from stackyard.http import Http
 from stackyard.wheels.package_index import PackageIndex
-from stackyard.recipes import Recipe, load_recipe
 
 # keystone 27.0.2's METADATA, shortened: ldap and test, no memcache
 KEYSTONE_27 = """\

@@ -10,10 +10,10 @@ import yaml
 
 from stackyard.config import Config, load_config
 from stackyard.errors import InputError
-from stackyard.images.helm_values import ChartValues, chart_values, dump, image_path, openstack_keys, read_chart_images
 from stackyard.images.build import ImageRecord
-from stackyard.stage import write_record
+from stackyard.images.helm_values import ChartValues, chart_values, dump, image_path, openstack_keys, read_chart_images
 from stackyard.recipes import load_recipes, parse_recipe
+from stackyard.stage import write_record
 
 REPO = Path(__file__).resolve().parents[2]
 VENDORED = REPO / "images" / "charts"

@@ -4,18 +4,17 @@ and the push order (a fake Docker client and a fake runner: no engine, no regist
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from stackyard.images import build as images
 from stackyard.config import Config, Release, load_config
-from stackyard.images.engine import PushResult
 from stackyard.errors import ConfigError, InputError
 from stackyard.events import Event, Note, Unchanged
+from stackyard.images import build as images
 from stackyard.images.build import (
     ImageResult,
     build_image,
@@ -27,6 +26,7 @@ from stackyard.images.build import (
     release_tag,
     render,
 )
+from stackyard.images.engine import PushResult
 from stackyard.recipes import Recipe, load_recipe
 from tests.deb_workspace import REPO, rootfs, sha
 from tests.fake_docker import FakeClient, write_deb

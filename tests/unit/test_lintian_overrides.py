@@ -10,8 +10,8 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import load_config
-from stackyard.debs.venv_deb import render_debian
 from stackyard.debs.lintian_overrides import applicable, main, unscoped
+from stackyard.debs.venv_deb import render_debian
 from stackyard.recipes import load_recipes
 from tests.conftest import ROOT
 

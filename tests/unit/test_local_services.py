@@ -11,9 +11,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from stackyard.images import services as local_services
 from stackyard.config import Config
 from stackyard.errors import ToolError
+from stackyard.images import services as local_services
 from stackyard.runner import Call
 from tests.fakes import FakeRunner
 

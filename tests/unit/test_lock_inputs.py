@@ -8,11 +8,10 @@ from typing import Callable
 import pytest
 
 from stackyard.config import Config, Release, load_config
-from stackyard.wheels.constraints import Constraints, load_constraints, parse_constraints
-from stackyard.target import target_for
-from stackyard.wheels.lock import explain_conflict, lock_inputs, lock_path, recorded_digest
 from stackyard.recipes import Recipe, load_recipe, load_recipes
-from stackyard.target import Target
+from stackyard.target import Target, target_for
+from stackyard.wheels.constraints import Constraints, load_constraints, parse_constraints
+from stackyard.wheels.lock import explain_conflict, lock_inputs, lock_path, recorded_digest
 
 UC = Path("/r/2025.1/upper-constraints.txt")
 UC_TEXT = """\

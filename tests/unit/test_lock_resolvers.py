@@ -10,11 +10,14 @@ from typing import IO, Any, Callable
 
 import pytest
 
-from stackyard.wheels import lock
 from stackyard.config import Config, Release
-from stackyard.wheels.constraints import parse_constraints
 from stackyard.errors import ConfigError, ResolutionError, ToolError
 from stackyard.events import Event, ItemFinished, Note, Outcome, StepFinished, StepStarted
+from stackyard.recipes import load_recipe
+from stackyard.runner import Call, Completed
+from stackyard.target import Target
+from stackyard.wheels import lock
+from stackyard.wheels.constraints import parse_constraints
 from stackyard.wheels.lock import (
     LockInputs,
     LockResult,
@@ -25,9 +28,6 @@ from stackyard.wheels.lock import (
     uv_command,
     uv_env,
 )
-from stackyard.recipes import load_recipe
-from stackyard.runner import Call, Completed
-from stackyard.target import Target
 from tests.fakes import FakeRunner
 
 REPO = Path(__file__).resolve().parents[2]

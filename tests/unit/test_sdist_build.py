@@ -14,8 +14,8 @@ import pytest
 
 from stackyard.errors import ToolError
 from stackyard.runner import Call
-from stackyard.wheels.sdist_build import BUILD_FLAGS, BuildEnv, build_requirements
 from stackyard.target import Target
+from stackyard.wheels.sdist_build import BUILD_FLAGS, BuildEnv, build_requirements
 from tests.fakes import FakeRunner
 
 DEFAULT = ["setuptools>=40.8.0", "wheel"]

@@ -12,11 +12,11 @@ from typing import Callable
 import pytest
 
 from stackyard.config import Config, Release
-from stackyard.recipes import Recipe, load_recipe
-from stackyard.runner import Call, Completed
 from stackyard.debs.record import DebRecord, write
 from stackyard.debs.record import smoke_passed as passed
 from stackyard.debs.smoke import SmokeTestError, signed_flat_repo, smoke_test
+from stackyard.recipes import Recipe, load_recipe
+from stackyard.runner import Call, Completed
 from tests.deb_workspace import sha, smoke_runner
 from tests.fake_repo import FPR
 from tests.fakes import FakeRunner

@@ -14,12 +14,12 @@ from typing import Callable
 import pytest
 
 from stackyard import cli
-from stackyard.images import engine as docker_engine
-from stackyard.images import build as images
 from stackyard.config import Config, load_config
 from stackyard.debs.venv_deb import debs_dir
-from stackyard.verify.plan import make_plan
+from stackyard.images import build as images
+from stackyard.images import engine as docker_engine
 from stackyard.recipes import load_recipes
+from stackyard.verify.plan import make_plan
 from tests.conftest import ROOT
 from tests.deb_workspace import deb_runner, workspace
 from tests.fake_repo import with_key

@@ -13,16 +13,16 @@ import pytest
 
 from builders import ctl
 from stackyard import rootfs
-from stackyard.wheels import bindep
-from stackyard.images import services as local_services
-from stackyard.repo import signing
-from stackyard.repo.apt import AptRepository
 from stackyard.config import Codename, Config, Release
 from stackyard.errors import IntegrityError, ToolError
 from stackyard.events import Outcome
+from stackyard.images import services as local_services
+from stackyard.repo import signing
+from stackyard.repo.apt import AptRepository
 from stackyard.runner import Call
-from stackyard.wheels.sdist_build import BuildEnv
 from stackyard.target import Target
+from stackyard.wheels import bindep
+from stackyard.wheels.sdist_build import BuildEnv
 from stackyard.wheels.wheelhouse import ItemResult, publish_wheelhouse
 from tests.fakes import FakeRunner
 

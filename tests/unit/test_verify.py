@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from stackyard import cli
-from stackyard.repo.apt import LIST_FORMAT, AptRepository
-from tests.fake_repo import listing
 from stackyard.config import Config, Release
 from stackyard.errors import InputError
 from stackyard.recipes import load_recipes
+from stackyard.repo.apt import LIST_FORMAT, AptRepository
 from stackyard.verify import container as container_mod
 from stackyard.verify.plan import DEFAULT_PROJECTS, Override, close_projects, make_plan, set_option
 from stackyard.verify.record import (
@@ -27,6 +26,7 @@ from stackyard.verify.record import (
     write_record,
 )
 from stackyard.verify.run import Session, StepFailed, VerifyError
+from tests.fake_repo import listing
 from tests.fakes import FakeRunner
 
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"

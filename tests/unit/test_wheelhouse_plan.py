@@ -14,8 +14,8 @@ from stackyard.config import Config, Release
 from stackyard.errors import IntegrityError, ResolutionError
 from stackyard.events import Event, ItemFinished, Outcome, StepFinished, StepStarted, discard
 from stackyard.http import Http
-from stackyard.wheels.package_index import IndexFile
 from stackyard.recipes import Recipe, load_recipe
+from stackyard.wheels.package_index import IndexFile
 from stackyard.wheels.simple_index import write_simple_index
 from stackyard.wheels.wheelhouse import (
     UPPER_CONSTRAINTS,

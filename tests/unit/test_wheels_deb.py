@@ -10,9 +10,9 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import Config, Release
+from stackyard.debs.wheels_deb import build_wheels_deb
 from stackyard.errors import InputError
 from stackyard.runner import Call
-from stackyard.debs.wheels_deb import build_wheels_deb
 from tests.fakes import FakeRunner
 
 
