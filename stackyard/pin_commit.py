@@ -90,20 +90,25 @@ def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suff
         runner.run([*git, "update-ref", "-d", tracking], env=env, check=False, timeout=60, what="forgetting the fetched tip")
 
 
+def _fetch_tip(config: Config, git: list[str], env: dict[str, str], remote: str, branch: str, tracking: str,
+               runner: Runner) -> str | None:
+    """``branch`` of ``remote`` fetched into the ref ``tracking``: its tip, or None when the remote has no such branch."""
+    fetched = runner.run([*git, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{tracking}"],
+                         env=env, check=False, timeout=300, what=f"fetching {branch} of {remote}")
+    if fetched.returncode == 0:
+        return runner.run([*git, "rev-parse", "--verify", f"{tracking}^{{commit}}"], env=env, timeout=60,
+                          what="reading the branch's tip").stdout.strip()
+    if "couldn't find remote ref" in fetched.output:
+        return None
+    raise FetchError(f"cannot fetch {branch} of {remote}: {fetched.output.strip()[-1000:]}",
+                     hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+
+
 def _commit(config: Config, recipe: Recipe, release: Release, git: list[str], env: dict[str, str], remote: str, branch: str,
             tracking: str, blobs: dict[str, str], rel: tuple[str, ...], version: str, message: str,
             runner: Runner) -> PinCommit:
     for attempt in range(1, ATTEMPTS + 1):
-        fetched = runner.run([*git, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{tracking}"],
-                             env=env, check=False, timeout=300, what=f"fetching {branch} of {remote}")
-        if fetched.returncode == 0:
-            base: str | None = runner.run([*git, "rev-parse", "--verify", f"{tracking}^{{commit}}"], env=env, timeout=60,
-                                          what="reading the branch's tip").stdout.strip()
-        elif "couldn't find remote ref" in fetched.output:
-            base = None  # a new branch: on top of this checkout's HEAD
-        else:
-            raise FetchError(f"cannot fetch {branch} of {remote}: {fetched.output.strip()[-1000:]}",
-                             hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+        base = _fetch_tip(config, git, env, remote, branch, tracking, runner)  # None: a new branch, on top of HEAD
         parent = base or runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60,
                                     what="reading HEAD").stdout.strip()
         with tempfile.TemporaryDirectory(prefix="stackyard-pin-") as tmp:
@@ -153,16 +158,7 @@ def checkout(config: Config, *, revision: str | None = None, contains: str | Non
     tracking = f"refs/stackyard/checkout/{os.getpid()}-{uuid.uuid4().hex[:8]}"
     head = runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60, what="reading HEAD").stdout.strip()
     try:
-        fetched = runner.run([*git, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{tracking}"],
-                             env=env, check=False, timeout=300, what=f"fetching {branch} of {remote}")
-        if fetched.returncode == 0:
-            tip: str | None = runner.run([*git, "rev-parse", "--verify", f"{tracking}^{{commit}}"], env=env, timeout=60,
-                                         what="reading the branch's tip").stdout.strip()
-        elif "couldn't find remote ref" in fetched.output:
-            tip = None
-        else:
-            raise FetchError(f"cannot fetch {branch} of {remote}: {fetched.output.strip()[-1000:]}",
-                             hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
+        tip = _fetch_tip(config, git, env, remote, branch, tracking, runner)
         if revision:
             found = runner.run([*git, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], env=env, check=False,
                                timeout=60, what=f"finding {revision}")

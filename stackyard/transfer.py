@@ -334,6 +334,24 @@ def _index_links(http: Http, page: str) -> dict[str, tuple[str, str | None]]:
     return out
 
 
+def _served_json(http: Http, url: str, base: str, what: str, kind: str, *, missing_ok: bool = False) -> Any:
+    """The JSON document at ``url`` of the publisher's server ``base``; its absence (NotFound) is passed on when
+    ``missing_ok``, any other failure names the server and the setting that points at it."""
+    try:
+        return json.loads(http.get_text(url))
+    except NotFound:
+        if missing_ok:
+            raise
+        what_failed = "not found"
+    except FetchError as exc:
+        what_failed = str(exc)
+    except ValueError:
+        raise IntegrityError(f"{url}: not {kind} (not JSON)") from None
+    raise FetchError(f"{what} at {url} cannot be read: {what_failed}",
+                     hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
+                          "([buildbot] wheelhouse_url)")
+
+
 def fetch_wheelhouse(config: Config, release: Release, recipe: Recipe, base: str, *, http: Http | None = None) -> Fetched:
     """Get the wheels of ``recipe``'s lock from the wheelhouse served at ``base`` into this machine's wheelhouse.
 
@@ -345,14 +363,7 @@ def fetch_wheelhouse(config: Config, release: Release, recipe: Recipe, base: str
 
     http = http or Http(config.index.retries, config.index.timeout)
     url = wheelhouse_url(config, release, base)
-    try:
-        manifest = json.loads(http.get_text(url + "manifest.json"))
-    except FetchError as exc:
-        raise FetchError(f"the wheelhouse at {url} cannot be read: {exc}",
-                         hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
-                              "([buildbot] wheelhouse_url)") from None
-    except ValueError:
-        raise IntegrityError(f"{url}manifest.json: not a wheelhouse manifest (not JSON)") from None
+    manifest = _served_json(http, url + "manifest.json", base, "the wheelhouse", "a wheelhouse manifest")
     lock_file = lock_path(config, release, recipe.name)
     lock = load_lock(lock_file)
     wheels = {(canonicalize_name(w["name"]), w["version"]): w for w in manifest["wheels"]}
@@ -497,15 +508,9 @@ def fetch_history(config: Config, release: Release, recipe: Recipe, base: str, *
     http = http or Http(config.index.retries, config.index.timeout)
     url = f"{base.rstrip('/')}/{HISTORY}/{release.id}/{recipe.package}.json"
     try:
-        record = json.loads(http.get_text(url))
+        record = _served_json(http, url, base, "the published history", "a history record", missing_ok=True)
     except NotFound:
         return {"history": "none", "published": ""}  # never published: the revision starts at .1
-    except FetchError as exc:
-        raise FetchError(f"the published history at {url} cannot be read: {exc}",
-                         hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
-                              "([buildbot] wheelhouse_url)") from None
-    except ValueError:
-        raise IntegrityError(f"{url}: not a history record (not JSON)") from None
     if not isinstance(record, dict) or record.get("package") != recipe.package or \
             not all(isinstance(record.get(k), str) for k in ("version", "changelog", "sha256")) or "/" in record["changelog"]:
         raise IntegrityError(f"{url}: not a history record of {recipe.package}: {str(record)[:200]}")
