@@ -128,3 +128,41 @@ def test_the_server_keeps_history_requests_inside_the_history_directory(publishe
         http.get_text(f"{url}/history/../secret.txt")
     with pytest.raises(FetchError):
         http.get_text(f"{url}/history/%2e%2e/secret.txt")
+
+
+def test_the_fetch_history_command_says_what_it_did_in_text_and_json(publisher: tuple[str, Path],
+                                                                      worker: tuple[Config, Recipe, Path],
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from stackyard import cli
+
+    config, _, local = worker
+    url, published = publisher
+    argv = ["--config", str(config.file), "fetch-history", "--release", "2025.1", "tinyapp", "--url", url]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == "venv-tinyapp: never published for 2025.1\n" and not local.exists()
+    publish(published, changelog("1.1-2025.1.1", "1.1-2025.1.2"), "1.1-2025.1.2")
+    assert cli.main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"history": "seeded", "published": "1.1-2025.1.2"}
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == "venv-tinyapp: the changelog here is the published 1.1-2025.1.2's or newer; kept\n"
+
+
+def test_verify_artifact_passes_intact_files_and_fails_a_damaged_one_in_one_line(tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str],
+                                                                                make_config: Callable[..., Config]) -> None:
+    from stackyard import cli
+    from stackyard.transfer import write_sha256
+
+    config = make_config()
+    good, bad = tmp_path / "good.deb", tmp_path / "bad.deb"
+    for file in (good, bad):
+        file.write_bytes(b"payload " + file.name.encode())
+        write_sha256(file)
+    argv = ["--config", str(config.file), "verify-artifact"]
+    assert cli.main([*argv, str(good)]) == 0
+    assert capsys.readouterr().out == f"ok: {good}: sha256 {hashlib.sha256(b'payload good.deb').hexdigest()}\n"
+    bad.write_bytes(b"damaged")
+    assert cli.main([*argv, str(good), str(bad)]) == IntegrityError.exit_code
+    out, err = capsys.readouterr()
+    assert out.startswith(f"ok: {good}") and "Traceback" not in err
+    assert f"{bad}: sha256 {hashlib.sha256(b'damaged').hexdigest()} differs" in err and "damaged in transfer" in err
