@@ -180,9 +180,15 @@ class Api:
             out[entry["name"]] = text
         return out
 
-    def step_log(self, build: dict[str, Any], step: str) -> str:
+    def step_log(self, build: dict[str, Any], step: str, *, started: bool = False) -> str:
+        """The step's stdio; ``started``: of a running step, whose log Buildbot may not have made yet ("" until then)."""
         s = self.step(build, step)
-        chunks = self.get(f"steps/{s['stepid']}/logs/stdio/contents")["logchunks"]
+        try:
+            chunks = self.get(f"steps/{s['stepid']}/logs/stdio/contents")["logchunks"]
+        except requests.HTTPError as exc:
+            if started and exc.response is not None and exc.response.status_code == 404:
+                return ""
+            raise
         return "".join(c["content"] for c in chunks)
 
     def properties(self, build: dict[str, Any]) -> dict[str, Any]:

@@ -174,7 +174,7 @@ def test_the_build_waits_for_a_version_that_reaches_the_index_after_its_commit(r
     deadline = time.monotonic() + 120
     while True:
         running = [b for b in api.builds(BUILDER) if b["number"] == 2]
-        if running and "wait-for" in api.steps(running[0]) and "is not on" in api.step_log(running[0], "wait-for"):
+        if running and "wait-for" in api.steps(running[0]) and "is not on" in api.step_log(running[0], "wait-for", started=True):
             break
         assert time.monotonic() < deadline, api.builds(BUILDER)
         time.sleep(0.5)
