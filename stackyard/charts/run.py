@@ -481,13 +481,18 @@ class ChartRun:
                 return f"sha256 {sums[0][:12]}... both ways, image {image}"
             self.scenario_step("glance: image upload, download, same sha256", "glance", glance)
         if "neutron" in self.charts:
-            def network(row: Row) -> str:
+            def network(row: Row) -> str:  # as the packages' scenario: ML2 with no agent, the server alone
                 net = self.osc(client, "openstack network create verify-net -f value -c id", row)
                 listed = self.osc(client, "openstack network list -f value -c ID", row)
                 if net not in listed:
                     raise self._fail(row, f"network {net} is not listed", listed)
-                return f"network {net} created and listed"
-            self.scenario_step("neutron: network create, listed", "neutron", network)
+                self.osc(client, "openstack subnet create --network verify-net --subnet-range 10.11.12.0/24 verify-subnet "
+                         "-f value -c id", row)
+                port = self.osc(client, "openstack port create --network verify-net verify-port -f value -c fixed_ips", row)
+                if "10.11.12." not in port:
+                    raise self._fail(row, "the port got no address of verify-subnet", port)
+                return f"network {net}, port {port}"
+            self.scenario_step("neutron: network, subnet and port create", "neutron", network)
         if "placement" in self.charts and "nova" in self.charts:
             def provider(row: Row) -> str:
                 def listed() -> str | None:
