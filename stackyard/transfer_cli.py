@@ -12,16 +12,19 @@ from pathlib import Path
 from stackyard.cli import _config, _project, _release, command
 
 
+def _say(args: argparse.Namespace, data: object, text: str) -> int:
+    """``data`` as one JSON line with --json (what Buildbot's steps read), else ``text``."""
+    print(json.dumps(data) if args.json else text)
+    return 0
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from stackyard.transfer import bundle
 
     config, release, recipe = _project(args)
     b = bundle(config, release, recipe, Path(args.out), args.wheels.split())
-    if args.json:
-        print(json.dumps({"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb}))
-    else:
-        print(f"{b.path} (sha256 {b.sha256}): {b.package} {b.version}")
-    return 0
+    return _say(args, {"bundle": b.path.name, "sha256": b.sha256, "package": b.package, "version": b.version, "deb": b.deb},
+                f"{b.path} (sha256 {b.sha256}): {b.package} {b.version}")
 
 
 def cmd_verify_artifact(args: argparse.Namespace) -> int:
@@ -46,13 +49,9 @@ def cmd_fetch_wheelhouse(args: argparse.Namespace) -> int:
 
     config, release, recipe = _project(args)
     r = fetch_wheelhouse(config, release, recipe, args.url)
-    if args.json:
-        print(json.dumps(r.as_json() | {"wheels_missing": " ".join(r.missing)}))
-    elif r.missing:
-        print(f"{r.url} has no wheel for: {', '.join(r.missing)} (build them: stackyard wheels --release {release.id} {recipe.name})")
-    else:
-        print(f"{recipe.name}: {len(r.fetched)} wheels fetched, {len(r.kept)} kept, from {r.url} into {r.wheelhouse}")
-    return 0
+    return _say(args, r.as_json() | {"wheels_missing": " ".join(r.missing)},
+                f"{r.url} has no wheel for: {', '.join(r.missing)} (build them: stackyard wheels --release {release.id} {recipe.name})"
+                if r.missing else f"{recipe.name}: {len(r.fetched)} wheels fetched, {len(r.kept)} kept, from {r.url} into {r.wheelhouse}")
 
 
 def cmd_serve_wheelhouse(args: argparse.Namespace) -> int:
@@ -87,13 +86,9 @@ def cmd_fetch_history(args: argparse.Namespace) -> int:
 
     config, release, recipe = _project(args)
     r = fetch_history(config, release, recipe, args.url)
-    if args.json:
-        print(json.dumps(r))
-    else:
-        print({"none": f"{recipe.package}: never published for {release.id}",
-               "kept": f"{recipe.package}: the changelog here is the published {r['published']}'s or newer; kept",
-               "seeded": f"{recipe.package}: continues from the published {r['published']}"}[r["history"]])
-    return 0
+    return _say(args, r, {"none": f"{recipe.package}: never published for {release.id}",
+                          "kept": f"{recipe.package}: the changelog here is the published {r['published']}'s or newer; kept",
+                          "seeded": f"{recipe.package}: continues from the published {r['published']}"}[r["history"]])
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
@@ -101,11 +96,8 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
     config = _config(args)
     r = checkout(config, revision=args.revision or None, contains=args.contains or None)
-    if args.json:
-        print(json.dumps({"checkout": r.commit, "checkout_branch": r.branch, "checkout_moved": r.moved}))
-    else:
-        print(f"{r.commit} ({r.branch} of {r.remote})" + ("" if r.moved else ": already checked out"))
-    return 0
+    return _say(args, {"checkout": r.commit, "checkout_branch": r.branch, "checkout_moved": r.moved},
+                f"{r.commit} ({r.branch} of {r.remote})" + ("" if r.moved else ": already checked out"))
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
