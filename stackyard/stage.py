@@ -46,11 +46,6 @@ def record_file(artifact: Path) -> Path:
     return artifact.parent / f"{artifact.name}.json"
 
 
-def record_path_artifact(record: Path) -> Path:
-    """The file artifact a record beside it (``record_file``) describes."""
-    return record.with_name(record.name.removesuffix(".json"))
-
-
 def to_json(record: Record) -> dict[str, Any]:
     return {"schema": SCHEMA, "kind": record.KIND, **dataclasses.asdict(record)}
 

@@ -402,18 +402,22 @@ class VenvDebStage:
     def inputs(self) -> str:
         return inputs_digest(self.changelog)
 
+    @property
+    def deb(self) -> Path:
+        """Where the file of this version lies (built here: this machine's architecture)."""
+        return debs_dir(self.config, self.release) / f"{self.recipe.package}_{self.version}_{self.config.architecture}.deb"
+
     def record_path(self) -> Path:
-        deb = debs_dir(self.config, self.release) / f"{self.recipe.package}_{self.version}_{self.config.architecture}.deb"
-        return stage.record_file(deb)
+        return stage.record_file(self.deb)
 
     def record_type(self) -> type[DebRecord]:
         return DebRecord
 
     def intact(self, record: DebRecord) -> bool:
-        return _existing(self.config, self.release, self.recipe.package, self.version) is not None
+        return record.version == self.version and self.deb.exists() and sha256_file(self.deb) == record.sha256
 
     def stands(self, record: DebRecord) -> str:
-        return stage.record_path_artifact(self.record_path()).name
+        return self.deb.name
 
     def build(self, inputs: str, previous: DebRecord | None, report: Reporter) -> DebRecord:
         config, release, recipe, runner = self.config, self.release, self.recipe, self.runner
@@ -432,7 +436,7 @@ class VenvDebStage:
         report(Note("deb", f"built {deb.name} in {time.monotonic() - started:.1f}s (log: {log})"))
         check_contents(deb, recipe, f"{config.deb.prefix}/{recipe.name}", runner=runner)
         warnings = _lint(deb, log, report, runner) if self.lint else None
-        dest = stage.record_path_artifact(self.record_path())
+        dest = self.deb
         if deb.name != dest.name:
             raise BuildError(f"dpkg-buildpackage made {deb.name}, not {dest.name} (log: {log})",
                              hint=f"{recipe.file}: the package's architecture must be this machine's ({config.architecture})")
@@ -482,7 +486,7 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     why = f"{deb_stage.version}: {_entry_reason(deb_stage.changelog)}" if deb_stage.new_entry else None
     outcome = stage.run(deb_stage, rebuild=rebuild, report=report, reason=why)
     data = outcome.record
-    dest = stage.record_path_artifact(deb_stage.record_path())
+    dest = deb_stage.deb
     log = build_log(config, release, recipe.package, data.version)
     if outcome.unchanged and lint and not data.linted:  # built with --no-lint before: lint it now
         data = dataclasses.replace(data, lintian_warnings=lint_deb(config, release, recipe, report=report,
