@@ -172,7 +172,15 @@ def merge_wheels(config: Config, release: Release, incoming: dict[str, Path], en
     a wheel whose name and version are there with other bytes is an error naming both, and nothing changes.
     Returns the file names added."""
     from stackyard import stage
-    from stackyard.wheels.wheelhouse import WheelhouseRecord, _exclusive, read_manifest, record_path, swap_in
+    from stackyard.wheels.wheelhouse import (
+        WheelhouseRecord,
+        _exclusive,
+        link_or_copy,
+        read_manifest,
+        record_path,
+        swap_in,
+        write_sums_and_index,
+    )
 
     wheelhouse = config.wheelhouse_dir(release)
     with _exclusive(wheelhouse.parent / f".{wheelhouse.name}.lock"):
@@ -205,17 +213,12 @@ def merge_wheels(config: Config, release: Release, incoming: dict[str, Path], en
         tmp.mkdir(parents=True)
         try:
             for w in manifest["wheels"]:
-                try:
-                    os.link(generation / w["filename"], tmp / w["filename"])
-                except OSError:
-                    shutil.copy2(generation / w["filename"], tmp / w["filename"])
+                link_or_copy(generation / w["filename"], tmp / w["filename"])
             for w in added:
                 shutil.copy2(incoming[w["filename"]], tmp / w["filename"])
                 if sha256_file(tmp / w["filename"]) != w["sha256"]:
                     raise IntegrityError(f"{source}: {w['filename']} changed while it was merged")
-            shas = {w["filename"]: w["sha256"] for w in wheels}
-            write_simple_index(tmp, shas)
-            (tmp / "SHA256SUMS").write_text("".join(f"{shas[f]}  {f}\n" for f in sorted(shas)))
+            write_sums_and_index(tmp, {w["filename"]: w["sha256"] for w in wheels})
             (tmp / "manifest.json").write_text(json.dumps(manifest | {"wheels": wheels}, indent=1) + "\n")
             if (generation / "install").is_dir():
                 shutil.copytree(generation / "install", tmp / "install")
@@ -339,17 +342,14 @@ def _served_json(http: Http, url: str, base: str, what: str, kind: str, *, missi
     ``missing_ok``, any other failure names the server and the setting that points at it."""
     try:
         return json.loads(http.get_text(url))
-    except NotFound:
-        if missing_ok:
-            raise
-        what_failed = "not found"
     except FetchError as exc:
-        what_failed = str(exc)
+        if missing_ok and isinstance(exc, NotFound):
+            raise
+        raise FetchError(f"{what} at {url} cannot be read: {exc}",
+                         hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
+                              "([buildbot] wheelhouse_url)") from None
     except ValueError:
         raise IntegrityError(f"{url}: not {kind} (not JSON)") from None
-    raise FetchError(f"{what} at {url} cannot be read: {what_failed}",
-                     hint=f"is 'stackyard serve-wheelhouse' running on the publisher and {base} reachable from here? "
-                          "([buildbot] wheelhouse_url)")
 
 
 def fetch_wheelhouse(config: Config, release: Release, recipe: Recipe, base: str, *, http: Http | None = None) -> Fetched:

@@ -443,13 +443,6 @@ class _PriorityWorkers:
         return self._results
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
 def write_install_requirements(wheelhouse: Path, items: list[ItemResult]) -> None:
     """Per locked project, ``install/<project>.txt``: the lock's pins with the
     sha256 of the wheels in this wheelhouse (a built wheel's hash differs from
@@ -468,6 +461,19 @@ def write_install_requirements(wheelhouse: Path, items: list[ItemResult]) -> Non
         (wheelhouse / "install" / f"{project}.txt").write_text("".join(lines))
 
 
+def link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def write_sums_and_index(generation: Path, shas: dict[str, str]) -> None:
+    """A generation's PEP 503 index and SHA256SUMS, from its wheels (file name -> sha256)."""
+    write_simple_index(generation, shas)
+    (generation / "SHA256SUMS").write_text("".join(f"{shas[f]}  {f}\n" for f in sorted(shas)))
+
+
 def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items: list[ItemResult], paths: dict[str, Path]) -> Path:
     """Assemble wheels + index + manifest as a new generation; swap the symlink atomically."""
     ok = sorted((i for i in items if i.outcome.ok and i.filename), key=lambda i: (canonicalize_name(i.name), i.filename or ""))
@@ -483,10 +489,9 @@ def publish_wheelhouse(wheelhouse: Path, release: Release, target: Target, items
     shas: dict[str, str] = {}
     for item in ok:
         if item.filename and item.sha256:  # every one (checked above)
-            _link_or_copy(paths[item.filename], tmp / item.filename)
+            link_or_copy(paths[item.filename], tmp / item.filename)
             shas[item.filename] = item.sha256
-    write_simple_index(tmp, shas)
-    (tmp / "SHA256SUMS").write_text("".join(f"{shas[f]}  {f}\n" for f in sorted(shas)))
+    write_sums_and_index(tmp, shas)
     manifest = {
         "release": release.id,
         "series": release.series,
