@@ -1,5 +1,5 @@
 """The scale-out commands of ``stackyard`` (see stackyard.transfer): bundle, verify-artifact, receive,
-fetch-wheelhouse, serve-wheelhouse."""
+fetch-wheelhouse, serve-wheelhouse, share-history, fetch-history, checkout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import signal
 import threading
 from pathlib import Path
+from typing import Callable
 
 from stackyard.cli import _config, _project, _release, command
 
@@ -100,6 +101,15 @@ def cmd_checkout(args: argparse.Namespace) -> int:
                 f"{r.commit} ({r.branch} of {r.remote})" + ("" if r.moved else ": already checked out"))
 
 
+def from_publisher(sub: argparse._SubParsersAction, name: str, help_: str,  # type: ignore[type-arg]
+                   func: Callable[[argparse.Namespace], int]) -> None:
+    """A build worker's command that gets one project's files from the publisher's server."""
+    s = command(sub, name, help_, func)
+    s.add_argument("project")
+    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
+    s.add_argument("--json", action="store_true")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = command(sub, "bundle", "pack a tested deb, its record and changelog for the publisher, with a .sha256 beside it", cmd_bundle)
     s.add_argument("project")
@@ -114,19 +124,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s = command(sub, "receive", "check a bundle's sha256 and unpack its deb into this machine's var/ (the publisher)", cmd_receive)
     s.add_argument("file")
 
-    s = command(sub, "fetch-wheelhouse", "get a project's locked wheels from the publisher's wheelhouse over HTTP", cmd_fetch_wheelhouse)
-    s.add_argument("project")
-    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
-    s.add_argument("--json", action="store_true")
+    from_publisher(sub, "fetch-wheelhouse", "get a project's locked wheels from the publisher's wheelhouse over HTTP",
+                   cmd_fetch_wheelhouse)
 
     s = command(sub, "share-history", "the publisher: keep the published changelog of a project for build workers",
                 cmd_share_history)
     s.add_argument("project")
 
-    s = command(sub, "fetch-history", "continue a project's changelog from the one the publisher published", cmd_fetch_history)
-    s.add_argument("project")
-    s.add_argument("--url", required=True, help="the server of 'stackyard serve-wheelhouse' (http://HOST:PORT)")
-    s.add_argument("--json", action="store_true")
+    from_publisher(sub, "fetch-history", "continue a project's changelog from the one the publisher published",
+                   cmd_fetch_history)
 
     s = command(sub, "checkout", "check out the configuration repository at [buildbot] pins_branch's tip (or a pin commit)",
                 cmd_checkout, release=False)
