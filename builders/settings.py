@@ -116,10 +116,6 @@ class BuildbotSettings:
         return publisher
 
     @property
-    def build_workers(self) -> tuple[WorkerSettings, ...]:
-        return tuple(w for w in self.workers if BUILD in w.roles)
-
-    @property
     def url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}/"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.utils import canonicalize_name
 
 from stackyard.config import RELEASE_ID
 from stackyard.errors import ConfigError, InputError
@@ -118,10 +117,6 @@ class Recipe:
     @property
     def package(self) -> str:
         return package_name(self.name)
-
-    @property
-    def distribution_key(self) -> str:
-        return canonicalize_name(self.source.distribution)
 
 
 class _Node:

@@ -79,12 +79,6 @@ class Target:
         best = [self.wheel_tags[t] for t in file_tags if t in self.wheel_tags]
         return min(best) if best else None
 
-    def is_pure(self, filename: str) -> bool:
-        from packaging.utils import parse_wheel_filename
-
-        _, _, _, file_tags = parse_wheel_filename(filename)
-        return all(t.platform == "any" for t in file_tags)
-
 
 def target_for(config: Config, release: Release) -> Target:
     """What ``release`` builds for on ``config``'s architecture."""

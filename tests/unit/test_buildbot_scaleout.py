@@ -64,7 +64,7 @@ def test_roles_once_declared_default_to_build_and_name_one_publisher() -> None:
     bb = settings([{"name": "repo", "roles": ["publish"]}, {"name": "b1"}, {"name": "b2", "roles": ["build", "publish"][:1]}],
                   wheelhouse_url="http://repo.example.org:8081/")
     assert bb.scale_out and bb.publisher.name == "repo"
-    assert [w.name for w in bb.build_workers] == ["b1", "b2"]
+    assert [(w.name, w.roles) for w in bb.workers] == [("repo", ("publish",)), ("b1", ("build",)), ("b2", ("build",))]
     assert bb.wheelhouse_url == "http://repo.example.org:8081"
 
 

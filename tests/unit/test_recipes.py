@@ -60,7 +60,6 @@ def test_all_real_recipes_load(repo: Path) -> None:
     assert keystone.extras == ("ldap",)  # keystone declares no 'memcache' extra: the clients are requirements
     assert keystone.package == "venv-keystone"
     assert recipes["placement"].source.distribution == "openstack-placement"
-    assert recipes["placement"].distribution_key == "openstack-placement"
     assert [s.name for s in recipes["nova"].services] == ["nova-conductor", "nova-scheduler", "nova-compute",
                                                          "nova-novncproxy", "nova-serialproxy", "nova-spicehtml5proxy"]
     assert [(a.name, a.port) for a in recipes["nova"].apis] == [("nova-api", 8774), ("nova-metadata", 8775)]

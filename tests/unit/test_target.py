@@ -63,11 +63,6 @@ def test_wheel_priority_order(bookworm: Target) -> None:
     assert pure == pure2
 
 
-def test_is_pure(bookworm: Target) -> None:
-    assert bookworm.is_pure("six-1.17.0-py2.py3-none-any.whl")
-    assert not bookworm.is_pure(NUMPY_311)
-
-
 def test_marker_environment(bookworm: Target) -> None:
     env = bookworm.marker_environment()
     assert env["python_version"] == "3.11"
