@@ -23,6 +23,7 @@ from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
+    from stackyard.pin_commit import PinCommit
     from stackyard.repo.operator_data import AptPlan
 
 
@@ -59,6 +60,13 @@ def command(sub: argparse._SubParsersAction, name: str, help_: str,  # type: ign
     if projects:
         s.add_argument("projects", nargs=projects, metavar="PROJECT")
     return s
+
+
+def since_and_json(s: argparse.ArgumentParser) -> None:
+    """The options of the commands that commit to the pins branch."""
+    s.add_argument("--since", metavar="COMMIT", default="",
+                   help="the checkout the files were made from: refuse, naming them, files the branch changed after it")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (commit, branch, base, files, attempts)")
 
 
 def _releases(config: Config, name: str) -> list[Release]:
@@ -141,14 +149,25 @@ def cmd_pin_commit(args: argparse.Namespace) -> int:
     from stackyard.pin_commit import commit_pin
 
     config, release, recipe = _project(args)
-    result = commit_pin(config, release, recipe, message_suffix=args.message or "", runner=args.runner)
+    return _said_commit(args, commit_pin(config, release, recipe, message_suffix=args.message or "", since=args.since or None,
+                                         runner=args.runner))
+
+
+def cmd_requirements_commit(args: argparse.Namespace) -> int:
+    from stackyard.pin_commit import commit_requirements
+
+    config, release = _release(args)
+    return _said_commit(args, commit_requirements(config, release, since=args.since or None, runner=args.runner))
+
+
+def _said_commit(args: argparse.Namespace, result: PinCommit) -> int:
+    what = f"{result.project} {result.version} for {result.release}" if result.project else f"the requirements of {result.release}"
     if args.json:
         print(json.dumps(dataclasses.asdict(result)))
     elif result.commit:
-        print(f"{result.branch} of {result.remote}: {result.commit} {result.project} {result.version} for {result.release} "
-              f"({' '.join(result.files)}; push attempt {result.attempts})")
+        print(f"{result.branch} of {result.remote}: {result.commit} {what} ({' '.join(result.files)}; push attempt {result.attempts})")
     else:
-        print(f"{result.branch} of {result.remote}: already has {result.project} {result.version} for {result.release}; no commit")
+        print(f"{result.branch} of {result.remote}: already has {what}; no commit")
     return 0
 
 
@@ -541,6 +560,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", metavar="COMMIT",
                    help="with the release's requirements_git: this commit of its branch (default: the branch's head)")
     s.set_defaults(func=cmd_requirements_update)
+    s = req.add_parser("commit", help="commit the release's requirements and locks to [buildbot] pins_branch and push it")
+    s.add_argument("--release", required=True)
+    since_and_json(s)
+    s.set_defaults(func=cmd_requirements_commit)
 
     s = command(sub, "lock", "compile per-project locks with hashes", cmd_lock, projects="*")
     s.add_argument("--force", action="store_true", help="recompile even if the inputs did not change")
@@ -554,7 +577,7 @@ def parser() -> argparse.ArgumentParser:
     s = command(sub, "pin-commit", "commit a project's pin and lock to [buildbot] pins_branch and push it", cmd_pin_commit)
     s.add_argument("project", metavar="PROJECT")
     s.add_argument("--message", help="a paragraph added to the commit message (e.g. the build's URL)")
-    s.add_argument("--json", action="store_true", help="print the result as JSON (commit, branch, base, files, attempts)")
+    since_and_json(s)
 
     s = command(sub, "wait-for", "wait until a new upstream version of a project is on the package index", cmd_wait_for)
     s.add_argument("project", metavar="PROJECT")

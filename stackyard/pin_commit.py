@@ -8,6 +8,13 @@ and pushed there. A push refused because another build pushed first (two
 projects tagged at once) fetches the new tip and makes the commit again on
 top of it: both commits land, none is lost. Nothing to change (the branch
 already has these files) is no commit.
+
+A build that checked the branch out first (scale-out) names that commit
+(``since``): a file of its commit that another build changed on the branch
+since then is a conflict, never overwritten (two builds that re-locked the same
+project from different inputs); the build is run again on the new tip.
+``stackyard requirements commit`` does the same for a release's upstream inputs
+and every lock the wheels build re-locked.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from stackyard.errors import ConfigError, FetchError, InputError
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
 from stackyard.wheels.lock import lock_path
+from stackyard.wheels.upstream_requirements import FILES, read_source
 
 ATTEMPTS = 8  # pushes refused by a concurrent push before giving up
 MAINTAINER = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*$")
@@ -31,7 +39,7 @@ MAINTAINER = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*$")
 
 @dataclass(frozen=True)
 class PinCommit:
-    project: str
+    project: str  # "": the release's requirements and locks (stackyard requirements commit)
     release: str
     version: str
     branch: str
@@ -68,24 +76,44 @@ def _toplevel(config: Config, runner: Runner, doing: str) -> Path:
     return Path(top_r.stdout.strip())
 
 
-def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suffix: str = "",
+def commit_pin(config: Config, release: Release, recipe: Recipe, *, message_suffix: str = "", since: str | None = None,
                runner: Runner = RUNNER) -> PinCommit:
+    files = [recipe.file.resolve(), lock_path(config, release, recipe.name).resolve()]
+    version = recipe.version(release.id)
+    message = f"{recipe.name} {version} for {release.id}: pin and lock" + (f"\n\n{message_suffix}" if message_suffix else "")
+    return _commit_files(config, release, recipe.name, version, files, message, since, runner)
+
+
+def commit_requirements(config: Config, release: Release, *, since: str | None = None, runner: Runner = RUNNER) -> PinCommit:
+    """The release's upstream inputs (upper-constraints and the rest, their SOURCE) and its locks, as the wheels build
+    left them, committed to the pins branch: the build workers check that out before they rebuild a project."""
+    directory = config.requirements_dir(release)
+    files = sorted(f.resolve() for f in (*(directory / name for name in (*FILES, "SOURCE")), *directory.glob("locks/*.txt"))
+                   if f.is_file())
+    if not files:
+        raise InputError(f"{directory}: no requirements to commit", hint=f"stackyard requirements update --release {release.id}")
+    source = read_source(directory)
+    made_from = f" ({source.commit[:12]})" if source and source.commit else ""
+    message = f"{release.id}: upper-constraints{made_from} and the locks made from it"
+    return _commit_files(config, release, "", "", files, message, since, runner)
+
+
+def _commit_files(config: Config, release: Release, project: str, version: str, files: list[Path], message: str,
+                  since: str | None, runner: Runner) -> PinCommit:
     branch, remote = _branch(config)
     top = _toplevel(config, runner, "a pin cannot become a commit")
-    files = [recipe.file.resolve(), lock_path(config, release, recipe.name).resolve()]
     for file in files:
         if not file.exists():
-            raise InputError(f"{file}: missing", hint=f"stackyard lock --release {release.id} {recipe.name}")
+            raise InputError(f"{file}: missing", hint=f"stackyard lock --release {release.id} {project}")
     rel = tuple(str(f.relative_to(top)) for f in files)
-    version = recipe.version(release.id)
     env = _identity(config)
     git = ["git", "-C", str(top)]
     tracking = f"refs/stackyard/pin-commit/{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this run's own: builds at once share the checkout
     blobs = {path: runner.run([*git, "hash-object", "-w", "--", path], env=env, timeout=60,
                               what=f"storing {path}").stdout.strip() for path in rel}
-    message = f"{recipe.name} {version} for {release.id}: pin and lock" + (f"\n\n{message_suffix}" if message_suffix else "")
+    what = Commit(project, release.id, version, message, since)
     try:
-        return _commit(config, recipe, release, git, env, remote, branch, tracking, blobs, rel, version, message, runner)
+        return _commit(config, what, git, env, remote, branch, tracking, blobs, runner)
     finally:
         runner.run([*git, "update-ref", "-d", tracking], env=env, check=False, timeout=60, what="forgetting the fetched tip")
 
@@ -104,11 +132,37 @@ def _fetch_tip(config: Config, git: list[str], env: dict[str, str], remote: str,
                      hint=f"check buildbot.pins_remote and pins_branch in {config.file}")
 
 
-def _commit(config: Config, recipe: Recipe, release: Release, git: list[str], env: dict[str, str], remote: str, branch: str,
-            tracking: str, blobs: dict[str, str], rel: tuple[str, ...], version: str, message: str,
-            runner: Runner) -> PinCommit:
+@dataclass(frozen=True)
+class Commit:
+    project: str
+    release: str
+    version: str
+    message: str
+    since: str | None  # the commit the files were made from (the build's checkout): changes after it are conflicts
+
+
+def _conflicts(git: list[str], env: dict[str, str], since: str, tip: str, blobs: dict[str, str], runner: Runner) -> list[str]:
+    """The files another commit changed between ``since`` and ``tip`` that this commit would change otherwise."""
+    moved = runner.run([*git, "diff", "--name-only", "--no-renames", since, tip, "--", *blobs], env=env, timeout=60,
+                       what=f"what changed since {since}").stdout.split()
+    if not moved:
+        return []
+    listed = runner.run([*git, "ls-tree", tip, "--", *moved], env=env, timeout=60, what="reading the tip's files").stdout
+    at_tip = {line.split("\t", 1)[1]: line.split()[2] for line in listed.splitlines() if "\t" in line}
+    return [path for path in moved if at_tip.get(path) != blobs[path]]
+
+
+def _commit(config: Config, what: Commit, git: list[str], env: dict[str, str], remote: str, branch: str,
+            tracking: str, blobs: dict[str, str], runner: Runner) -> PinCommit:
+    rel = tuple(blobs)
     for attempt in range(1, ATTEMPTS + 1):
         base = _fetch_tip(config, git, env, remote, branch, tracking, runner)  # None: a new branch, on top of HEAD
+        if what.since and base and base != what.since:
+            conflicts = _conflicts(git, env, what.since, base, blobs, runner)
+            if conflicts:
+                raise FetchError(f"{branch} of {remote} changed {', '.join(conflicts)} after {what.since} (this build's "
+                                 f"checkout), otherwise than this build did; nothing was committed",
+                                 hint="run the build again: it checks out the new tip")
         parent = base or runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60,
                                     what="reading HEAD").stdout.strip()
         with tempfile.TemporaryDirectory(prefix="stackyard-pin-") as tmp:
@@ -120,18 +174,18 @@ def _commit(config: Config, recipe: Recipe, release: Release, git: list[str], en
             tree = runner.run([*git, "write-tree"], env=index_env, timeout=60, what="writing the tree").stdout.strip()
         parent_tree = runner.run([*git, "rev-parse", f"{parent}^{{tree}}"], env=env, timeout=60, what="reading a tree").stdout.strip()
         if tree == parent_tree and base is not None:
-            return PinCommit(recipe.name, release.id, version, branch, remote, None, base, rel, attempt)
-        commit = runner.run([*git, "commit-tree", tree, "-p", parent, "-m", message], env=env, timeout=60,
+            return PinCommit(what.project, what.release, what.version, branch, remote, None, base, rel, attempt)
+        commit = runner.run([*git, "commit-tree", tree, "-p", parent, "-m", what.message], env=env, timeout=60,
                             what="making the commit").stdout.strip()
         pushed = runner.run([*git, "push", "-q", remote, f"{commit}:refs/heads/{branch}"], env=env, check=False, timeout=300,
                             what=f"pushing to {branch} of {remote}")
         if pushed.returncode == 0:
-            return PinCommit(recipe.name, release.id, version, branch, remote, commit, base, rel, attempt)
+            return PinCommit(what.project, what.release, what.version, branch, remote, commit, base, rel, attempt)
         if not any(word in pushed.output for word in ("non-fast-forward", "fetch first", "rejected", "stale info",
                                                       "cannot lock ref", "failed to update ref")):
             raise FetchError(f"cannot push to {branch} of {remote}: {pushed.output.strip()[-1000:]}",
                              hint=f"check buildbot.pins_remote and its write access ({config.file})")
-    raise FetchError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; the pin of {recipe.name} was not recorded",
+    raise FetchError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; {what.message.splitlines()[0]!r} was not recorded",
                      hint="run the build again")
 
 

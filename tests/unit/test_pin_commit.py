@@ -11,7 +11,7 @@ import pytest
 
 from stackyard.config import Config
 from stackyard.errors import ConfigError, FetchError, InputError
-from stackyard.pin_commit import ATTEMPTS, _identity, checkout, commit_pin
+from stackyard.pin_commit import ATTEMPTS, _identity, checkout, commit_pin, commit_requirements
 from stackyard.recipes import Recipe, load_recipe
 from stackyard.runner import Call
 from stackyard.wheels.lock import lock_path
@@ -102,7 +102,7 @@ def test_a_branch_the_remote_lacks_starts_on_head(setup: tuple[Config, Recipe, t
 
 @pytest.mark.parametrize(("stderr", "expected"), [
     ("remote: Permission to ops/config denied\nfatal: unable to access\n", "cannot push to stackyard/pins of origin: remote: Permission"),
-    (REFUSED, f"stackyard/pins of origin moved under each of {ATTEMPTS} pushes; the pin of tinyapp was not recorded"),
+    (REFUSED, f"stackyard/pins of origin moved under each of {ATTEMPTS} pushes; .tinyapp 1.1 for 2025.1: pin and lock. was not recorded"),
 ])
 def test_a_push_that_cannot_land_is_a_fetch_error(setup: tuple[Config, Recipe, tuple[str, ...]], tmp_path: Path,
                                                   stderr: str, expected: str) -> None:
@@ -172,3 +172,48 @@ def test_checkout_refuses_a_revision_it_cannot_find_or_a_tip_without_the_pin_com
     with pytest.raises(InputError, match=f"stackyard/pins of origin does not exist, so it does not contain {NEW}"):
         checkout(config, contains=NEW, runner=git_repo(git, tmp_path, tip=None))
     assert "checkout" not in subcommands(fake) and subcommands(fake)[-1] == "update-ref"
+
+
+LOCK = "requirements/2025.1/locks/tinyapp.txt"
+
+
+@pytest.mark.parametrize(("tip_blob", "conflict"), [("other", True), ("blob", False)])
+def test_a_file_another_build_changed_since_this_checkout_is_a_conflict_unless_it_made_the_same_change(
+        setup: tuple[Config, Recipe, tuple[str, ...]], tmp_path: Path, tip_blob: str, conflict: bool) -> None:
+    config, recipe, git = setup
+    fake = git_repo(git, tmp_path)
+    fake.reply(*git, "diff", "--name-only", stdout=f"{LOCK}\n")
+    fake.reply(*git, "ls-tree", TIP, stdout=f"100644 blob {tip_blob}\t{LOCK}\n")
+    if conflict:
+        with pytest.raises(FetchError, match=f"stackyard/pins of origin changed {LOCK} after {HEAD} .this build's checkout.") as info:
+            commit_pin(config, config.release("2025.1"), recipe, since=HEAD, runner=fake)
+        assert "run the build again" in str(info.value)
+        assert "push" not in subcommands(fake) and subcommands(fake)[-1] == "update-ref"
+    else:
+        assert commit_pin(config, config.release("2025.1"), recipe, since=HEAD, runner=fake).commit == NEW
+    diff = next(c for c in fake.calls if c.argv[3:4] == ("diff",))
+    assert diff.argv[-3:] == ("--", "recipes/tinyapp.yaml", LOCK) and (HEAD, TIP) == diff.argv[6:8]
+    unchanged = git_repo(git, tmp_path)  # the tip is the checkout: nothing to compare
+    commit_pin(config, config.release("2025.1"), recipe, since=TIP, runner=unchanged)
+    assert "diff" not in subcommands(unchanged)
+
+
+def test_the_requirements_commit_takes_the_inputs_their_source_and_every_lock(
+        setup: tuple[Config, Recipe, tuple[str, ...]], tmp_path: Path) -> None:
+    config, _, git = setup
+    release = config.release("2025.1")
+    directory = config.requirements_dir(release)
+    (directory / "locks" / "tinyapp.txt").unlink()
+    with pytest.raises(InputError, match="2025.1: no requirements to commit"):
+        commit_requirements(config, release, runner=git_repo(git, tmp_path))
+    (directory / "locks" / "tinyapp.txt").write_text("tinyapp==1.1\n")
+    (directory / "locks" / "other.txt").write_text("other==2.0\n")
+    (directory / "upper-constraints.txt").write_text("tinypure===1.1\n")
+    (directory / "SOURCE").write_text(f"origin: file:///req.git\nbranch: stable/2025.1\ncommit: {NEW}\n")
+    fake = git_repo(git, tmp_path)
+    result = commit_requirements(config, release, runner=fake)
+    assert (result.project, result.commit) == ("", NEW)
+    assert result.files == ("requirements/2025.1/SOURCE", "requirements/2025.1/locks/other.txt", LOCK,
+                            "requirements/2025.1/upper-constraints.txt")
+    commit = next(c for c in fake.calls if c.argv[3:4] == ("commit-tree",))
+    assert commit.argv[-1] == f"2025.1: upper-constraints ({NEW[:12]}) and the locks made from it"
