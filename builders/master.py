@@ -46,6 +46,7 @@ from stackyard.recipes import load_recipes
 VERSION_FIELD = r"^([0-9][0-9A-Za-z.+!-]*)?$"
 PROJECTS_FIELD = r"^[a-z0-9. -]*$"
 STEP_ENV = {"PIP_CONFIG_FILE": "/dev/null"}
+COUNTING_MAX = 1000  # a worker lock's counting (shared) holders: never the limit (max_builds is)
 BUNDLE_NAME = re.compile(r"^[a-z0-9][a-z0-9.+~-]*_[0-9A-Za-z.+~:-]+\.bundle\.tar$")
 PROP_IN_ARG = re.compile(r"%\(prop:([A-Za-z_][A-Za-z0-9_]*)\)s")
 
@@ -292,7 +293,9 @@ class _Objects:
     def __init__(self, plan: MasterPlan) -> None:
         self.plan = plan
         self.locks = {name: util.MasterLock(name) for name in plan.locks}
-        self.worker_locks = {name: util.WorkerLock(name) for name in sorted({n for b in plan.builders for n in b.worker_locks})}
+        # counting access (builds that only read the clone) is shared by as many builds as a worker runs
+        self.worker_locks = {name: util.WorkerLock(name, maxCount=COUNTING_MAX)
+                             for name in sorted({n for b in plan.builders for n, _ in b.worker_locks})}
 
     def access(self, names: tuple[str, ...]) -> list[Any]:
         return [self.locks[n].access("exclusive") for n in names]
@@ -320,6 +323,9 @@ class _Objects:
         if s.transfer == "master":  # the master's own stackyard (master.cfg imports it): no worker involved
             argv = [sys.executable, "-m", "stackyard", *(util.Interpolate(str(a)) for a in s.command[1:])]
             return steps.MasterShellCommand(command=argv, env=STEP_ENV, **common)
+        if s.trigger == "rebuild":  # scale-out: rebuild-<release> on the publisher; this build ends (see plan.wheels_steps)
+            return steps.Trigger(schedulerNames=[f"trigger-rebuild-{builder.release}"], waitForFinish=False,
+                                 set_properties={"changed_projects": util.Property("changed_projects")}, **common)
         if s.trigger == "promote":
             return steps.Trigger(schedulerNames=[f"trigger-promote-{builder.release}"], waitForFinish=True,
                                  set_properties={"projects": util.Property("changed_projects")}, **common)
@@ -347,7 +353,7 @@ class _Objects:
         retries = any(s.json_property == "fetch" for s in b.steps)  # scale-out: see FetchWheelhouse
         return util.BuilderConfig(
             name=b.name, workernames=list(b.workers), factory=factory,
-            locks=self.access(b.locks) + [self.worker_locks[n].access("exclusive") for n in b.worker_locks],
+            locks=self.access(b.locks) + [self.worker_locks[n].access(mode) for n, mode in b.worker_locks],
             nextWorker=another_worker if retries else None,
             tags=[b.kind, b.release] + ([b.project] if b.project else []), collapseRequests=False, properties=props,
             defaultProperties={REQUIREMENTS_UPDATE: True} if b.kind == "wheels" else {},
@@ -387,6 +393,9 @@ class _Objects:
         if builder.kind == "promote":
             params.append(util.StringParameter(name="projects", label="projects (space-separated; empty: all)", default="",
                                                regex=PROJECTS_FIELD, size=40))
+        if builder.kind == "rebuild":
+            params.append(util.StringParameter(name="changed_projects", label="projects to rebuild, then promote (space-separated)",
+                                               default="", regex=PROJECTS_FIELD, size=40))
         fixed = util.CodebaseParameter(
             codebase="", label="", hide=True,
             branch=util.FixedParameter(name="branch", default=""), revision=util.FixedParameter(name="revision", default=""),

@@ -8,6 +8,7 @@ Buildbot runs is what a person runs.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Union
@@ -74,15 +75,17 @@ DEB_LOGS = {"build": "deb_build_log", "lintian": "deb_lintian_log", "smoke": "de
 @dataclass(frozen=True)
 class BuilderPlan:
     name: str
-    kind: str  # "wheels" | "project" | "promote" | "publish" (scale-out: the publisher takes a build worker's deb)
+    kind: str  # "wheels" | "project" | "promote" | "publish" (scale-out: the publisher takes a build worker's deb) | "rebuild"
     release: str
     project: str | None
     steps: tuple[StepPlan, ...]
     workers: tuple[str, ...]
     locks: tuple[str, ...] = ()  # held for the whole build: one build per builder at a time
-    # worker locks (exclusive, one per worker) held for the whole build: "checkout" (scale-out with a pins branch) lets
-    # one project build at a time use a worker's clone, which each build checks out at its own revision
-    worker_locks: tuple[str, ...] = ()
+    # worker locks (one per worker) held for the whole build, (name, "exclusive" | "counting"): "checkout" (scale-out
+    # with a pins branch) lets one build at a time check a worker's clone out and edit it (a project build: its own
+    # revision; the wheels build: the tip, then its requirements and locks); the publish builds, which only move the
+    # publisher's clone forward and edit nothing, share it
+    worker_locks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ SCALE_OUT_SEND = (
 # contain the build's pin commit), so no worker builds from a stale checkout
 CHECKOUT = StepPlan("checkout", stackyard("checkout", "--json"), json_property="checkout")
 CHECKOUT_LOCK = "checkout"  # a worker lock: builds at once on one worker would check their shared clone out under each other
+EDITS_CHECKOUT, READS_CHECKOUT = ((CHECKOUT_LOCK, "exclusive"),), ((CHECKOUT_LOCK, "counting"),)
+SINCE_CHECKOUT = Prop("checkout", flag="--since")  # a commit of files made on the checkout: refused if the tip changed them
 CHECKOUT_PIN = StepPlan("checkout pin commit", stackyard("checkout", "--revision", Prop("pin_commit"), "--json"),
                         only_if="pin_commit", json_property="checkout")
 # before the deb's version is decided: the changelog the publisher published, so an empty var/ does not restart at .1
@@ -252,6 +257,7 @@ def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: 
         else:
             out.append(s)
         if s.name == "pin commit":
+            out[-1] = dataclasses.replace(s, command=(*s.command[:-1], SINCE_CHECKOUT, s.command[-1]))
             out.append(CHECKOUT_PIN)
     at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
     out += [t.render(release, project) for t in SCALE_OUT_SEND]
@@ -315,24 +321,35 @@ def _projects_of(recipes: dict[str, Recipe], release: str) -> list[Recipe]:
 
 def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[StepPlan, ...]:
     """Refresh the inputs (from requirements_git: at the polled commit, ``requirements_commit``; forced or nightly:
-    the branch's head), re-lock every project, build the wheelhouse, then rebuild the projects whose pins moved."""
-    steps = []
+    the branch's head), re-lock every project, build the wheelhouse, then rebuild the projects whose pins moved.
+    With a pins branch the new inputs and locks are committed there first (scale-out: made on its tip, checked out
+    before), so the build workers rebuilding those projects check out what was locked."""
+    settings = config.buildbot
+    steps = [CHECKOUT] if settings.scale_out and settings.pins_branch else []
     if config.buildbot.requirements_update or config.releases[release].requirements_git:
         # only_if: true unless a force form (make demo: build the committed pins) turned it off
         steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release,
                                                         Prop("requirements_commit", flag="--revision")),
                               only_if=REQUIREMENTS_UPDATE, show_skipped=True))
+    steps.append(StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"))
+    if settings.pins_branch:
+        steps.append(StepPlan("requirements commit", stackyard("requirements", "commit", "--release", release, SINCE_CHECKOUT,
+                                                               "--json"), json_property="pin_commit"))
     steps += [
-        StepPlan("lock", stackyard("lock", "--release", release, "--json", *projects), json_property="locks"),
         StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),
         StepPlan("wheels-deb", stackyard("wheels-deb", "--release", release), locks=(wheelhouse_lock(release),)),
     ]
-    if projects:
-        steps += [
-            StepPlan("rebuild changed projects", (), only_if="changed_projects", trigger="changed-projects"),
-            StepPlan("promote", (), only_if="changed_projects", trigger="promote"),
-        ]
+    if projects and settings.scale_out and settings.pins_branch:
+        # this build holds the publisher's clone (it edits it); the rebuilds' publish builds need it: they run in a
+        # build of their own, not waited for, so the lock is released first
+        steps.append(StepPlan("rebuild and promote", (), only_if="changed_projects", trigger="rebuild"))
+    elif projects:
+        steps += REBUILD_STEPS
     return tuple(steps)
+
+
+REBUILD_STEPS = (StepPlan("rebuild changed projects", (), only_if="changed_projects", trigger="changed-projects"),
+                 StepPlan("promote", (), only_if="changed_projects", trigger="promote"))
 
 
 def promote_steps(config: Config, release: str) -> tuple[StepPlan, ...]:
@@ -364,21 +381,28 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
 
     hour, minute = (int(x) for x in settings.nightly.split(":"))
     central = PUBLISH if settings.scale_out else BUILD  # where the wheelhouse is made and served from
+    edits = EDITS_CHECKOUT if settings.scale_out and settings.pins_branch else ()  # builds that check out and edit the clone
     master_dir = str(settings.basedir)
     for rid in config.releases:
         projects = [r.name for r in _projects_of(recipes, rid)]
         wheels = f"wheels-{rid}"
         add(BuilderPlan(wheels, "wheels", rid, None, wheels_steps(config, rid, projects), _workers(config, wheels, central),
-                        (f"build-{wheels}",)),
+                        (f"build-{wheels}",), edits),
             f"{config.file}: releases.{rid}")
         schedulers.append(SchedulerPlan(f"nightly-{rid}", "nightly", (wheels,), rid, hour=hour, minute=minute))
         promote = f"promote-{rid}"
         add(BuilderPlan(promote, "promote", rid, None, promote_steps(config, rid), _workers(config, promote, PUBLISH),
                         (f"build-{promote}",)),
             f"{config.file}: releases.{rid}")
+        if edits and projects:  # see wheels_steps: the rebuilds after an upper-constraints move, on the publisher
+            rebuild = f"rebuild-{rid}"
+            add(BuilderPlan(rebuild, "rebuild", rid, None, REBUILD_STEPS, _workers(config, rebuild, PUBLISH)),
+                f"{config.file}: releases.{rid}")
+            schedulers.append(SchedulerPlan(f"trigger-{rebuild}", "triggerable", (rebuild,), rid))
         if settings.scale_out:
             publish = f"publish-{rid}"
-            add(BuilderPlan(publish, "publish", rid, None, publish_steps(config, rid, master_dir), _workers(config, publish, PUBLISH)),
+            add(BuilderPlan(publish, "publish", rid, None, publish_steps(config, rid, master_dir), _workers(config, publish, PUBLISH),
+                            worker_locks=READS_CHECKOUT if settings.pins_branch else ()),
                 f"{config.file}: releases.{rid}")
             schedulers.append(SchedulerPlan(f"trigger-{publish}", "triggerable", (publish,), rid))
         schedulers.append(SchedulerPlan(f"trigger-{promote}", "triggerable", (promote,), rid))
@@ -405,8 +429,7 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
             if settings.scale_out:
                 steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url,
                                                 bool(settings.pins_branch))
-            worker_locks = (CHECKOUT_LOCK,) if settings.scale_out and settings.pins_branch else ()
-            add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",), worker_locks),
+            add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",), edits),
                 str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))
             release = config.releases[rid]

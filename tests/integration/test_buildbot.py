@@ -179,9 +179,16 @@ def test_an_upper_constraints_change_rebuilds_the_wheelhouse_then_the_changed_pr
     assert r.status_code == 200 and "error" not in r.json(), r.text
     wheels = api.wait_build("wheels-2025.1", 1)
     assert wheels["results"] == 0, api.steps(wheels)
-    assert api.steps(wheels) == {"lock": "success", "wheels": "success", "wheels-deb": "success",
+    assert api.steps(wheels) == {"lock": "success", "requirements commit": "success", "wheels": "success", "wheels-deb": "success",
                                  "rebuild changed projects": "success", "promote": "success"}
     assert api.properties(wheels)["changed_projects"] == "tinyapp"
+    # the moved upper-constraints and the locks made from it are a commit on the pins branch, on top of the tag's
+    commit = api.properties(wheels)["pin_commit"]
+    assert master.configuration is not None
+    assert git(master.configuration, "rev-parse", f"refs/heads/{PINS}").strip() == commit
+    assert "tinypure===1.1" in git(master.configuration, "show", f"{commit}:requirements/2025.1/upper-constraints.txt")
+    assert "tinypure==1.1" in git(master.configuration, "show", f"{commit}:requirements/2025.1/locks/tinyapp.txt")
+    assert git(master.configuration, "log", "-1", "--format=%s", f"{commit}^").strip() == "tinyapp 1.1 for 2025.1: pin and lock"
     (rebuilt,) = [b for b in api.builds(BUILDER) if b["number"] == 2]
     assert rebuilt["results"] == 0 and api.steps(rebuilt)["pin"] == "skipped", api.steps(rebuilt)
     (promoted,) = api.builds("promote-2025.1")

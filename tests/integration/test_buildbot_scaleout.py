@@ -33,6 +33,7 @@ from stackyard.images.build import read_record
 from stackyard.images.registry import Registry
 from stackyard.images.services import registry_password
 from stackyard.rootfs import rootfs_tarball
+from stackyard.wheels.upstream_requirements import FILES
 from tests.conftest import ROOT, Workspace, free_port, images_toml
 from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer
@@ -133,6 +134,7 @@ class Cluster:
     configuration: Path
     index: IndexServer
     wheelhouse_port: int
+    requirements: Path  # a working copy of the polled openstack/requirements (pushes go to its bare repository)
     server: subprocess.Popen | None = None  # type: ignore[type-arg]
 
     @property
@@ -179,7 +181,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, docker
 
     # the configuration repository: stackyard.toml, recipes and their locks; every machine clones it
     template = make_workspace(base / "template", index.url, base / "unused-cache")
+    # openstack/requirements, polled: its branch starts where the configuration's inputs are
+    requirements, requirements_bare = notifying_repo(base / "requirements-work", base / "requirements.git",
+                                                     f"{url}change_hook/poller?poller=requirements-{RELEASE}")
+    for name in FILES:
+        (requirements / name).write_text((template.root / "requirements" / RELEASE / name).read_text())
+    git(requirements, "add", "-A")
+    git(requirements, "commit", "-q", "-m", "the requirements of the test")
+    git(requirements, "push", "-q", "origin", f"HEAD:refs/heads/stable/{RELEASE}")
     text = template.config.read_text()
+    assert text.count('series = "epoxy"\n') == 1
+    text = text.replace('series = "epoxy"\n', f'series = "epoxy"\nrequirements_git = "{requirements_bare.as_uri()}"\n')
     text = re.sub(r'(?m)^cache = ".*"$', 'cache = "cache"', text)  # each machine its own
     text = re.sub(r'(?m)^gnupg_home = ".*"$', 'gnupg_home = "var/gnupg"', text)  # the publisher's signing key
     # images: the session's engine, a registry on the publisher (its credentials are made there, by services up)
@@ -212,7 +224,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, docker
         shutil.copy2(seed, machines[name].root / "cache" / "rootfs" / seed.name)
     assert not any((machines[n].root / "var").exists() for n in ("build1", "build2"))  # a build worker's var/ starts empty
 
-    c = Cluster(base, Api(url), url, "", master, machines, upstreams, configuration, index, wheelhouse)
+    c = Cluster(base, Api(url), url, "", master, machines, upstreams, configuration, index, wheelhouse, requirements)
     workers: list[Path] = []
     machines["publisher"].run("services", "up")  # the registry (TLS, htpasswd) and its password: the publisher's alone
     r = ctl(master, "up")  # the master only: no worker here is named "local"
@@ -235,6 +247,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, index: IndexServer, docker
             time.sleep(0.5)
         wait_log(c, "tags-tinytool: 1 existing tags")
         wait_log(c, "tags-tinyapp: 1 existing tags")
+        wait_log(c, f"requirements-{RELEASE}: first read of {requirements_bare.as_uri()} stable/{RELEASE} at")
         c.api.login("admin", c.admin_password)
         yield c
     finally:
@@ -503,3 +516,47 @@ def test_a_wheel_damaged_on_the_wheelhouse_server_is_refused_and_nothing_is_writ
     assert wheel.name in r.stderr and "sha256" in r.stderr, r.stderr
     assert not (fresh.root / "var" / "wheelhouse" / RELEASE).exists() or not any(
         (fresh.root / "var" / "wheelhouse" / RELEASE).glob("*/manifest.json"))
+
+
+def test_an_upper_constraints_move_is_locked_and_committed_by_the_publisher_and_rebuilt_by_the_build_workers(
+        cluster: Cluster) -> None:
+    c = cluster
+    before = {name: len(c.api.builds(f"{name}-{RELEASE}")) for name in c.upstreams}
+    tip = git(c.configuration, "rev-parse", f"refs/heads/{PINS}").strip()
+    uc = (c.requirements / "upper-constraints.txt").read_text()
+    assert "tinypure===1.0\n" in uc
+    (c.requirements / "upper-constraints.txt").write_text(uc.replace("tinypure===1.0", "tinypure===1.1"))
+    git(c.requirements, "commit", "-q", "-am", "tinypure 1.1")
+    git(c.requirements, "push", "-q", "origin", f"HEAD:refs/heads/stable/{RELEASE}")  # the hook polls
+    moved = git(c.requirements, "rev-parse", "HEAD").strip()
+    wheels = c.api.wait_build(f"wheels-{RELEASE}", 1, timeout=1200)
+    assert wheels["results"] == 0, failed_logs(c, wheels)
+    assert c.worker_of(wheels) == "publisher"  # the central wheelhouse's
+    assert c.api.steps(wheels) == {"checkout": "success", "requirements": "success", "lock": "success",
+                                   "requirements commit": "success", "wheels": "success", "wheels-deb": "success",
+                                   "rebuild and promote": "success"}
+    props = c.api.properties(wheels)
+    assert props["checkout"] == tip and props["changed_projects"] == "tinyapp tinytool"
+    # the publisher re-locked on the branch's tip and committed the inputs and the locks there, on top of it
+    commit = props["pin_commit"]
+    assert git(c.configuration, "rev-parse", f"{commit}^").strip() == tip
+    assert "tinypure===1.1" in git(c.configuration, "show", f"{commit}:requirements/{RELEASE}/upper-constraints.txt")
+    assert f"commit: {moved}" in git(c.configuration, "show", f"{commit}:requirements/{RELEASE}/SOURCE")
+    for name in c.upstreams:
+        assert "tinypure==1.1" in git(c.configuration, "show", f"{commit}:requirements/{RELEASE}/locks/{name}.txt")
+    # both projects were rebuilt by the build workers from that commit, published by the publisher, then promoted
+    rebuild = c.api.wait_build(f"rebuild-{RELEASE}", 1, timeout=1800)
+    assert rebuild["results"] == 0, failed_logs(c, rebuild)
+    published = c.machines["publisher"].root / "var" / "debs" / RELEASE / "changelogs"
+    for name in c.upstreams:
+        build = next(b for b in c.api.builds(f"{name}-{RELEASE}")[before[name]:] if b["results"] == 0)
+        assert c.worker_of(build) in ("build1", "build2") and c.api.properties(build)["checkout"] == commit
+        assert c.api.steps(build)["deb build"] == "success"
+        lock = git(c.configuration, "show", f"{commit}:requirements/{RELEASE}/locks/{name}.txt")
+        recorded = re.search(r"lock sha256:\s+([0-9a-f]{64})", (published / f"venv-{name}.changelog").read_text())
+        assert recorded and recorded[1] == hashlib.sha256(lock.encode()).hexdigest()
+    (promote,) = c.api.builds(f"promote-{RELEASE}")
+    assert promote["results"] == 0 and set(c.api.properties(promote)["projects"].split()) == set(c.upstreams)
+    released = subprocess.run(["reprepro", "-b", str(c.machines["publisher"].root / "var" / "repo"), "list", f"bookworm-{RELEASE}"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "venv-tinyapp 1.1-2025.1.3" in released and "venv-tinytool 1.1-2025.1.2" in released, released

@@ -147,15 +147,37 @@ def test_scale_out_with_a_pins_branch_checks_out_the_branch_then_the_builds_own_
     assert step["checkout"].command == ("stackyard", "checkout", "--json") and step["checkout"].only_if is None
     assert step["checkout pin commit"].command == ("stackyard", "checkout", "--revision", Prop("pin_commit"), "--json")
     assert step["checkout pin commit"].only_if == "pin_commit"
+    # the pin commit names the checkout its files were made on: what another build changed since is not overwritten
+    assert step["pin commit"].command == ("stackyard", "pin-commit", "--release", "2025.1", "tinyapp",
+                                          Prop("checkout", flag="--since"), "--json")
     publish = plan.builder("publish-2025.1").steps
     assert publish[0].name == "checkout"  # before anything reads the recipe (receive, publish, image)
     assert publish[0].command == ("stackyard", "checkout", Prop("pin_commit", flag="--contains"), "--json")
-    # the checkout is the worker's one clone: one project build at a time on each worker uses it
-    assert plan.builder("tinyapp-2025.1").worker_locks == ("checkout",)
-    assert plan.builder("publish-2025.1").worker_locks == ()  # the publisher only moves its clone forward (--contains)
-    # without a pins branch there is nothing to check out
-    without = plan_of(SCALE_OUT).builder("tinyapp-2025.1")
-    assert "checkout" not in [s.name for s in without.steps] and without.worker_locks == ()
+    # the checkout is the worker's one clone: one build at a time on each worker checks it out and edits it; the
+    # publish builds only move the publisher's clone forward (--contains) and share it, never under the wheels build
+    assert plan.builder("tinyapp-2025.1").worker_locks == (("checkout", "exclusive"),)
+    assert plan.builder("wheels-2025.1").worker_locks == (("checkout", "exclusive"),)
+    assert plan.builder("publish-2025.1").worker_locks == (("checkout", "counting"),)
+    # an upper-constraints move: the publisher re-locks on the branch's tip and commits the inputs and locks there
+    # before the build workers rebuild (they check the tip out)
+    wheels = {s.name: s for s in plan.builder("wheels-2025.1").steps}
+    assert list(wheels)[:5] == ["checkout", "requirements", "lock", "requirements commit", "wheels"]
+    assert wheels["requirements commit"].command == ("stackyard", "requirements", "commit", "--release", "2025.1",
+                                                     Prop("checkout", flag="--since"), "--json")
+    assert wheels["requirements commit"].json_property == "pin_commit"
+    # it holds the publisher's clone, which the rebuilds' publish builds need: it hands the rebuilds and the promotion
+    # to a build of their own on the publisher and ends (waiting for them would never end)
+    assert list(wheels)[-1] == "rebuild and promote" and wheels["rebuild and promote"].trigger == "rebuild"
+    rebuild = plan.builder("rebuild-2025.1")
+    assert rebuild.workers == ("repo",) and rebuild.worker_locks == ()
+    assert [(s.name, s.trigger) for s in rebuild.steps] == [("rebuild changed projects", "changed-projects"), ("promote", "promote")]
+    assert "trigger-rebuild-2025.1" in {s.name for s in plan.schedulers}
+    # without a pins branch there is nothing to check out or commit
+    without = plan_of(SCALE_OUT)
+    assert "checkout" not in [s.name for s in without.builder("tinyapp-2025.1").steps]
+    assert {s.name for s in without.builder("wheels-2025.1").steps}.isdisjoint({"checkout", "requirements commit"})
+    assert "rebuild-2025.1" not in [b.name for b in without.builders]
+    assert all(b.worker_locks == () for b in without.builders)
 
 
 def test_the_checkout_worker_lock_is_one_buildbot_worker_lock_on_every_project_builder(
@@ -169,10 +191,16 @@ def test_the_checkout_worker_lock_is_one_buildbot_worker_lock_on_every_project_b
     config = buildbot_config(make_config(extra=SCALE_OUT.replace("[buildbot]\n", '[buildbot]\npins_branch = "stackyard/pins"\n')))
     builders = {b.name: b for b in master_config(config)["builders"]}
     held = {name: [a.lockid for a in builders[name].locks if isinstance(a.lockid, WorkerLock)]
-            for name in ("tinyapp-2025.1", "tinytool-2025.1", "publish-2025.1")}
-    assert [lock.name for lock in held["tinyapp-2025.1"]] == ["checkout"] and held["publish-2025.1"] == []
-    assert held["tinyapp-2025.1"][0] is held["tinytool-2025.1"][0]  # one lock: builds of different projects exclude each other
-    assert all(a.mode == "exclusive" for a in builders["tinyapp-2025.1"].locks)
+            for name in ("tinyapp-2025.1", "tinytool-2025.1", "publish-2025.1", "wheels-2025.1")}
+    assert [lock.name for lock in held["tinyapp-2025.1"]] == ["checkout"]
+    # one lock: builds of different projects exclude each other, and the publisher's builds share it
+    assert all(held[name] == held["tinyapp-2025.1"] for name in held)
+    assert all(a.mode == "exclusive" for a in builders["tinyapp-2025.1"].locks + builders["wheels-2025.1"].locks)
+    assert [a.mode for a in builders["publish-2025.1"].locks if isinstance(a.lockid, WorkerLock)] == ["counting"]
+    assert held["publish-2025.1"][0].maxCount > 1
+    # the wheels build does not wait for the rebuilds (their publish builds need the lock it holds)
+    trigger = builders["wheels-2025.1"].factory.steps[-1]
+    assert trigger.kwargs["waitForFinish"] is False and trigger.kwargs["schedulerNames"] == ["trigger-rebuild-2025.1"]
 
 
 def test_one_machine_keeps_todays_steps(plan_of: Callable[..., MasterPlan]) -> None:
