@@ -160,15 +160,17 @@ def cmd_requirements_commit(args: argparse.Namespace) -> int:
     return _said_commit(args, commit_requirements(config, release, since=args.since or None, runner=args.runner))
 
 
+def _say(args: argparse.Namespace, data: object, text: str) -> int:
+    """``data`` as one JSON line with --json (what Buildbot's steps read), else ``text``."""
+    print(json.dumps(data) if args.json else text)
+    return 0
+
+
 def _said_commit(args: argparse.Namespace, result: PinCommit) -> int:
     what = f"{result.project} {result.version} for {result.release}" if result.project else f"the requirements of {result.release}"
-    if args.json:
-        print(json.dumps(dataclasses.asdict(result)))
-    elif result.commit:
-        print(f"{result.branch} of {result.remote}: {result.commit} {what} ({' '.join(result.files)}; push attempt {result.attempts})")
-    else:
-        print(f"{result.branch} of {result.remote}: already has {what}; no commit")
-    return 0
+    return _say(args, dataclasses.asdict(result),
+                f"{result.branch} of {result.remote}: {result.commit} {what} ({' '.join(result.files)}; push attempt {result.attempts})"
+                if result.commit else f"{result.branch} of {result.remote}: already has {what}; no commit")
 
 
 def cmd_wait_for(args: argparse.Namespace) -> int:

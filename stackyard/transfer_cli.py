@@ -4,19 +4,12 @@ fetch-wheelhouse, serve-wheelhouse, share-history, fetch-history, checkout."""
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
 from pathlib import Path
 from typing import Callable
 
-from stackyard.cli import _config, _project, _release, command
-
-
-def _say(args: argparse.Namespace, data: object, text: str) -> int:
-    """``data`` as one JSON line with --json (what Buildbot's steps read), else ``text``."""
-    print(json.dumps(data) if args.json else text)
-    return 0
+from stackyard.cli import _config, _project, _release, _say, command
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ code against real git: tests/integration/test_pin_commit.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -217,3 +218,19 @@ def test_the_requirements_commit_takes_the_inputs_their_source_and_every_lock(
                             "requirements/2025.1/upper-constraints.txt")
     commit = next(c for c in fake.calls if c.argv[3:4] == ("commit-tree",))
     assert commit.argv[-1] == f"2025.1: upper-constraints ({NEW[:12]}) and the locks made from it"
+
+
+def test_the_commands_say_the_commit_or_that_there_was_none_and_print_json_for_buildbot(
+        setup: tuple[Config, Recipe, tuple[str, ...]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stackyard import cli
+
+    config, _, git = setup
+    cfg = ["--config", str(config.file)]
+    assert cli.main([*cfg, "requirements", "commit", "--release", "2025.1"], runner=git_repo(git, tmp_path)) == 0
+    assert capsys.readouterr().out == f"stackyard/pins of origin: {NEW} the requirements of 2025.1 ({LOCK}; push attempt 1)\n"
+    fake = git_repo(git, tmp_path, tree="same", parent_tree="same")
+    assert cli.main([*cfg, "pin-commit", "--release", "2025.1", "tinyapp", "--since", TIP], runner=fake) == 0
+    assert capsys.readouterr().out == "stackyard/pins of origin: already has tinyapp 1.1 for 2025.1; no commit\n"
+    assert cli.main([*cfg, "pin-commit", "--release", "2025.1", "tinyapp", "--json"], runner=git_repo(git, tmp_path)) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["commit"] == NEW and said["files"] == ["recipes/tinyapp.yaml", LOCK] and said["project"] == "tinyapp"
