@@ -278,7 +278,8 @@ def receive(config: Config, release: Release, path: Path) -> Bundle:
                 if sha256_file(incoming[e["filename"]]) != e["sha256"]:
                     raise IntegrityError(f"{path}: {e['filename']} differs from the sha256 {e['sha256']} {WHEELS}/wheels.json names",
                                          hint="nothing was published; run the build again")
-            merge_wheels(config, release, incoming, entries, path)
+            if entries:  # no wheels: nothing to merge (the publisher's wheelhouse is not needed)
+                merge_wheels(config, release, incoming, entries, path)
             changelog = staging / Path(changelogs[0]).name
             version = str(Changelog(changelog.read_text()).version)
             package = debs[0].split("_", 1)[0]
