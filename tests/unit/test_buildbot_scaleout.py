@@ -211,6 +211,22 @@ def test_json_properties_of_fetch_wheelhouse_and_bundle() -> None:
     assert tarfile  # the bundle's own tests are in tests/integration/test_buildbot_scaleout.py (a real deb)
 
 
+def test_a_json_line_longer_than_buildbots_log_lines_is_read_whole() -> None:
+    from buildbot.util.lineboundaries import LineBoundaryFinder
+
+    from builders.master import json_properties
+
+    # keystone's fetch-wheelhouse --json: about 150 wheel names on one line, which Buildbot's log cuts into lines
+    wheels = [f"package_number_{i}-1.{i}.0-py3-none-any.whl" for i in range(150)]
+    printed = json.dumps({"url": "http://h/", "fetched": wheels, "kept": [], "missing": [], "wheels_missing": ""}) + "\n"
+    finder = LineBoundaryFinder()
+    relayed = "".join(finder.append(printed[i:i + 1000]) or "" for i in range(0, len(printed), 1000))
+    assert relayed.count("\n") > 1  # cut: json.loads(relayed) fails
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(relayed)
+    assert json_properties(0, relayed, "")["fetched"] == " ".join(wheels)
+
+
 def test_a_bundle_name_that_is_not_one_is_refused_before_it_becomes_a_path() -> None:
     from builders.master import json_properties
 
