@@ -106,18 +106,11 @@ class TriggerChangedProjects(steps.Trigger):
         return [d for d in super().getSchedulersAndProperties() if self.by_scheduler[d["sched_name"]] in changed]
 
 
-def command_json(stdout: str) -> Any:
-    """The JSON a stackyard command printed, as a step's stdout holds it: Buildbot's log cuts a line longer than 4096
-    characters into lines (buildbot.util.lineboundaries: keystone's fetch-wheelhouse --json is one such line). JSON
-    never has a raw newline inside a token, so every newline is dropped before parsing."""
-    return json.loads(stdout.replace("\n", ""))
-
-
 def pin_commit_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     """``stackyard pin-commit --json`` -> pin_commit (the commit's hash, "" when the branch already had it), pin_branch."""
     if rc != 0:
         return {}
-    result = command_json(stdout)
+    result = json.loads(stdout)
     return {"pin_commit": result["commit"] or "", "pin_branch": result["branch"], "pin_files": " ".join(result["files"])}
 
 
@@ -126,7 +119,7 @@ def deb_check_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     version, the tool logs the stages append to, and the step's summary (``deb_state``)."""
     if rc != 0:
         return {}
-    (status,) = command_json(stdout)
+    (status,) = json.loads(stdout)
     todo = status["todo"]
     props: dict[str, Any] = {prop: status["reason"] if stage in todo else "" for stage, prop in DEB_TODO.items()}
     props |= {prop: status["logs"][stage] for stage, prop in DEB_LOGS.items()}
@@ -220,7 +213,7 @@ def json_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     bundle, sha256, deb ...); lists become space-separated strings."""
     if rc != 0:
         return {}
-    result = command_json(stdout)
+    result = json.loads(stdout)
     if "bundle" in result and not BUNDLE_NAME.match(str(result["bundle"])):  # it becomes a path on the master and the publisher
         raise ValueError(f"stackyard bundle named a file {result['bundle']!r}: not a bundle's name")
     return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in result.items()}
@@ -290,7 +283,7 @@ class LockStep(steps.SetPropertyFromCommand):
 def _locks_json(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     if rc != 0:
         return {}
-    locks = command_json(stdout)
+    locks = json.loads(stdout)
     # only the projects whose pins moved: an upper-constraints change rewrites every lock's header
     return {"locks": locks, "changed_projects": " ".join(r["project"] for r in locks if r.get("pins_changed", r["changed"]))}
 

@@ -119,7 +119,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
         from stackyard.wheels.lock import pins_digest
 
         print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
-                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)]))
+                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)],
+                         indent=1))  # short lines: Buildbot's worker mangles one of 4096 characters (see transfer_cli._say)
     else:
         print(table(["project", "packages", "lock", "seconds", "file"], rows))
     return 0

@@ -13,8 +13,10 @@ from stackyard.cli import _config, _project, _release, command
 
 
 def _say(args: argparse.Namespace, data: object, text: str) -> int:
-    """``data`` as one JSON line with --json (what Buildbot's steps read), else ``text``."""
-    print(json.dumps(data) if args.json else text)
+    """``data`` as JSON with --json (what Buildbot's steps read), else ``text``. Indented: one value a line, as a
+    Buildbot worker cuts a line of 4096 characters or more and loses a character at each cut (keystone's
+    fetch-wheelhouse lists about 150 wheels)."""
+    print(json.dumps(data, indent=1) if args.json else text)
     return 0
 
 
