@@ -127,7 +127,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
         from stackyard.wheels.lock import pins_digest
 
         print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
-                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)]))
+                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)],
+                         indent=1))  # short lines: Buildbot's worker mangles one of 4096 characters (see _say)
     else:
         print(table(["project", "packages", "lock", "seconds", "file"], rows))
     return 0
@@ -161,8 +162,10 @@ def cmd_requirements_commit(args: argparse.Namespace) -> int:
 
 
 def _say(args: argparse.Namespace, data: object, text: str) -> int:
-    """``data`` as one JSON line with --json (what Buildbot's steps read), else ``text``."""
-    print(json.dumps(data) if args.json else text)
+    """``data`` as JSON with --json (what Buildbot's steps read), else ``text``. Indented: one value a line, as a
+    Buildbot worker cuts a line of 4096 characters or more and loses a character at each cut (keystone's
+    fetch-wheelhouse lists about 150 wheels)."""
+    print(json.dumps(data, indent=1) if args.json else text)
     return 0
 
 

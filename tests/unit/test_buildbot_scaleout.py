@@ -239,6 +239,34 @@ def test_json_properties_of_fetch_wheelhouse_and_bundle() -> None:
     assert tarfile  # the bundle's own tests are in tests/integration/test_buildbot_scaleout.py (a real deb)
 
 
+def relayed_by_a_buildbot_worker(printed: str) -> str:
+    """``printed`` as a Buildbot worker sends a step's stdout to the master (its own line splitter, in chunks)."""
+    from buildbot_worker.util.lineboundaries import LineBoundaryFinder
+
+    # buildbot_worker.base.BotBase's max_line_length and newline_re
+    finder = LineBoundaryFinder(4096, r"(\r\n|\r(?=.)|\033\[u|\033\[[0-9]+;[0-9]+[Hf]|\033\[2J|\x08+)")
+    out = [finder.append(printed[i:i + 1000], 0.0) for i in range(0, len(printed), 1000)] + [finder.flush()]
+    return "".join(o[0] for o in out if o)
+
+
+def test_fetch_wheelhouse_json_of_keystones_wheels_reaches_the_master_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from builders.master import json_properties
+    from stackyard.cli import _say
+
+    # keystone's lock: about 150 wheels; one JSON line of them is longer than the 4096 characters a worker's line may be
+    wheels = [f"package_number_{i}-1.{i}.0-py3-none-any.whl" for i in range(150)]
+    data = {"url": "http://h/", "fetched": wheels, "kept": [], "missing": [], "wheels_missing": ""}
+    one_line = json.dumps(data) + "\n"
+    with pytest.raises(json.JSONDecodeError):  # the worker cuts it and drops a character at the cut
+        json.loads(relayed_by_a_buildbot_worker(one_line))
+    _say(argparse.Namespace(json=True), data, "")
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) < 100
+    assert json_properties(0, relayed_by_a_buildbot_worker(printed), "")["fetched"] == " ".join(wheels)
+
+
 def test_a_bundle_name_that_is_not_one_is_refused_before_it_becomes_a_path() -> None:
     from builders.master import json_properties
 

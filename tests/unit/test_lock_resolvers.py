@@ -22,6 +22,7 @@ from stackyard.wheels.lock import (
     LockInputs,
     LockResult,
     explain_uv_conflict,
+    git_references,
     pip_compile_command,
     resolver_for,
     to_pip_compile_format,
@@ -166,16 +167,51 @@ def test_uv_env_from_the_process_environment(config: Config, monkeypatch: pytest
     assert env["PIP_CONFIG_FILE"] == "/dev/null"
 
 
-def test_direct_references_go_to_pip_compile(make_config: Callable[..., Config]) -> None:
+def test_path_and_archive_references_go_to_pip_compile_git_ones_stay_with_uv(make_config: Callable[..., Config]) -> None:
     uv = make_config()
     pc = make_config(extra='[lock]\nresolver = "pip-compile"\n')
     named = LockInputs("keystone[ldap]==27.0.2\nPyMySQL\n", "six==1.17.0\n")
     git = LockInputs("keystone[ldap] @ git+https://opendev.org/openstack/keystone@27.0.2\n", "six==1.17.0\n")
     replaced = LockInputs("keystone==27.0.2\noslo.db @ file:///src/oslo.db\n", "")
+    git_and_path = LockInputs("keystone @ git+https://opendev.org/openstack/keystone@27.0.2\noslo.db @ file:///src/oslo.db\n", "")
     assert resolver_for(uv, named) == "uv"
-    assert resolver_for(uv, git) == "pip-compile"
+    assert resolver_for(uv, git) == "uv"
     assert resolver_for(uv, replaced) == "pip-compile"
+    assert resolver_for(uv, git_and_path) == "pip-compile"
     assert resolver_for(pc, named) == "pip-compile"
+    assert resolver_for(pc, git) == "pip-compile"
+
+
+# keystone 27.0.3 from a git tag (bench/pipeline's upstream), the entries around it: uv's output and
+# pip-compile's lock for the same inputs (the whole files differ in these lines only)
+UV_GIT = """\
+jsonschema-specifications==2024.10.1 \\
+    --hash=sha256:0f38b83639958ce1152d02a7f062902c41c8fd20d558b0c34344292d417ae272 \\
+    --hash=sha256:a09a0680616357d9a0ecf05c12ad234479f549239d0f5b55f3deea67475da9bf
+    # via
+    #   -c upper-constraints.txt
+    #   jsonschema
+keystone @ git+file:///tmp/up/keystone.git@35401e187aa2ce8832acb9da5cbd47687d3d0cea
+    # via -r keystone.in
+keystoneauth1==5.10.0 \\
+    --hash=sha256:34b870dbbcf806cdb5aec98483b62820a6568d364eca7b1174ca6a8b5a9c77ed \\
+    --hash=sha256:fd634febb02708d7ab520495168009f1e119cbda96d3478e66a7d9b5b0146f5d
+    # via
+    #   -c upper-constraints.txt
+    #   keystonemiddleware
+"""
+PIP_COMPILE_GIT = UV_GIT.replace(
+    "keystone @ git+file:///tmp/up/keystone.git@35401e187aa2ce8832acb9da5cbd47687d3d0cea\n",
+    "# WARNING: pip install will require the following package to be hashed.\n"
+    "# Consider using a hashable URL like https://github.com/jazzband/pip-tools/archive/SOMECOMMIT.zip\n"
+    "keystone @ git+file:/tmp/up/keystone.git@27.0.3\n")
+
+
+def test_a_git_reference_uv_resolved_is_written_as_pip_compile_writes_it() -> None:
+    git = git_references(LockInputs("keystone[ldap] @ git+file:///tmp/up/keystone.git@27.0.3\nPyMySQL\n", ""))
+    assert git == {"keystone": "keystone[ldap] @ git+file:///tmp/up/keystone.git@27.0.3"}
+    assert to_pip_compile_format(UV_GIT, git) == PIP_COMPILE_GIT
+    assert to_pip_compile_format(UV_GIT) == UV_GIT  # without the .in's references: uv's lines kept
 
 
 # --- uv's output in pip-compile's format ----------------------------------------------
