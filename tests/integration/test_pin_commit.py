@@ -119,6 +119,32 @@ def test_a_push_refused_because_another_build_pushed_first_is_made_again_on_the_
     assert '"2025.1": "1.7"' in show(bare, "recipes/tinyext.yaml") and '"2025.1": "1.1"' in show(bare, "recipes/tinyapp.yaml")
 
 
+def test_a_file_another_build_changed_since_this_builds_checkout_is_refused_by_name_never_overwritten(tmp_path: Path) -> None:
+    ws, bare = configuration_repository(tmp_path)
+    since = git(ws.root, "rev-parse", "HEAD").strip()  # the checkout this build's files are made on
+    lock = "requirements/2025.1/locks/tinyapp.txt"
+    other = tmp_path / "other-build"  # e.g. the publisher's upper-constraints move, which re-locked tinyapp, pushed first
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(other))
+    git(other, "checkout", "-q", "-b", BRANCH)
+    (other / lock).write_text("# stackyard lock: tinyapp 1.0\ntinyapp==1.0\ntinypure==1.1\n")
+    git(other, "commit", "-q", "-am", "2025.1: upper-constraints and the locks made from it")
+    git(other, "push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}")
+    theirs = git(other, "rev-parse", "HEAD").strip()
+    tag(ws, "tinyapp", "1.1")  # this build's lock of tinyapp, made on the old checkout: otherwise
+    r = ws.run("pin-commit", "--release", "2025.1", "tinyapp", "--since", since, check=False)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert f"{BRANCH} of origin changed {lock} after {since} (this build's checkout)" in r.stderr and "run the build again" in r.stderr
+    assert git(bare, "rev-parse", f"refs/heads/{BRANCH}").strip() == theirs  # nothing committed
+    # a file the other build did not touch is no conflict, nor one it changed the same way
+    tag(ws, "tinyext", "1.1")
+    ext = json.loads(ws.run("pin-commit", "--release", "2025.1", "tinyext", "--since", since, "--json").stdout)
+    assert ext["commit"] and ext["base"] == theirs
+    (ws.root / lock).write_text((other / lock).read_text())
+    app = json.loads(ws.run("pin-commit", "--release", "2025.1", "tinyapp", "--since", since, "--json").stdout)
+    assert app["commit"] and app["base"] == ext["commit"]
+    assert '"2025.1": "1.1"' in show(bare, "recipes/tinyapp.yaml") and "tinypure==1.1" in show(bare, lock)
+
+
 def test_without_a_git_repository_or_a_branch_it_is_one_clear_error(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", "http://127.0.0.1:9/simple", tmp_path / "cache")
     r = ws.run("pin-commit", "--release", "2025.1", "tinyapp", check=False)
