@@ -8,7 +8,6 @@ Buildbot runs is what a person runs.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Union
@@ -154,6 +153,11 @@ class MasterPlan:
         return next(b for b in self.builders if b.name == name)
 
 
+# a commit of files made on the build's checkout (scale-out: the "checkout" step's property; one machine has none, so
+# no flag): refused if the branch's tip changed them since
+SINCE_CHECKOUT = Prop("checkout", flag="--since")
+
+
 def stackyard(*args: Arg) -> tuple[Arg, ...]:
     return ("stackyard", *args)
 
@@ -195,7 +199,8 @@ PROJECT_STEPS: tuple[StepTemplate, ...] = (
     StepTemplate("pin", stackyard("pin", "--release", "{release}", "{project}", Prop("version")), only_if="version"),
     StepTemplate("lock", stackyard("lock", "--release", "{release}", "{project}")),
     # [buildbot] pins_branch: the new pin and its lock become a commit there (its hash: the pin_commit property)
-    StepTemplate("pin commit", stackyard("pin-commit", "--release", "{release}", "{project}", "--json"), only_if="version",
+    StepTemplate("pin commit", stackyard("pin-commit", "--release", "{release}", "{project}", SINCE_CHECKOUT, "--json"),
+                 only_if="version",
                  setting="pins_branch", json_property="pin_commit"),
     StepTemplate("wheels", stackyard("wheels", "--release", "{release}", "{project}"), locks=("wheelhouse-{release}",)),
     StepTemplate("inputs unchanged?", stackyard("deb", "--release", "{release}", "{project}", "--check", "--json"),
@@ -234,7 +239,6 @@ SCALE_OUT_SEND = (
 CHECKOUT = StepPlan("checkout", stackyard("checkout", "--json"), json_property="checkout")
 CHECKOUT_LOCK = "checkout"  # a worker lock: builds at once on one worker would check their shared clone out under each other
 EDITS_CHECKOUT, READS_CHECKOUT = ((CHECKOUT_LOCK, "exclusive"),), ((CHECKOUT_LOCK, "counting"),)
-SINCE_CHECKOUT = Prop("checkout", flag="--since")  # a commit of files made on the checkout: refused if the tip changed them
 CHECKOUT_PIN = StepPlan("checkout pin commit", stackyard("checkout", "--revision", Prop("pin_commit"), "--json"),
                         only_if="pin_commit", json_property="checkout")
 # before the deb's version is decided: the changelog the publisher published, so an empty var/ does not restart at .1
@@ -257,7 +261,6 @@ def scale_out_project_steps(steps: tuple[StepPlan, ...], release: str, project: 
         else:
             out.append(s)
         if s.name == "pin commit":
-            out[-1] = dataclasses.replace(s, command=(*s.command[:-1], SINCE_CHECKOUT, s.command[-1]))
             out.append(CHECKOUT_PIN)
     at_master = f"{master_dir}/{ARTIFACTS}/{release}/{BUNDLE_PROP}"
     out += [t.render(release, project) for t in SCALE_OUT_SEND]
@@ -325,7 +328,7 @@ def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[Ste
     With a pins branch the new inputs and locks are committed there first (scale-out: made on its tip, checked out
     before), so the build workers rebuilding those projects check out what was locked."""
     settings = config.buildbot
-    steps = [CHECKOUT] if settings.scale_out and settings.pins_branch else []
+    steps = [CHECKOUT] if settings.checks_out else []
     if config.buildbot.requirements_update or config.releases[release].requirements_git:
         # only_if: true unless a force form (make demo: build the committed pins) turned it off
         steps.append(StepPlan("requirements", stackyard("requirements", "update", "--release", release,
@@ -339,7 +342,7 @@ def wheels_steps(config: Config, release: str, projects: list[str]) -> tuple[Ste
         StepPlan("wheels", stackyard("wheels", "--release", release, *projects), locks=(wheelhouse_lock(release),)),
         StepPlan("wheels-deb", stackyard("wheels-deb", "--release", release), locks=(wheelhouse_lock(release),)),
     ]
-    if projects and settings.scale_out and settings.pins_branch:
+    if projects and settings.checks_out:
         # this build holds the publisher's clone (it edits it); the rebuilds' publish builds need it: they run in a
         # build of their own, not waited for, so the lock is released first
         steps.append(StepPlan("rebuild and promote", (), only_if="changed_projects", trigger="rebuild"))
@@ -381,7 +384,7 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
 
     hour, minute = (int(x) for x in settings.nightly.split(":"))
     central = PUBLISH if settings.scale_out else BUILD  # where the wheelhouse is made and served from
-    edits = EDITS_CHECKOUT if settings.scale_out and settings.pins_branch else ()  # builds that check out and edit the clone
+    edits = EDITS_CHECKOUT if settings.checks_out else ()  # builds that check out and edit the clone
     master_dir = str(settings.basedir)
     for rid in config.releases:
         projects = [r.name for r in _projects_of(recipes, rid)]
@@ -428,7 +431,7 @@ def make_plan(config: Config, recipes: dict[str, Recipe]) -> MasterPlan:
                           if (t.setting is None or getattr(settings, t.setting)) and t.source in (None, source))
             if settings.scale_out:
                 steps = scale_out_project_steps(steps, rid, recipe.name, master_dir, settings.wheelhouse_url,
-                                                bool(settings.pins_branch))
+                                                settings.checks_out)
             add(BuilderPlan(name, "project", rid, recipe.name, steps, _workers(config, name), (f"build-{name}",), edits),
                 str(recipe.file))
             schedulers.append(SchedulerPlan(f"trigger-{name}", "triggerable", (name,), rid, recipe.name))

@@ -111,6 +111,11 @@ class BuildbotSettings:
         return any(w.roles != ROLES for w in self.workers)
 
     @property
+    def checks_out(self) -> bool:
+        """Scale-out with a pins branch: every build checks the machine's clone out at the branch first."""
+        return self.scale_out and bool(self.pins_branch)
+
+    @property
     def publisher(self) -> WorkerSettings:
         (publisher,) = [w for w in self.workers if PUBLISH in w.roles]  # parse_buildbot checked: exactly one
         return publisher

@@ -126,9 +126,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.json:  # pins_changed: the pins and hashes moved (a header-only change needs no rebuild)
         from stackyard.wheels.lock import pins_digest
 
-        print(json.dumps([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
-                           "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)],
-                         indent=1))  # short lines: Buildbot's worker mangles one of 4096 characters (see _say)
+        print_json([{"project": r.project, "packages": r.packages, "changed": r.changed, "pins_changed": r.pins_changed,
+                     "pins_sha256": pins_digest(r.file.read_text()), "file": row[4]} for r, row in zip(results, rows, strict=True)])
     else:
         print(table(["project", "packages", "lock", "seconds", "file"], rows))
     return 0
@@ -161,11 +160,19 @@ def cmd_requirements_commit(args: argparse.Namespace) -> int:
     return _said_commit(args, commit_requirements(config, release, since=args.since or None, runner=args.runner))
 
 
+def print_json(data: object) -> None:
+    """What every --json prints (Buildbot's steps read it). Indented: one value a line, as a Buildbot worker cuts a
+    line of 4096 characters or more and loses a character at each cut (keystone's fetch-wheelhouse lists about
+    150 wheels)."""
+    print(json.dumps(data, indent=1))
+
+
 def _say(args: argparse.Namespace, data: object, text: str) -> int:
-    """``data`` as JSON with --json (what Buildbot's steps read), else ``text``. Indented: one value a line, as a
-    Buildbot worker cuts a line of 4096 characters or more and loses a character at each cut (keystone's
-    fetch-wheelhouse lists about 150 wheels)."""
-    print(json.dumps(data, indent=1) if args.json else text)
+    """``data`` as JSON with --json, else ``text``."""
+    if args.json:
+        print_json(data)
+    else:
+        print(text)
     return 0
 
 
@@ -259,13 +266,13 @@ def _deb_check(args: argparse.Namespace, config: Config, release: Release, recip
 
     statuses = [deb_status(config, release, recipe, runner=args.runner) for recipe in recipes]
     if args.json:
-        print(json.dumps([{"project": s.project, "package": s.package, "version": s.version, "todo": list(s.todo),
-                           "reason": s.reason, "file": str(s.file) if s.file else None,
-                           "lintian_warnings": len(s.lintian_warnings),
-                           "logs": {"build": str(build_log(config, release, s.package, s.version)),
-                                    "lintian": str(lintian_log(config, release, s.package, s.version)),
-                                    "smoke": str(smoke_log(config, release, s.package, s.version))}}
-                          for s in statuses]))
+        print_json([{"project": s.project, "package": s.package, "version": s.version, "todo": list(s.todo),
+                     "reason": s.reason, "file": str(s.file) if s.file else None,
+                     "lintian_warnings": len(s.lintian_warnings),
+                     "logs": {"build": str(build_log(config, release, s.package, s.version)),
+                              "lintian": str(lintian_log(config, release, s.package, s.version)),
+                              "smoke": str(smoke_log(config, release, s.package, s.version))}}
+                    for s in statuses])
     else:
         print(table(["package", "version", "to do", "why"],
                     [[s.package, s.version, " ".join(s.todo) or "nothing", s.reason] for s in statuses]))

@@ -182,6 +182,8 @@ def merge_wheels(config: Config, release: Release, incoming: dict[str, Path], en
         write_sums_and_index,
     )
 
+    if not entries:  # nothing to merge: the wheelhouse is not needed (a bundle without wheels)
+        return []
     wheelhouse = config.wheelhouse_dir(release)
     with _exclusive(wheelhouse.parent / f".{wheelhouse.name}.lock"):
         manifest = read_manifest(wheelhouse)
@@ -278,8 +280,7 @@ def receive(config: Config, release: Release, path: Path) -> Bundle:
                 if sha256_file(incoming[e["filename"]]) != e["sha256"]:
                     raise IntegrityError(f"{path}: {e['filename']} differs from the sha256 {e['sha256']} {WHEELS}/wheels.json names",
                                          hint="nothing was published; run the build again")
-            if entries:  # no wheels: nothing to merge (the publisher's wheelhouse is not needed)
-                merge_wheels(config, release, incoming, entries, path)
+            merge_wheels(config, release, incoming, entries, path)
             changelog = staging / Path(changelogs[0]).name
             version = str(Changelog(changelog.read_text()).version)
             package = debs[0].split("_", 1)[0]

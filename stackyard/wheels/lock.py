@@ -249,28 +249,22 @@ def find_uv() -> str | None:
         return shutil.which("uv")
 
 
-def has_direct_reference(inputs: LockInputs) -> bool:
-    return any(" @ " in line for line in inputs.requirement_in.splitlines())
+def _direct_references(inputs: LockInputs) -> list[tuple[str, str]]:
+    """The .in's ``name @ URL`` lines, each with its URL."""
+    return [(line, line.partition(" @ ")[2]) for line in inputs.requirement_in.splitlines() if " @ " in line]
 
 
 def git_references(inputs: LockInputs) -> dict[str, str]:
     """The .in's ``name @ git+URL@ref`` lines (a git source), by canonical name."""
-    found = {}
-    for line in inputs.requirement_in.splitlines():
-        name, sep, url = line.partition(" @ ")
-        if sep and url.startswith("git+"):
-            found[canonicalize_name(Requirement(line).name)] = line
-    return found
+    return {canonicalize_name(Requirement(line).name): line for line, url in _direct_references(inputs) if url.startswith("git+")}
 
 
 def resolver_for(config: Config, inputs: LockInputs) -> str:
     """The configured resolver, but pip-compile for direct references other than git ones (a path or an archive
     in 'replace': uv writes them differently); a git reference uv resolves is written back as pip-compile writes
     it (``to_pip_compile_format``)."""
-    if config.lock.resolver == "uv" and has_direct_reference(inputs):
-        direct = [line for line in inputs.requirement_in.splitlines() if " @ " in line]
-        if len(direct) != len(git_references(inputs)):
-            return "pip-compile"
+    if config.lock.resolver == "uv" and any(not url.startswith("git+") for _, url in _direct_references(inputs)):
+        return "pip-compile"
     return config.lock.resolver
 
 

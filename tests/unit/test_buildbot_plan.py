@@ -270,5 +270,6 @@ def test_pins_branch_adds_a_pin_commit_step_after_the_lock_of_a_tag_build(plan_o
     names = [s.name for s in steps]
     assert names[:4] == ["pin", "lock", "pin commit", "wheels"]
     commit = steps[2]
-    assert commit.command == ("stackyard", "pin-commit", "--release", "2025.1", "tinyapp", "--json")
+    # --since the build's checkout: a property only scale-out's checkout step sets (here: no flag at all)
+    assert commit.command == ("stackyard", "pin-commit", "--release", "2025.1", "tinyapp", Prop("checkout", flag="--since"), "--json")
     assert (commit.only_if, commit.json_property) == ("version", "pin_commit")  # only a new version moves a pin
