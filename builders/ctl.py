@@ -37,7 +37,7 @@ from builders.latent import docker_workers, ensure_worker_image
 from builders.master import secret_value
 from builders.plan import REBUILD, REQUIREMENTS_UPDATE, force_scheduler_name
 from builders.settings import BuildbotSettings, load_config
-from stackyard.errors import BuildError, FetchError, InputError, StackyardError, ToolError
+from stackyard.errors import BuildError, FetchError, InputError, StackyardError, ToolError, exit_code
 from stackyard.runner import RUNNER, Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             lines = (up if args.action == "up" else down)(Path(args.config).resolve())
     except StackyardError as exc:
         print(f"buildbot {args.action}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
     print("\n".join(lines))
     return 0
 

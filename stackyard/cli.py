@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from stackyard import __version__
 from stackyard.config import Config, Release, load_config
-from stackyard.errors import BuildError, InputError, StackyardError
+from stackyard.errors import BuildError, InputError, StackyardError, exit_code
 from stackyard.recipes import Recipe, load_recipes, package_name, select
 from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
@@ -699,7 +699,7 @@ def main(argv: list[str] | None = None, *, runner: Runner | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"stackyard: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("stackyard: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""One exception hierarchy; the CLI maps it to exit codes in one place."""
+"""One exception hierarchy, and its one mapping to exit codes (``exit_code``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ class StackyardError(Exception):
 
     The message names the input at fault and, where there is one, the fix.
     """
-
-    exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -23,40 +21,37 @@ class StackyardError(Exception):
 class ConfigError(StackyardError):
     """stackyard.toml or a recipe is invalid (names file and key)."""
 
-    exit_code = 2
-
 
 class InputError(StackyardError):
     """A command-line argument or an input file is wrong (unknown release, bad line)."""
-
-    exit_code = 2
 
 
 class ResolutionError(StackyardError):
     """Requirements cannot be satisfied (conflict with upper-constraints, missing pin)."""
 
-    exit_code = 3
-
 
 class FetchError(StackyardError):
     """The package index or the network failed after bounded retries."""
-
-    exit_code = 4
 
 
 class IntegrityError(StackyardError):
     """A downloaded or cached artifact does not match its expected hash."""
 
-    exit_code = 4
-
 
 class BuildError(StackyardError):
     """One or more artifacts failed to build; the summary lists them with logs."""
-
-    exit_code = 5
 
 
 class ToolError(StackyardError):
     """An external tool is missing or failed (dpkg-buildpackage, apt-get, ...)."""
 
-    exit_code = 6
+
+# README "Exit codes". 1 is left to StackyardError itself and to bugs.
+EXIT_CODES: dict[type[StackyardError], int] = {
+    ConfigError: 2, InputError: 2, ResolutionError: 3, FetchError: 4, IntegrityError: 4, BuildError: 5, ToolError: 6,
+}
+
+
+def exit_code(exc: StackyardError) -> int:
+    """The exit status of ``exc``: its nearest class in EXIT_CODES (a SmokeTestError is a BuildError's 5), else 1."""
+    return next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), 1)

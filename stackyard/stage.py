@@ -24,7 +24,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar, dataclass_transform
 
 from stackyard.events import Building, Reporter, Unchanged, discard
 
@@ -39,6 +39,18 @@ class Record(Protocol):
 
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
+
+
+@dataclass_transform(frozen_default=True)
+def record(kind: str) -> Callable[[type[T]], type[T]]:
+    """Declare a stage record: ``@record("image") class ImageRecord: ...`` is a frozen dataclass whose ``KIND`` is "image"."""
+
+    def declare(cls: type[T]) -> type[T]:
+        cls.KIND = kind  # type: ignore[attr-defined]
+        return dataclass(frozen=True)(cls)
+
+    return declare
 
 
 def record_file(artifact: Path) -> Path:

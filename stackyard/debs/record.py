@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from stackyard import stage
 from stackyard.wheels.cache import sha256_file
@@ -24,10 +23,8 @@ class SmokeVerdict:
     checks: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@stage.record("venv-deb")
 class DebRecord:
-    KIND: ClassVar[str] = "venv-deb"
-
     package: str
     version: str
     sha256: str

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
-from typing import ClassVar
 
 from debian.changelog import Changelog
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -38,12 +37,9 @@ from stackyard.wheels.upstream_requirements import read_source
 from stackyard.wheels.wheelhouse import read_manifest
 
 
-@dataclass(frozen=True)
+@stage.record("wheels-deb")
 class WheelsDeb:
     """The record of the wheels deb (stackyard.stage), kept as ``openstack-wheels-<release>.json`` beside it."""
-
-    KIND: ClassVar[str] = "wheels-deb"
-
     package: str
     version: str
     architecture: str

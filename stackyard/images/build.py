@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping
+from typing import Callable, Mapping
 
 import docker
 import docker.errors
@@ -73,10 +73,8 @@ class PublishedDeb:
     revision: str  # upstream source revision (pbr's git sha) or ""
 
 
-@dataclass(frozen=True)
+@stage.record("image")
 class ImageRecord:
-    KIND: ClassVar[str] = "image"
-
     image: str
     repository: str
     release_tag: str

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, Iterator
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -83,12 +83,9 @@ class ItemResult:
     error: str = ""
 
 
-@dataclass(frozen=True)
+@stage.record("wheelhouse")
 class WheelhouseRecord:
     """The record of a published wheelhouse (stackyard.stage), ``.<target>.json`` beside it."""
-
-    KIND: ClassVar[str] = "wheelhouse"
-
     release: str
     target: str
     wheels: int

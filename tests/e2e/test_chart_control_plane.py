@@ -24,7 +24,7 @@ import docker
 import pytest
 
 from stackyard.config import load_config
-from stackyard.errors import BuildError
+from stackyard.errors import EXIT_CODES, BuildError
 from stackyard.images.build import ImageResult, check_chart_paths, push_image, read_record
 from stackyard.images.registry import Registry
 from stackyard.images.services import registry_password
@@ -153,7 +153,7 @@ def test_a_failing_chart_script_names_chart_script_and_output_and_leaves_nothing
     ws = pushed
     r = ws.run("chart-verify", "--release", "2025.1", "keystone", "--charts", str(broken_charts(tmp_path)),
                check=False)
-    assert r.returncode == BuildError.exit_code, r.stdout + r.stderr
+    assert r.returncode == EXIT_CODES[BuildError], r.stdout + r.stderr
     assert "stackyard: error: keystone: bin/_db-sync.sh.tpl (db-sync) exited 3" in r.stderr, r.stderr
     assert "the database is on fire" in r.stderr and "Traceback" not in r.stderr
     assert leftovers(engine(ws)) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.errors import ToolError
+from stackyard.errors import ToolError, exit_code
 from stackyard.runner import MASK, RUNNER
 from tests.conftest import Workspace
 
@@ -19,7 +19,7 @@ def test_output_and_status_go_to_the_log_and_the_error(tmp_path: Path) -> None:
     log = tmp_path / "step.log"
     with pytest.raises(ToolError) as info:
         RUNNER.run(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], log=log, what="the step failed")
-    assert info.value.exit_code == 6
+    assert exit_code(info.value) == 6
     assert str(info.value) == f"the step failed: sh exited 3 (log: {log})\nto-stdout\nto-stderr"
     assert log.read_text().splitlines()[:3] == ["$ sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'", "to-stdout", "to-stderr"]
     streamed = tmp_path / "streamed.log"

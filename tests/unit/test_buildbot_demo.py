@@ -12,7 +12,7 @@ from builders.master import LockStep, _words, master_config
 from builders.plan import REBUILD, REQUIREMENTS_UPDATE, make_plan
 from builders.settings import buildbot_config
 from stackyard.config import Config
-from stackyard.errors import FetchError, InputError
+from stackyard.errors import FetchError, InputError, exit_code
 from stackyard.recipes import load_recipes
 from tests.conftest import free_port
 
@@ -63,7 +63,7 @@ def test_a_master_that_does_not_answer_is_named_with_how_to_start_it(bb_config: 
         ctl.demo(bb_config.file, "2025.1", ["tinyapp"], say=print)
     assert str(info.value) == (f"the Buildbot master at {bb_config.buildbot.url} does not answer (ConnectionError)\n"
                                "  fix: 'make up' starts it (see var/buildbot/twistd.log)")
-    assert info.value.exit_code == 4
+    assert exit_code(info.value) == 4
 
 
 def test_an_unknown_release_is_an_input_error_before_anything_is_asked(bb_config: Config) -> None:

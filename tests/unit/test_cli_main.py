@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from stackyard import cli
-from stackyard.errors import ToolError
+from stackyard.debs.smoke import SmokeTestError
+from stackyard.errors import ConfigError, StackyardError, ToolError, exit_code
+from stackyard.http import NotFound
 
 
 def fail_with(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
@@ -53,3 +55,11 @@ def test_a_stackyard_error_keeps_its_exit_code_and_debug_adds_the_traceback(
 def test_a_missing_config_is_still_a_configuration_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.main(["--config", str(tmp_path / "nope.toml"), "check"]) == 2
     assert capsys.readouterr().err.startswith("stackyard: error: ")
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (ConfigError("x"), 2), (ToolError("x"), 6), (StackyardError("x"), 1),
+    (SmokeTestError("x"), 5), (NotFound("x"), 4),  # a subclass: its nearest listed class decides
+])
+def test_every_error_maps_to_the_exit_code_the_readme_lists(error: StackyardError, code: int) -> None:
+    assert exit_code(error) == code

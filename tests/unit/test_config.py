@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stackyard.config import WHEEL_MACHINE, load_config, parse_config
-from stackyard.errors import ConfigError, InputError
+from stackyard.errors import ConfigError, InputError, exit_code
 
 FILE = Path("/etc/stackyard/stackyard.toml")
 
@@ -214,7 +214,7 @@ def test_load_config_missing_and_invalid_toml(tmp_path: Path) -> None:
 def test_error_exit_codes() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data(bogus=1), FILE)
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
 
 
 def test_requirements_git_is_a_git_url_and_its_branch_defaults_to_stable_of_the_release() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from stackyard import stage
 from stackyard.events import Building, Event, Unchanged
@@ -17,10 +16,8 @@ class Verdict:
     checks: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@stage.record("thing")
 class Thing:
-    KIND: ClassVar[str] = "thing"
-
     name: str
     inputs: str
     warnings: tuple[str, ...] | None = None

@@ -12,7 +12,7 @@ import pytest
 from debian.changelog import Changelog
 
 from stackyard.config import Config
-from stackyard.errors import FetchError, IntegrityError
+from stackyard.errors import EXIT_CODES, FetchError, IntegrityError
 from stackyard.http import Http
 from stackyard.recipes import Recipe, load_recipes
 from stackyard.transfer import WheelhouseServer, fetch_history
@@ -162,7 +162,7 @@ def test_verify_artifact_passes_intact_files_and_fails_a_damaged_one_in_one_line
     assert cli.main([*argv, str(good)]) == 0
     assert capsys.readouterr().out == f"ok: {good}: sha256 {hashlib.sha256(b'payload good.deb').hexdigest()}\n"
     bad.write_bytes(b"damaged")
-    assert cli.main([*argv, str(good), str(bad)]) == IntegrityError.exit_code
+    assert cli.main([*argv, str(good), str(bad)]) == EXIT_CODES[IntegrityError]
     out, err = capsys.readouterr()
     assert out.startswith(f"ok: {good}") and "Traceback" not in err
     assert f"{bad}: sha256 {hashlib.sha256(b'damaged').hexdigest()} differs" in err and "damaged in transfer" in err

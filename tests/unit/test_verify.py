@@ -11,7 +11,7 @@ import pytest
 
 from stackyard import cli
 from stackyard.config import Config, Release
-from stackyard.errors import InputError
+from stackyard.errors import InputError, exit_code
 from stackyard.recipes import load_recipes
 from stackyard.repo.apt import LIST_FORMAT, AptRepository
 from stackyard.verify import container as container_mod
@@ -184,7 +184,7 @@ def test_promote_refuses_without_a_passing_record_and_copies_nothing(staged_repo
         == "sha-venv-keystone-1"
     with pytest.raises(InputError) as info:
         repo.promote(release, ["venv-keystone"])
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
     assert "venv-keystone 1: no verify record has it" in str(info.value) and "verify/2025.1/record.json is missing" in str(info.value)
     assert "stackyard verify --release 2025.1 keystone" in str(info.value)
     assert not any("copy" in c.argv for c in fake.calls)
@@ -233,7 +233,7 @@ def test_a_failed_step_names_the_unit_that_is_down_and_the_tail_of_its_journal(r
         with session.step("compute service list", units=("nova-conductor", "nova-compute")):
             raise StepFailed("nova-compute is not up")
     text = str(info.value)
-    assert info.value.exit_code == 5
+    assert exit_code(info.value) == 5
     assert text.startswith("verify 2025.1: compute service list failed (nova-compute.service): nova-compute is not up")
     assert "--- nova-compute.service is failed/failed; journalctl -u nova-compute (last 30 lines) ---" in text
     assert "nova-compute line 99" in text and "nova-compute line 69" not in text and "nova-conductor" not in text.split("---")[1]
@@ -308,7 +308,7 @@ def test_a_package_missing_from_staging_names_it_and_the_commands_that_build_and
     built.mkdir(parents=True)
     (built / "venv-glance_30.2.0-2025.1.1_amd64.deb").write_bytes(b"")
     error = missing_error(config, release, "bookworm-2025.1-staging", False, ["venv-nova", "venv-glance"])
-    assert error.exit_code == 2 and str(error).startswith("venv-nova, venv-glance not in bookworm-2025.1-staging")
+    assert exit_code(error) == 2 and str(error).startswith("venv-nova, venv-glance not in bookworm-2025.1-staging")
     assert error.hint == "stackyard deb --release 2025.1 nova, then stackyard publish --release 2025.1 nova glance"
     promoted = missing_error(config, release, "bookworm-2025.1", True, ["venv-nova"])
     assert promoted.hint.startswith("stackyard promote --release 2025.1 nova (after a passing stackyard verify")

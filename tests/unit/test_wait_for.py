@@ -9,7 +9,7 @@ import pytest
 
 from stackyard import cli
 from stackyard.config import Config
-from stackyard.errors import FetchError, InputError
+from stackyard.errors import EXIT_CODES, FetchError, InputError
 from stackyard.http import Http
 from stackyard.runner import Result
 from stackyard.wait_for import delays, forget_cached_pages, wait_for_version
@@ -89,7 +89,7 @@ def test_the_cli_waits_for_index_recipes_and_not_for_git_ones(make_config: Calla
     assert cli.main(["--config", str(config.file), "wait-for", "--release", "2025.1", "tinygit", "1.1"]) == 0
     assert "tinygit: built from file:///srv/tinygit.git at tag 1.1: no index to wait for" in capsys.readouterr().out
     assert cli.main(["--config", str(config.file), "wait-for", "--release", "2025.1", "--attempts", "2", "--delay", "0",
-                     "tinyapp", "1.3"]) == FetchError.exit_code
+                     "tinyapp", "1.3"]) == EXIT_CODES[FetchError]
     out, err = capsys.readouterr()
     assert "attempt 2/2: tinyapp 1.3 is not on" in out
     assert f"stackyard: error: tinyapp 1.3: not on {(tmp_path / 'index' / 'simple').as_uri()} after 2 attempts" in err
