@@ -2,6 +2,7 @@
 
 The library never prints: long steps call a ``Reporter`` with these events so
 that a terminal, Buildbot's log or a test can each show progress its own way.
+Events are small and many (one per wheel of a wheelhouse): frozen, with slots.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ class Outcome(str, enum.Enum):
         return self in (Outcome.FETCHED, Outcome.BUILT, Outcome.CACHED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepStarted:
     step: str
     total: int
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemFinished:
     step: str
     name: str
@@ -44,20 +45,20 @@ class ItemFinished:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Note:
     step: str
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepFinished:
     step: str
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unchanged:
     """An artifact's inputs match its last record and the artifact is intact: nothing is built (stackyard.stage)."""
 
@@ -66,7 +67,7 @@ class Unchanged:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Building:
     """An artifact is being built, and why (no record, inputs changed, --rebuild...)."""
 

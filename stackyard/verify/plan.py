@@ -40,16 +40,12 @@ NFS_MOUNT = "/var/lib/cinder/mnt/" + hashlib.md5(NFS_SHARE.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
-class Database:
-    name: str
-    user: str
-
-
-@dataclass(frozen=True)
 class CatalogEntry:
+    """A service of keystone's catalog; its endpoint is ``path`` on the project's API (its recipe's port)."""
+
     type: str
     name: str
-    url: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class Profile:
     requires: tuple[str, ...] = ()
     units: tuple[str, ...] = ()  # started in this order
     api_paths: Mapping[str, str] = field(default_factory=dict)  # unit -> path asked to show the API answers
-    databases: tuple[Database, ...] = ()
+    databases: tuple[str, ...] = ()  # for the database user named after the project
     rabbit: bool = False
     catalog: tuple[CatalogEntry, ...] = ()  # the service user named after the project is made for these
     files: tuple[ConfigFile, ...] = ()
@@ -86,7 +82,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
         "keystone", units=("keystone-api",), api_paths={"keystone-api": "/v3"},
-        databases=(Database("keystone", "keystone"),),
+        databases=("keystone",),
         files=(ConfigFile("/etc/keystone/keystone.conf", "keystone.conf.j2", "keystone"),),
         setup=(
             Command("keystone-manage db_sync", "keystone"),
@@ -100,23 +96,23 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     ),
     Profile(
         "glance", requires=("keystone",), units=("glance-api",), api_paths={"glance-api": "/versions"},
-        databases=(Database("glance", "glance"),),
-        catalog=(CatalogEntry("image", "glance", f"http://{HOST}:9292"),),
+        databases=("glance",),
+        catalog=(CatalogEntry("image", "glance"),),
         files=(ConfigFile("/etc/glance/glance-api.conf", "glance-api.conf.j2", "glance"),),
         setup=(Command("glance-manage db_sync", "glance"),),
     ),
     Profile(
         "placement", requires=("keystone",), units=("placement-api",), api_paths={"placement-api": "/"},
-        databases=(Database("placement", "placement"),),
-        catalog=(CatalogEntry("placement", "placement", f"http://{HOST}:8778"),),
+        databases=("placement",),
+        catalog=(CatalogEntry("placement", "placement"),),
         files=(ConfigFile("/etc/placement/placement.conf", "placement.conf.j2", "placement"),),
         setup=(Command("placement-manage db sync", "placement"),),
     ),
     Profile(
         "neutron", requires=("keystone",), units=("neutron-api", "neutron-rpc-server"),
         api_paths={"neutron-api": "/"},
-        databases=(Database("neutron", "neutron"),), rabbit=True,
-        catalog=(CatalogEntry("network", "neutron", f"http://{HOST}:9696"),),
+        databases=("neutron",), rabbit=True,
+        catalog=(CatalogEntry("network", "neutron"),),
         files=(ConfigFile("/etc/neutron/neutron.conf", "neutron.conf.j2", "neutron"),
                ConfigFile("/etc/neutron/plugins/ml2/ml2_conf.ini", "ml2_conf.ini.j2", "neutron")),
         setup=(Command("neutron-db-manage --config-file /etc/neutron/neutron.conf "
@@ -126,9 +122,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # nova's API shows a server's security groups and ports from neutron: no server without it
         "nova", requires=("keystone", "glance", "placement", "neutron"),
         units=("nova-api", "nova-conductor", "nova-scheduler", "nova-compute"), api_paths={"nova-api": "/"},
-        databases=(Database("nova_api", "nova"), Database("nova", "nova"), Database("nova_cell0", "nova")),
+        databases=("nova_api", "nova", "nova_cell0"),
         rabbit=True,
-        catalog=(CatalogEntry("compute", "nova", f"http://{HOST}:8774/v2.1"),),
+        catalog=(CatalogEntry("compute", "nova", "/v2.1"),),
         files=(ConfigFile("/etc/nova/nova.conf", "nova.conf.j2", "nova"),),
         setup=(
             Command("nova-manage api_db sync", "nova"),
@@ -141,9 +137,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # 'openstack volume create' makes an image client even without --image: no volume without glance
         "cinder", requires=("keystone", "glance"), units=("cinder-api", "cinder-scheduler", "cinder-volume"),
         api_paths={"cinder-api": "/"},
-        databases=(Database("cinder", "cinder"),), rabbit=True,
-        catalog=(CatalogEntry("volumev3", "cinderv3", f"http://{HOST}:8776/v3/%(project_id)s"),
-                 CatalogEntry("block-storage", "cinder", f"http://{HOST}:8776/v3/%(project_id)s")),
+        databases=("cinder",), rabbit=True,
+        catalog=(CatalogEntry("volumev3", "cinderv3", "/v3/%(project_id)s"),
+                 CatalogEntry("block-storage", "cinder", "/v3/%(project_id)s")),
         files=(ConfigFile("/etc/cinder/cinder.conf", "cinder.conf.j2", "cinder"),
                ConfigFile("/etc/cinder/nfs_shares", "nfs_shares.j2", "cinder")),
         setup=(Command("cinder-manage db sync", "cinder"),
@@ -228,7 +224,7 @@ class VerifyPlan:
     sql: str
     rabbit_users: tuple[str, ...]
     setup: tuple[tuple[str, Command], ...]  # (project, command), in order
-    catalog: tuple[tuple[str, CatalogEntry], ...]  # (service user, entry)
+    catalog: tuple[tuple[str, CatalogEntry, str], ...]  # (service user, entry, endpoint url)
     service_users: tuple[str, ...]
     passwords: Mapping[str, str]
     overrides: tuple[Override, ...] = ()
@@ -268,6 +264,7 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
         raise InputError(f"no recipe for {', '.join(missing)}", hint="verify installs the venv-<project> of each recipe")
     profiles = [PROFILES[p] for p in projects]
     units: list[Unit] = []
+    api: dict[str, str] = {}
     for profile in profiles:
         recipe = recipes[profile.name]
         ports = {a.name: a.port for a in recipe.apis}
@@ -278,11 +275,13 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
                              hint="verify starts each service through the unit the package ships (apis:/services:)")
         for unit in profile.units:
             path = profile.api_paths.get(unit)
+            if path is not None:
+                api.setdefault(profile.name, f"http://{HOST}:{ports[unit]}")  # the catalog's endpoints are on it
             units.append(Unit(profile.name, unit, f"http://{HOST}:{ports[unit]}{path}" if path is not None else None))
-    databases = [d for p in profiles for d in p.databases]
+    databases = [(d, p.name) for p in profiles for d in p.databases]  # (database, user)
     service_users = [p.name for p in profiles if p.catalog]
     rabbit_users = tuple(p.name for p in profiles if p.rabbit)
-    names = ["admin", "demo", *service_users, *sorted({f"db-{d.user}" for d in databases}),
+    names = ["admin", "demo", *service_users, *sorted({f"db-{user}" for _, user in databases}),
              *(f"rabbit-{u}" for u in rabbit_users)]
     passwords = dict(passwords) if passwords is not None else make_passwords(names)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
@@ -320,7 +319,7 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
         sql=env.get_template("databases.sql.j2").render(context),
         rabbit_users=rabbit_users,
         setup=tuple((p.name, c) for p in profiles for c in p.setup),
-        catalog=tuple((p.name, e) for p in profiles for e in p.catalog),
+        catalog=tuple((p.name, e, api[p.name] + e.path) for p in profiles for e in p.catalog),
         service_users=tuple(service_users),
         passwords=passwords,
         overrides=overrides,

@@ -151,11 +151,11 @@ def _identity(s: "Session") -> None:
                                 "-f value -c id", units=ks)
                 osc(s, "admin", f"role add --project service --user {user} admin", units=ks)
                 osc(s, "admin", f"role add --project service --user {user} service", units=ks)
-                for owner, entry in plan.catalog:
+                for owner, entry, url in plan.catalog:
                     if owner == user:
                         osc(s, "admin", f"service create --name {entry.name} {entry.type} -f value -c id", units=ks)
                         for interface in ("public", "internal"):
-                            osc(s, "admin", f"endpoint create --region {REGION} {entry.type} {interface} {shlex.quote(entry.url)} "
+                            osc(s, "admin", f"endpoint create --region {REGION} {entry.type} {interface} {shlex.quote(url)} "
                                             "-f value -c id", units=ks)
             return run
 

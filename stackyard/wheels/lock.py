@@ -68,8 +68,7 @@ class LockInputs:
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256(f"{LOCK_FORMAT}\0{self.requirement_in}\0{self.constraints_txt}".encode())
-        return h.hexdigest()
+        return hashlib.sha256(f"{LOCK_FORMAT}\0{self.requirement_in}\0{self.constraints_txt}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

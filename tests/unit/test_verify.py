@@ -114,6 +114,18 @@ def test_set_option_replaces_adds_and_makes_sections() -> None:
     assert set_option(text, "y", "d", "4") == text + "\n[y]\nd = 4\n"
 
 
+def test_the_catalog_s_endpoints_are_on_the_port_each_recipe_declares(recipes: dict) -> None:
+    plan = make_plan(recipes, ["nova", "cinder"], hostname="h")
+    endpoints = {entry.type: (owner, url) for owner, entry, url in plan.catalog}
+    assert endpoints["compute"] == ("nova", "http://127.0.0.1:8774/v2.1")
+    assert endpoints["image"] == ("glance", "http://127.0.0.1:9292")
+    assert endpoints["block-storage"] == ("cinder", "http://127.0.0.1:8776/v3/%(project_id)s")
+    apis = tuple(dataclasses.replace(a, port=18774) for a in recipes["nova"].apis)
+    moved = make_plan(dict(recipes, nova=dataclasses.replace(recipes["nova"], apis=apis)), ["nova"], hostname="h", passwords=PASSWORDS)
+    assert ("nova", "http://127.0.0.1:18774/v2.1") in [(owner, url) for owner, _, url in moved.catalog]
+    assert "GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'localhost';" in moved.sql  # every nova database is the nova user's
+
+
 def test_a_unit_the_package_does_not_ship_is_an_input_error(recipes: dict) -> None:
     broken = dict(recipes, nova=dataclasses.replace(recipes["nova"], services=()))
     with pytest.raises(InputError, match=r"nova.yaml: venv-nova has no unit nova-conductor, nova-scheduler, nova-compute"):
