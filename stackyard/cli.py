@@ -23,6 +23,7 @@ from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
+    from stackyard.debs.venv_deb import DebCheck
     from stackyard.pin_commit import PinCommit
     from stackyard.repo.operator_data import AptPlan
 
@@ -300,7 +301,7 @@ def cmd_deb(args: argparse.Namespace) -> int:
             smoke = "passed before"
         elif not args.no_smoke and not args.no_lint:
             tested = smoke_test(config, release, recipe, result.file, report=report, runner=args.runner)
-            smoke = f"passed ({len(tested.checks)} checks)"
+            smoke = f"passed ({len(tested.findings)} checks)"
         state = "unchanged" if result.unchanged else ("new" if result.new_entry else "same")
         rows.append([result.package, result.version, state, str(len(result.lintian_warnings)),
                      smoke, f"{result.seconds:.1f}", str(result.file)])
@@ -322,10 +323,10 @@ def cmd_lintian(args: argparse.Namespace) -> int:
     """lintian on each project's built file: every W:/E: line on stdout, the warnings recorded with the file."""
     from stackyard.debs.venv_deb import lint_deb
 
-    def row(result: Any) -> list[str]:  # a LintResult; errors were a ToolError naming each E: line
-        for warning in result.warnings:
+    def row(result: DebCheck) -> list[str]:  # errors were a ToolError naming each E: line
+        for warning in result.findings:
             print(warning)
-        return [result.package, result.version, str(len(result.warnings)), f"{result.seconds:.1f}", str(result.file)]
+        return [result.package, result.version, str(len(result.findings)), f"{result.seconds:.1f}", str(result.file)]
 
     return _each_project(args, lint_deb, ["package", "version", "lintian W", "seconds", "file"], row)
 
@@ -334,12 +335,12 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
     from stackyard.debs.smoke import smoke_built
 
-    def row(result: Any) -> list[str]:  # a SmokeResult
-        for check in result.checks:
+    def row(result: DebCheck) -> list[str]:
+        for check in result.findings:
             print(f"    ok: {check}")
-        return [result.package, result.version, f"passed ({len(result.checks)} checks)", str(result.file)]
+        return [result.package, result.version, f"passed ({len(result.findings)} checks)", f"{result.seconds:.1f}", str(result.file)]
 
-    return _each_project(args, smoke_built, ["package", "version", "smoke", "file"], row)
+    return _each_project(args, smoke_built, ["package", "version", "smoke", "seconds", "file"], row)
 
 
 def _print_packages(listed: list) -> None:  # list[PublishedPackage]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 from stackyard.config import Config, Release
 from stackyard.debs import record as deb_record
 from stackyard.debs.record import SmokeVerdict
-from stackyard.debs.venv_deb import built_deb
+from stackyard.debs.venv_deb import DebCheck, built_deb
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
 from stackyard.recipes import Recipe
@@ -35,15 +35,6 @@ IGNORED = ("proc", "sys", "dev", "run", "tmp", "var/lib/apt", "var/lib/dpkg", "v
 
 class SmokeTestError(BuildError):
     """The package did not pass its smoke test; it is not published."""
-
-
-@dataclass(frozen=True)
-class SmokeResult:
-    package: str
-    version: str
-    checks: tuple[str, ...]
-    log: Path
-    file: Path
 
 
 def _files(root: Path) -> set[str]:
@@ -83,7 +74,8 @@ def _check(root: Root, checks: list[str], what: str, command: str, report: Repor
 
 
 def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, report: Reporter = discard,
-               runner: Runner = RUNNER) -> SmokeResult:
+               runner: Runner = RUNNER) -> DebCheck:
+    started = time.monotonic()
     log = config.logs_dir("smoke", release) / f"{deb.stem}.log"
     report(Note("smoke", f"{deb.name}: in a clean {release.codename} root (log: {log})"))
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -132,11 +124,11 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
         checks.append("purge leaves nothing behind")
         report(Note("smoke", "ok: purge leaves nothing behind"))
     record = deb_record.update(deb, smoke=SmokeVerdict(True, sha256_file(deb), tuple(checks)))
-    return SmokeResult(recipe.package, record.version, tuple(checks), log, deb)
+    return DebCheck(recipe.package, record.version, deb, log, time.monotonic() - started, tuple(checks))
 
 
 def smoke_built(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
-                runner: Runner = RUNNER) -> SmokeResult:
+                runner: Runner = RUNNER) -> DebCheck:
     """The smoke test of the project's built file; only a linted file is tested (InputError otherwise)."""
     deb, record = built_deb(config, release, recipe)
     if not record.linted:

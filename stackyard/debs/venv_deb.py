@@ -347,17 +347,19 @@ def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, D
 
 
 @dataclass(frozen=True)
-class LintResult:
+class DebCheck:
+    """What a check of one built file found: lintian's warnings, or the checks the smoke test passed."""
+
     package: str
     version: str
     file: Path
-    warnings: tuple[str, ...]
     log: Path
     seconds: float
+    findings: tuple[str, ...]
 
 
 def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
-             runner: Runner = RUNNER) -> LintResult:
+             runner: Runner = RUNNER) -> DebCheck:
     """lintian on the built file (``stackyard deb --no-lint`` left it unlinted): its warnings are recorded,
     its errors fail (ToolError) and leave the file unlinted, so it is neither smoke-tested nor published."""
     started = time.monotonic()
@@ -371,7 +373,7 @@ def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Report
                 + f" in {seconds:.1f}s (log: {log})"))
     for line in dpkg.tag_counts(warnings):
         report(Note("lintian", line))
-    return LintResult(recipe.package, data.version, deb, warnings, log, seconds)
+    return DebCheck(recipe.package, data.version, deb, log, seconds, warnings)
 
 
 @dataclass(frozen=True)
@@ -490,7 +492,7 @@ def build_deb(config: Config, release: Release, recipe: Recipe, *, rebuild: bool
     log = build_log(config, release, recipe.package, data.version)
     if outcome.unchanged and lint and not data.linted:  # built with --no-lint before: lint it now
         data = dataclasses.replace(data, lintian_warnings=lint_deb(config, release, recipe, report=report,
-                                                                   runner=runner).warnings)
+                                                                   runner=runner).findings)
     if not outcome.unchanged and data.lintian_warnings is None:
         report(Note("deb", "not linted (stackyard lintian), not smoke-tested"))
     return DebResult(recipe.name, recipe.package, data.version, dest, time.monotonic() - started, deb_stage.new_entry,

@@ -80,7 +80,7 @@ def test_a_plain_project_is_installed_run_linked_and_purged(config: Config, rele
                                                            runner: RootRunner, make_recipe: Callable[..., Path]) -> None:
     runner.on("tiny-manage --version", stdout="tiny-manage 1.2.0\n")
     result = smoke_test(config, release, recipe(make_recipe), deb, runner=runner)
-    assert result.checks == ("apt installs it", "smoke: tiny-manage --version",
+    assert result.findings == ("apt installs it", "smoke: tiny-manage --version",
                              "/usr/bin/tiny-manage -> /opt/openstack/tiny/bin/tiny-manage", "system user tiny", "purge",
                              "purge leaves nothing behind")
     assert result.package == "venv-tiny" and result.version == "1.2.0-2025.1.1"
@@ -98,7 +98,7 @@ def test_the_verdict_is_recorded_beside_the_deb_and_binds_its_bytes(config: Conf
     result = smoke_test(config, release, recipe(make_recipe), deb, runner=runner)
     record = json.loads((deb.parent / f"{deb.name}.json").read_text())
     assert (record["schema"], record["kind"]) == (1, "venv-deb")
-    assert record["smoke"]["passed"] and record["smoke"]["checks"] == list(result.checks)
+    assert record["smoke"]["passed"] and record["smoke"]["checks"] == list(result.findings)
     assert record["lintian_warnings"] == ["W: x"]  # what the build recorded stays
     assert passed(deb)
     deb.write_bytes(b"!<arch>\nanother build\n")
@@ -125,7 +125,7 @@ def test_services_apis_rootwrap_and_privsep_add_their_checks(config: Config, rel
           - {name: tiny-api, module: "tiny.wsgi:application", port: 8080, description: API}
         """
     result = smoke_test(config, release, recipe(make_recipe, body), deb, runner=runner)
-    assert result.checks[4:] == (
+    assert result.findings[4:] == (
         "unit tiny-worker.service", "unit tiny-api.service", "uwsgi ini /etc/tiny/tiny-api-uwsgi.ini",
         "visudo -c /etc/sudoers.d/tiny", "rootwrap.conf exec_dirs starts with the venv's bin", "purge",
         "purge leaves nothing behind")
@@ -142,8 +142,8 @@ def test_privsep_alone_checks_sudoers_but_not_rootwrap(config: Config, release: 
                                                        runner: RootRunner, make_recipe: Callable[..., Path]) -> None:
     runner.on("--version", stdout="1.2.0")
     result = smoke_test(config, release, recipe(make_recipe, "privsep: true\n"), deb, runner=runner)
-    assert "visudo -c /etc/sudoers.d/tiny" in result.checks
-    assert not any("rootwrap" in c for c in result.checks)
+    assert "visudo -c /etc/sudoers.d/tiny" in result.findings
+    assert not any("rootwrap" in c for c in result.findings)
 
 
 def test_a_version_command_must_print_the_upstream_version(config: Config, release: Release, deb: Path,
@@ -163,7 +163,7 @@ def test_other_smoke_commands_are_judged_by_their_exit_status_only(config: Confi
         smoke: ["tiny-manage help"]
         """))
     runner.on("tiny-manage help", stdout="usage: whatever\n")
-    assert "smoke: tiny-manage help" in smoke_test(config, release, rec, deb, runner=runner).checks
+    assert "smoke: tiny-manage help" in smoke_test(config, release, rec, deb, runner=runner).findings
     runner.on("tiny-manage help", returncode=2, stdout="Traceback: ImportError: no module named pymysql\n")
     with pytest.raises(SmokeTestError) as info:
         smoke_test(config, release, rec, deb, runner=runner)
@@ -201,7 +201,7 @@ def test_what_the_purge_leaves_behind_fails_the_test_but_apts_own_state_does_not
         shutil.rmtree(root / "etc/tiny")
 
     runner.on("apt-get purge", effect=purge_all)
-    assert smoke_test(config, release, recipe(make_recipe), deb, runner=runner).checks[-1] == "purge leaves nothing behind"
+    assert smoke_test(config, release, recipe(make_recipe), deb, runner=runner).findings[-1] == "purge leaves nothing behind"
 
 
 def test_the_test_repository_is_indexed_and_signed_with_the_repository_key(config: Config, tmp_path: Path,
