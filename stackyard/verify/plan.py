@@ -49,15 +49,6 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
-class ConfigFile:
-    path: str
-    template: str
-    group: str  # root:<group> 0640, as the packages make /etc/<project>
-    mode: str = "0640"
-    owner: str = "root"
-
-
-@dataclass(frozen=True)
 class Command:
     """A setup command: ``user`` runs it (root when None)."""
 
@@ -74,7 +65,7 @@ class Profile:
     databases: tuple[str, ...] = ()  # for the database user named after the project
     rabbit: bool = False
     catalog: tuple[CatalogEntry, ...] = ()  # the service user named after the project is made for these
-    files: tuple[ConfigFile, ...] = ()
+    files: tuple[str, ...] = ()  # rendered from templates/<name>.j2, root:<project> 0640 as the packages make /etc/<project>
     setup: tuple[Command, ...] = ()  # db syncs and the like, before the units start
     host_packages: tuple[str, ...] = ()  # Debian packages a backend needs on the host (not the package's Depends)
 
@@ -83,7 +74,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
         "keystone", units=("keystone-api",), api_paths={"keystone-api": "/v3"},
         databases=("keystone",),
-        files=(ConfigFile("/etc/keystone/keystone.conf", "keystone.conf.j2", "keystone"),),
+        files=("/etc/keystone/keystone.conf",),
         setup=(
             Command("keystone-manage db_sync", "keystone"),
             # root: they make /etc/keystone/fernet-keys and credential-keys (owned by keystone)
@@ -94,30 +85,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                     f"--bootstrap-public-url {KEYSTONE_URL}/v3 --bootstrap-region-id {REGION}", "keystone"),
         ),
     ),
-    Profile(
-        "glance", requires=("keystone",), units=("glance-api",), api_paths={"glance-api": "/versions"},
-        databases=("glance",),
-        catalog=(CatalogEntry("image", "glance"),),
-        files=(ConfigFile("/etc/glance/glance-api.conf", "glance-api.conf.j2", "glance"),),
-        setup=(Command("glance-manage db_sync", "glance"),),
-    ),
-    Profile(
-        "placement", requires=("keystone",), units=("placement-api",), api_paths={"placement-api": "/"},
-        databases=("placement",),
-        catalog=(CatalogEntry("placement", "placement"),),
-        files=(ConfigFile("/etc/placement/placement.conf", "placement.conf.j2", "placement"),),
-        setup=(Command("placement-manage db sync", "placement"),),
-    ),
-    Profile(
-        "neutron", requires=("keystone",), units=("neutron-api", "neutron-rpc-server"),
-        api_paths={"neutron-api": "/"},
-        databases=("neutron",), rabbit=True,
-        catalog=(CatalogEntry("network", "neutron"),),
-        files=(ConfigFile("/etc/neutron/neutron.conf", "neutron.conf.j2", "neutron"),
-               ConfigFile("/etc/neutron/plugins/ml2/ml2_conf.ini", "ml2_conf.ini.j2", "neutron")),
-        setup=(Command("neutron-db-manage --config-file /etc/neutron/neutron.conf "
-                       "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads", "neutron"),),
-    ),
+    Profile("glance", requires=("keystone",), units=("glance-api",), api_paths={"glance-api": "/versions"},
+            databases=("glance",), catalog=(CatalogEntry("image", "glance"),), files=("/etc/glance/glance-api.conf",),
+            setup=(Command("glance-manage db_sync", "glance"),)),
+    Profile("placement", requires=("keystone",), units=("placement-api",), api_paths={"placement-api": "/"},
+            databases=("placement",), catalog=(CatalogEntry("placement", "placement"),), files=("/etc/placement/placement.conf",),
+            setup=(Command("placement-manage db sync", "placement"),)),
+    Profile("neutron", requires=("keystone",), units=("neutron-api", "neutron-rpc-server"), api_paths={"neutron-api": "/"},
+            databases=("neutron",), rabbit=True, catalog=(CatalogEntry("network", "neutron"),),
+            files=("/etc/neutron/neutron.conf", "/etc/neutron/plugins/ml2/ml2_conf.ini"),
+            setup=(Command("neutron-db-manage --config-file /etc/neutron/neutron.conf "
+                           "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads", "neutron"),)),
     Profile(
         # nova's API shows a server's security groups and ports from neutron: no server without it
         "nova", requires=("keystone", "glance", "placement", "neutron"),
@@ -125,7 +103,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         databases=("nova_api", "nova", "nova_cell0"),
         rabbit=True,
         catalog=(CatalogEntry("compute", "nova", "/v2.1"),),
-        files=(ConfigFile("/etc/nova/nova.conf", "nova.conf.j2", "nova"),),
+        files=("/etc/nova/nova.conf",),
         setup=(
             Command("nova-manage api_db sync", "nova"),
             Command("nova-manage cell_v2 map_cell0", "nova"),
@@ -140,8 +118,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         databases=("cinder",), rabbit=True,
         catalog=(CatalogEntry("volumev3", "cinderv3", "/v3/%(project_id)s"),
                  CatalogEntry("block-storage", "cinder", "/v3/%(project_id)s")),
-        files=(ConfigFile("/etc/cinder/cinder.conf", "cinder.conf.j2", "cinder"),
-               ConfigFile("/etc/cinder/nfs_shares", "nfs_shares.j2", "cinder")),
+        files=("/etc/cinder/cinder.conf", "/etc/cinder/nfs_shares"),
         setup=(Command("cinder-manage db sync", "cinder"),
                Command(f"mkdir -p {NFS_MOUNT} && mount -t tmpfs -o size=8g,mode=0755 {NFS_SHARE} {NFS_MOUNT}")),
         host_packages=("nfs-common",),  # the NFS driver checks for mount.nfs
@@ -298,13 +275,13 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
                    databases=databases, nfs_share=NFS_SHARE)
     files = []
     for profile in profiles:
-        for f in profile.files:
-            text = env.get_template(f.template).render(context)
+        for path in profile.files:
+            text = env.get_template(Path(path).name + ".j2").render(context)
             text = re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")
             for o in overrides:
-                if o.matches(f.path):
+                if o.matches(path):
                     text = set_option(text, o.section, o.key, o.value)
-            files.append(RenderedFile(f.path, text, f.owner, f.group, f.mode))
+            files.append(RenderedFile(path, text, "root", profile.name, "0640"))
     files.append(RenderedFile("/root/.config/openstack/clouds.yaml", env.get_template("clouds.yaml.j2").render(context),
                               "root", "root", "0600"))
     unmatched = [str(o) for o in overrides if not any(o.matches(f.path) for f in files)]
