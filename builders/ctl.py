@@ -141,8 +141,8 @@ def up(config_file: Path, *, runner: Runner = RUNNER) -> list[str]:
             continue
         _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env, log, runner=runner)
         said.append(f"worker {w.name}: {wdir}")
-    for u in settings.users:
-        said.append(f"web user {u.name}: password in {u.password.describe()}")
+    for name, password in settings.users.items():
+        said.append(f"web user {name}: password in {password.describe()}")
     return said
 
 
@@ -177,15 +177,15 @@ class Rest:
         self.url = settings.url
         self.http = requests.Session()
         self.timeout = timeout
-        user = settings.users[0]
+        user, password = next(iter(settings.users.items()))
         try:
-            r = self.http.get(self.url + "auth/login", auth=(user.name, secret_value(user.password)), timeout=timeout)
+            r = self.http.get(self.url + "auth/login", auth=(user, secret_value(password)), timeout=timeout)
         except requests.RequestException as exc:
             raise FetchError(f"the Buildbot master at {self.url} does not answer ({type(exc).__name__})",
                              hint="'make up' starts it (see var/buildbot/twistd.log)") from None
         if r.status_code != 200:
-            raise InputError(f"{self.url}auth/login refused user {user.name!r} (HTTP {r.status_code})",
-                             hint=f"the password is in {user.password.describe()}")
+            raise InputError(f"{self.url}auth/login refused user {user!r} (HTTP {r.status_code})",
+                             hint=f"the password is in {password.describe()}")
 
     def get(self, path: str, **params: Any) -> Any:
         try:

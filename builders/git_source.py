@@ -18,7 +18,11 @@ class GitChangeSource(ReconfigurablePollingChangeSource, StateMixin):
     """A polling change source configured by keyword: ``Sub(name=..., repourl=..., <SETTINGS>..., pollInterval=...)``."""
 
     SETTINGS: tuple[str, ...] = ("repourl",)  # set on every (re)configuration
+    WATCHING = "{repourl}"  # what it watches, for describe(): formatted with the settings
     repourl = ""
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} {self.name} watching " + self.WATCHING.format(**{k: getattr(self, k) for k in self.SETTINGS})
 
     def checkConfig(self, pollInterval: int = 300, pollAtLaunch: bool = True,  # type: ignore[override]
                     **settings: Any) -> None:

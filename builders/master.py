@@ -425,7 +425,7 @@ def change_sources(plan: MasterPlan) -> list[Any]:
 
 
 def www(settings: BuildbotSettings, plan: MasterPlan) -> dict[str, Any]:
-    users = {u.name: secret_value(u.password) for u in settings.users}
+    users = {name: secret_value(password) for name, password in settings.users.items()}
     return {
         "port": f"tcp:{settings.web_port}:interface={settings.web_host}",
         "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}},

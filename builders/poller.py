@@ -28,9 +28,7 @@ class TagPoller(GitChangeSource):
     SETTINGS = ("repourl", "project", "rules")
     project = ""
     rules: tuple[SeriesRule, ...] = ()
-
-    def describe(self) -> str:
-        return f"TagPoller {self.name} watching tags of {self.repourl}"
+    WATCHING = "tags of {repourl}"
 
     @defer.inlineCallbacks
     def poll(self):  # type: ignore[no-untyped-def,override]

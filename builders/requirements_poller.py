@@ -36,9 +36,7 @@ class RequirementsPoller(GitChangeSource):
     SETTINGS = ("release", "repourl", "branch")
     release = ""
     branch = ""
-
-    def describe(self) -> str:
-        return f"RequirementsPoller {self.name} watching {self.repourl} ({self.branch}) for {self.release}"
+    WATCHING = "{repourl} ({branch}) for {release}"
 
     @property
     def workdir(self) -> str:

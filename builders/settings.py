@@ -16,7 +16,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from stackyard import config as core
 from stackyard.config import Config, Table
@@ -75,12 +75,6 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
-class WebUser:
-    name: str
-    password: Secret
-
-
-@dataclass(frozen=True)
 class BuildbotSettings:
     basedir: Path  # the master's directory (twistd.log, http.log, state.sqlite, secrets/)
     title: str
@@ -99,7 +93,7 @@ class BuildbotSettings:
     wait_attempts: int  # 'stackyard wait-for': attempts to find a new version on the index
     wait_delay: int  # seconds before the second attempt; doubles each time, up to 10x
     workers: tuple[WorkerSettings, ...]
-    users: tuple[WebUser, ...]
+    users: Mapping[str, Secret]  # web user -> password, in the order given (the first is the one 'make' logs in as)
     verify: bool = True  # promote-<release> runs 'stackyard verify' first (false: promote --force, naming this key)
     pins_branch: str = ""  # a tag build commits its pin and lock to this branch of the configuration repository ("" = off)
     pins_remote: str = "origin"  # where that branch is pushed: a remote of the checkout, or a git URL
@@ -280,11 +274,13 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         raise t.error("workers declare roles: build workers install from the publisher's wheelhouse over HTTP; give its URL "
                       "(e.g. \"http://publisher.example.org:8081\", served by 'stackyard serve-wheelhouse')", "wheelhouse_url")
 
-    users: list[WebUser] = []
+    users: dict[str, Secret] = {}
     for u in _list_of_tables(t, "users", [{"name": "admin"}]):
         u.check_keys({"name", "password_file", "password_env"})
         name = u.str("name", pattern=WORKER_NAME)
-        users.append(WebUser(name, _secret(u, "password", root, secrets / f"user-{name}")))
+        if name in users:
+            raise u.error(f"user {name!r} is declared twice", "name")
+        users[name] = _secret(u, "password", root, secrets / f"user-{name}")
 
     nightly = t.str("nightly", "03:00", pattern=CLOCK)
     releases_repo = t.data.get("releases_repo", RELEASES_REPO)
@@ -317,7 +313,7 @@ def parse_buildbot(t: Table, root: Path, output: Path) -> BuildbotSettings:
         wait_attempts=t.int("wait_attempts", 15, 1),
         wait_delay=wait_delay,
         workers=tuple(workers),
-        users=tuple(users),
+        users=users,
         verify=bool(t.data.get("verify", True)),
         pins_branch=pins_branch,
         pins_remote=pins_remote,

@@ -44,8 +44,7 @@ def test_defaults_are_the_embedded_single_machine_setup() -> None:
     (local,) = bb.workers
     assert (local.name, local.builders, local.max_builds) == ("local", (), 2)
     assert local.password.file == Path("/srv/stackyard/var/buildbot/secrets/worker-local") and local.password.env is None
-    (admin,) = bb.users
-    assert admin.name == "admin" and admin.password.file == Path("/srv/stackyard/var/buildbot/secrets/user-admin")
+    assert list(bb.users) == ["admin"] and bb.users["admin"].file == Path("/srv/stackyard/var/buildbot/secrets/user-admin")
 
 
 def test_workers_users_and_postgresql() -> None:
@@ -60,7 +59,7 @@ def test_workers_users_and_postgresql() -> None:
     assert [w.name for w in bb.workers] == ["big", "small"]
     assert bb.workers[0].password.env == "BIG_WORKER_PASSWORD" and bb.workers[0].builders == ("nova-*", "wheels-*")
     assert bb.workers[1].password.file == Path("/etc/stackyard/small.secret")
-    assert bb.users[0].password.describe() == "$STACKYARD_WEB_OPS"
+    assert bb.users["ops"].describe() == "$STACKYARD_WEB_OPS"
 
 
 @pytest.mark.parametrize(("table", "key", "words"), [
@@ -76,6 +75,7 @@ def test_workers_users_and_postgresql() -> None:
     ({"workers": [{"name": "a", "password_env": "A", "password_file": "f"}]}, "buildbot.workers[0].password_file", "not both"),
     ({"workers": [{"name": "a", "builders": ["no spaces"]}]}, "buildbot.workers[0].builders", "builder name or pattern"),
     ({"users": [{"name": "Bad Name"}]}, "buildbot.users[0].name", "does not match"),
+    ({"users": [{"name": "ops"}, {"name": "ops"}]}, "buildbot.users[1].name", "declared twice"),
     ({"deliverables": "no/such/dir"}, "buildbot.deliverables", "not a directory"),
     ({"releases_repo": 3}, "buildbot.releases_repo", "git repository URL"),
     ({"releases_repo": "--upload-pack=evil"}, "buildbot.releases_repo", "git repository URL"),
