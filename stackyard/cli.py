@@ -23,7 +23,7 @@ from stackyard.render import ConsoleReporter, table
 from stackyard.runner import RUNNER, Runner
 
 if TYPE_CHECKING:
-    from stackyard.debs.venv_deb import DebCheck
+    from stackyard.debs.venv_deb import CheckResult
     from stackyard.pin_commit import PinCommit
     from stackyard.repo.operator_data import AptPlan
 
@@ -323,7 +323,7 @@ def cmd_lintian(args: argparse.Namespace) -> int:
     """lintian on each project's built file: every W:/E: line on stdout, the warnings recorded with the file."""
     from stackyard.debs.venv_deb import lint_deb
 
-    def row(result: DebCheck) -> list[str]:  # errors were a ToolError naming each E: line
+    def row(result: CheckResult) -> list[str]:  # errors were a ToolError naming each E: line
         for warning in result.findings:
             print(warning)
         return [result.package, result.version, str(len(result.findings)), f"{result.seconds:.1f}", str(result.file)]
@@ -335,7 +335,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     """The smoke test of each project's built and linted file, in a clean root; the verdict is recorded with it."""
     from stackyard.debs.smoke import smoke_built
 
-    def row(result: DebCheck) -> list[str]:
+    def row(result: CheckResult) -> list[str]:
         for check in result.findings:
             print(f"    ok: {check}")
         return [result.package, result.version, f"passed ({len(result.findings)} checks)", f"{result.seconds:.1f}", str(result.file)]

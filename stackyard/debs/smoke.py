@@ -19,7 +19,7 @@ from pathlib import Path
 from stackyard.config import Config, Release
 from stackyard.debs import record as deb_record
 from stackyard.debs.record import SmokeVerdict
-from stackyard.debs.venv_deb import DebCheck, built_deb
+from stackyard.debs.venv_deb import CheckResult, built_deb
 from stackyard.errors import BuildError, InputError
 from stackyard.events import Note, Reporter, discard
 from stackyard.recipes import Recipe
@@ -74,7 +74,7 @@ def _check(root: Root, checks: list[str], what: str, command: str, report: Repor
 
 
 def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, report: Reporter = discard,
-               runner: Runner = RUNNER) -> DebCheck:
+               runner: Runner = RUNNER) -> CheckResult:
     started = time.monotonic()
     log = config.logs_dir("smoke", release) / f"{deb.stem}.log"
     report(Note("smoke", f"{deb.name}: in a clean {release.codename} root (log: {log})"))
@@ -124,11 +124,11 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
         checks.append("purge leaves nothing behind")
         report(Note("smoke", "ok: purge leaves nothing behind"))
     record = deb_record.update(deb, smoke=SmokeVerdict(True, sha256_file(deb), tuple(checks)))
-    return DebCheck(recipe.package, record.version, deb, log, time.monotonic() - started, tuple(checks))
+    return CheckResult(recipe.package, record.version, deb, log, time.monotonic() - started, tuple(checks))
 
 
 def smoke_built(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
-                runner: Runner = RUNNER) -> DebCheck:
+                runner: Runner = RUNNER) -> CheckResult:
     """The smoke test of the project's built file; only a linted file is tested (InputError otherwise)."""
     deb, record = built_deb(config, release, recipe)
     if not record.linted:

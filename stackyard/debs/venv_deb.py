@@ -347,7 +347,7 @@ def built_deb(config: Config, release: Release, recipe: Recipe) -> tuple[Path, D
 
 
 @dataclass(frozen=True)
-class DebCheck:
+class CheckResult:
     """What a check of one built file found: lintian's warnings, or the checks the smoke test passed."""
 
     package: str
@@ -359,7 +359,7 @@ class DebCheck:
 
 
 def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Reporter = discard,
-             runner: Runner = RUNNER) -> DebCheck:
+             runner: Runner = RUNNER) -> CheckResult:
     """lintian on the built file (``stackyard deb --no-lint`` left it unlinted): its warnings are recorded,
     its errors fail (ToolError) and leave the file unlinted, so it is neither smoke-tested nor published."""
     started = time.monotonic()
@@ -373,7 +373,7 @@ def lint_deb(config: Config, release: Release, recipe: Recipe, *, report: Report
                 + f" in {seconds:.1f}s (log: {log})"))
     for line in dpkg.tag_counts(warnings):
         report(Note("lintian", line))
-    return DebCheck(recipe.package, data.version, deb, log, seconds, warnings)
+    return CheckResult(recipe.package, data.version, deb, log, seconds, warnings)
 
 
 @dataclass(frozen=True)
