@@ -40,7 +40,7 @@ from builders.releases_poller import ReleasesPoller
 from builders.requirements_poller import RequirementsPoller
 from builders.settings import BuildbotConfig as Config
 from builders.settings import BuildbotSettings, Secret, load_config
-from stackyard.errors import ConfigError
+from stackyard.errors import EXIT_CODES, ConfigError, ConflictError
 from stackyard.recipes import load_recipes
 
 VERSION_FIELD = r"^([0-9][0-9A-Za-z.+!-]*)?$"
@@ -113,6 +113,36 @@ def pin_commit_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
         return {}
     result = json.loads(stdout)
     return {"pin_commit": result["commit"] or "", "pin_branch": result["branch"], "pin_files": " ".join(result["files"])}
+
+
+CONFLICT_RETRIES = 3  # builds again from a new checkout, per build request, before a conflict fails the build
+# build request id -> how many times a commit of its builds was refused as a conflict (the master's memory)
+CONFLICTS: dict[int, int] = {}
+
+
+class CommitStep(steps.SetPropertyFromCommand):
+    """``stackyard pin-commit`` / ``requirements commit``: the commit as properties (``pin_commit_properties``).
+    Refused because another build changed the same files since this build's checkout (exit 75, ConflictError):
+    RETRY, so Buildbot requeues the request and builds it again from a new checkout; the last time, it fails."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.rc: int | None = None
+        super().__init__(extract_fn=self._properties, **kwargs)
+
+    def _properties(self, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+        self.rc = rc
+        return pin_commit_properties(rc, stdout, stderr)
+
+    @defer.inlineCallbacks
+    def run(self):  # type: ignore[no-untyped-def,override]
+        results = yield super().run()
+        if results == FAILURE and self.rc == EXIT_CODES[ConflictError]:
+            request = self.build.requests[0].id
+            CONFLICTS[request] = CONFLICTS.get(request, 0) + 1
+            if CONFLICTS[request] <= CONFLICT_RETRIES:
+                self.descriptionDone = f"another build changed these files since the checkout: built again ({CONFLICTS[request]})"
+                return RETRY
+        return results
 
 
 def deb_check_properties(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
@@ -337,8 +367,7 @@ class _Objects:
         if s.json_property in ("bundle", "checkout", "history"):
             return steps.SetPropertyFromCommand(command=command, extract_fn=json_properties, env=STEP_ENV, timeout=3600, **common)
         if s.json_property == "pin_commit":
-            return steps.SetPropertyFromCommand(command=command, extract_fn=pin_commit_properties, env=STEP_ENV, timeout=3600,
-                                                **common)
+            return CommitStep(command=command, env=STEP_ENV, timeout=3600, **common)
         if s.kind == "deb-check":
             return DebCheck(command=command, env=STEP_ENV, timeout=3600, **common)
         if s.logfiles:  # the tool's own log on the worker (read whole: the worker's "follow" loses what the first 2 s wrote)

@@ -42,13 +42,18 @@ class BuildError(StackyardError):
     """One or more artifacts failed to build; the summary lists them with logs."""
 
 
+class ConflictError(StackyardError):
+    """Another build changed what this one commits since its checkout: building again from the new tip is the fix."""
+
+
 class ToolError(StackyardError):
     """An external tool is missing or failed (dpkg-buildpackage, apt-get, ...)."""
 
 
-# README "Exit codes". 1 is left to StackyardError itself and to bugs.
+# README "Exit codes". 1 is left to StackyardError itself and to bugs; 75 is sysexits' EX_TEMPFAIL (try again).
 EXIT_CODES: dict[type[StackyardError], int] = {
     ConfigError: 2, InputError: 2, ResolutionError: 3, FetchError: 4, IntegrityError: 4, BuildError: 5, ToolError: 6,
+    ConflictError: 75,
 }
 
 

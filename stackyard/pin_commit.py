@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.config import Config, Release
-from stackyard.errors import ConfigError, FetchError, InputError
+from stackyard.errors import ConfigError, ConflictError, FetchError, InputError
 from stackyard.recipes import Recipe
 from stackyard.runner import RUNNER, Runner
 from stackyard.wheels.lock import lock_path
@@ -160,9 +160,9 @@ def _commit(config: Config, what: Commit, git: list[str], env: dict[str, str], r
         if what.since and base and base != what.since:
             conflicts = _conflicts(git, env, what.since, base, blobs, runner)
             if conflicts:
-                raise FetchError(f"{branch} of {remote} changed {', '.join(conflicts)} after {what.since} (this build's "
-                                 f"checkout), otherwise than this build did; nothing was committed",
-                                 hint="run the build again: it checks out the new tip")
+                raise ConflictError(f"{branch} of {remote} changed {', '.join(conflicts)} after {what.since} (this build's "
+                                    f"checkout), otherwise than this build did; nothing was committed",
+                                    hint="run the build again: it checks out the new tip (Buildbot does, exit status 75)")
         parent = base or runner.run([*git, "rev-parse", "--verify", "HEAD^{commit}"], env=env, timeout=60,
                                     what="reading HEAD").stdout.strip()
         with tempfile.TemporaryDirectory(prefix="stackyard-pin-") as tmp:
@@ -185,8 +185,8 @@ def _commit(config: Config, what: Commit, git: list[str], env: dict[str, str], r
                                                       "cannot lock ref", "failed to update ref")):
             raise FetchError(f"cannot push to {branch} of {remote}: {pushed.output.strip()[-1000:]}",
                              hint=f"check buildbot.pins_remote and its write access ({config.file})")
-    raise FetchError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; {what.message.splitlines()[0]!r} was not recorded",
-                     hint="run the build again")
+    raise ConflictError(f"{branch} of {remote} moved under each of {ATTEMPTS} pushes; {what.message.splitlines()[0]!r} was not recorded",
+                        hint="run the build again (Buildbot does, exit status 75)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 from stackyard import cli
 from stackyard.debs.smoke import SmokeTestError
-from stackyard.errors import ConfigError, StackyardError, ToolError, exit_code
+from stackyard.errors import ConfigError, ConflictError, StackyardError, ToolError, exit_code
 from stackyard.http import NotFound
 
 
@@ -58,7 +58,7 @@ def test_a_missing_config_is_still_a_configuration_error(capsys: pytest.CaptureF
 
 
 @pytest.mark.parametrize(("error", "code"), [
-    (ConfigError("x"), 2), (ToolError("x"), 6), (StackyardError("x"), 1),
+    (ConfigError("x"), 2), (ToolError("x"), 6), (StackyardError("x"), 1), (ConflictError("x"), 75),
     (SmokeTestError("x"), 5), (NotFound("x"), 4),  # a subclass: its nearest listed class decides
 ])
 def test_every_error_maps_to_the_exit_code_the_readme_lists(error: StackyardError, code: int) -> None:
