@@ -44,6 +44,7 @@ pytestmark = pytest.mark.integration
 
 RELEASE = "2025.1"
 PINS = "stackyard/pins"
+LOCK = f"requirements/{RELEASE}/locks/tinyapp.txt"
 MACHINES = ("publisher", "build1", "build2")
 
 
@@ -529,13 +530,32 @@ def test_an_upper_constraints_move_is_locked_and_committed_by_the_publisher_and_
     git(c.requirements, "commit", "-q", "-am", "tinypure 1.1")
     git(c.requirements, "push", "-q", "origin", f"HEAD:refs/heads/stable/{RELEASE}")  # the hook polls
     moved = git(c.requirements, "rev-parse", "HEAD").strip()
-    wheels = c.api.wait_build(f"wheels-{RELEASE}", 1, timeout=1200)
+    # another build re-locks tinyapp on the branch after the wheels build's checkout, before its commit (a tag build
+    # of tinyapp, say): the commit is refused, and Buildbot builds the request again from the new tip
+    deadline = time.monotonic() + 600
+    while not [b for b in c.api.builds(f"wheels-{RELEASE}") if c.api.steps(b).get("checkout") == "success"]:
+        assert time.monotonic() < deadline, c.api.builds(f"wheels-{RELEASE}")
+        time.sleep(0.1)
+    other = c.base / "other-build"
+    git(c.base, "clone", "-q", "-b", PINS, str(c.configuration), str(other))
+    (other / LOCK).write_text((other / LOCK).read_text() + "# made by another build\n")
+    git(other, "commit", "-q", "-am", "tinyapp: another build's lock")
+    git(other, "push", "-q", "origin", f"HEAD:refs/heads/{PINS}")
+    theirs = git(other, "rev-parse", "HEAD").strip()
+    refused = c.api.wait_build(f"wheels-{RELEASE}", 1, timeout=1200)
+    assert refused["results"] == 5, failed_logs(c, refused)  # RETRY: the same request, built again
+    assert c.api.steps(refused)["requirements commit"] == "retry"
+    said = c.api.step_logs(refused, "requirements commit")["stdio"]
+    assert f"{PINS} of origin changed {LOCK} after {tip} (this build's checkout)" in said, said
+    wheels = c.api.wait_build(f"wheels-{RELEASE}", 2, timeout=1200)
     assert wheels["results"] == 0, failed_logs(c, wheels)
+    assert wheels["buildrequestid"] == refused["buildrequestid"]
     assert c.worker_of(wheels) == "publisher"  # the central wheelhouse's
     assert c.api.steps(wheels) == {"checkout": "success", "requirements": "success", "lock": "success",
                                    "requirements commit": "success", "wheels": "success", "wheels-deb": "success",
                                    "rebuild and promote": "success"}
     props = c.api.properties(wheels)
+    tip = theirs  # the new checkout: the other build's lock, which this one's re-lock replaces
     assert props["checkout"] == tip and props["changed_projects"] == "tinyapp tinytool"
     # the publisher re-locked on the branch's tip and committed the inputs and the locks there, on top of it
     commit = props["pin_commit"]
