@@ -2,11 +2,11 @@
 
 A stage (the wheelhouse's deb, a venv deb, an image) names what it makes, computes
 a digest of everything the artifact is made from, and builds it. Its record is a
-frozen dataclass declared with ``@record(kind)``, written as one JSON format (``schema`` and ``kind`` first, then
-the record's fields), beside the artifact or under ``<output>/<kind>/``. ``run``
-skips the build when the last record carries the same inputs digest and the
-artifact it names is intact, and says so with an ``Unchanged`` event: the CLI
-and Buildbot see every kind the same way.
+frozen dataclass declared with ``@record(kind)``, written as one JSON format
+(``schema`` and ``kind`` first, then the record's fields), beside the artifact or
+under ``<output>/<kind>/``. ``run`` skips the build when the last record carries
+the same inputs digest and the artifact it names is intact, and says so with an
+``Unchanged`` event: the CLI and Buildbot see every kind the same way.
 
 A record of another schema, another kind or that does not parse is no record:
 the artifact is built again (it is made from its inputs, never trusted blindly).

@@ -252,9 +252,12 @@ def make_plan(recipes: Mapping[str, Recipe], requested: list[str] | tuple[str, .
                              hint="verify starts each service through the unit the package ships (apis:/services:)")
         for unit in profile.units:
             path = profile.api_paths.get(unit)
-            if path is not None:
-                api.setdefault(profile.name, f"http://{HOST}:{ports[unit]}")  # the catalog's endpoints are on it
-            units.append(Unit(profile.name, unit, f"http://{HOST}:{ports[unit]}{path}" if path is not None else None))
+            if path is None:
+                units.append(Unit(profile.name, unit, None))
+                continue
+            root = f"http://{HOST}:{ports[unit]}"
+            api.setdefault(profile.name, root)  # the catalog's endpoints are on it
+            units.append(Unit(profile.name, unit, root + path))
     databases = [(d, p.name) for p in profiles for d in p.databases]  # (database, user)
     service_users = [p.name for p in profiles if p.catalog]
     rabbit_users = tuple(p.name for p in profiles if p.rabbit)
