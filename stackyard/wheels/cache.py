@@ -20,7 +20,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-BUILDER_VERSION = 2  # bump when build flags or the build environment change
+BUILDER_VERSION = 3  # bump when build flags or the build environment change
 
 
 def sha256_file(path: Path) -> str:

@@ -81,7 +81,7 @@ class BuildEnv:
                  runner: Runner = RUNNER) -> None:
         spec = resources.files("stackyard.wheels").joinpath("buildenv.txt").read_text()
         self.requirements = [line for line in spec.splitlines() if line and not line.startswith("#")]
-        digest = hashlib.sha256(("\n".join(self.requirements) + interpreter + repr(BUILD_FLAGS) + "home").encode()).hexdigest()[:16]
+        digest = hashlib.sha256(("\n".join(self.requirements) + interpreter + repr(BUILD_FLAGS) + "empty home").encode()).hexdigest()[:16]
         self.path = cache_root / "buildenv" / f"{target.key}-{digest}"
         self.interpreter = interpreter
         self.target = target
@@ -117,10 +117,12 @@ class BuildEnv:
             for cmd in steps:
                 self.runner.run(cmd, env=pip_env(), log=self.log, timeout=PREPARE_TIMEOUT,
                                 what=f"cannot prepare the build environment {self.path}: {' '.join(cmd[:4])} failed")
-            # setuptools reads ~/.pydistutils.cfg: compile a package's extensions in parallel
-            home = self.path / "home"
-            home.mkdir(exist_ok=True)
-            (home / ".pydistutils.cfg").write_text(f"[build_ext]\nparallel = {os.cpu_count() or 2}\n")
+            # An empty HOME: nobody's ~/.pydistutils.cfg or ~/.config/pip reaches a build. Extensions
+            # compile one after another, as setuptools does by default: `build_ext --parallel` compiles
+            # extensions that share a source into one object file at once (libvirt-python's three
+            # modules share typewrappers.c), and a module linked while another rewrites the object
+            # misses its symbols.
+            (self.path / "home").mkdir(exist_ok=True)
             (self.path / ".ready").write_text("")
 
     def installed(self) -> dict[str, str]:

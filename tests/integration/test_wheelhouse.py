@@ -46,7 +46,9 @@ def test_wheelhouse_builds_the_c_extension_and_installs_offline(workspace: Works
     wheels = sorted(p.name for p in wh.glob("*.whl"))
     assert wheels == ["tinyapp-1.0-py3-none-any.whl", "tinyext-1.0-cp311-cp311-linux_x86_64.whl", "tinypure-1.0-py3-none-any.whl"]
     with zipfile.ZipFile(wh / "tinyext-1.0-cp311-cp311-linux_x86_64.whl") as zf:
-        assert any(n.startswith("tinyext/_speed") and n.endswith(".so") for n in zf.namelist())
+        assert sorted(n.split(".")[0] for n in zf.namelist() if n.endswith(".so")) == ["tinyext/_speed", "tinyext/_twice"]
+        # two extensions share common.c: they compile one after another, never into one object at once
+        assert json.loads(zf.read("tinyext/build_ext.json")) == {"parallel": None}
     page = (wh / "simple" / "tinyext" / "index.html").read_text()
     digest = hashlib.sha256((wh / "tinyext-1.0-cp311-cp311-linux_x86_64.whl").read_bytes()).hexdigest()
     assert f'href="../../tinyext-1.0-cp311-cp311-linux_x86_64.whl#sha256={digest}"' in page
@@ -61,6 +63,9 @@ def test_wheelhouse_builds_the_c_extension_and_installs_offline(workspace: Works
                     (wh / "simple").as_uri(), "tinyapp"], check=True, env=env)
     out = subprocess.run([str(venv / "bin/tinyapp")], capture_output=True, text=True, check=True).stdout
     assert "2+3 = 5" in out
+    twice = subprocess.run([str(venv / "bin/python"), "-c", "import tinyext; print(tinyext.twice(21))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert twice == "42\n"
 
 
 def test_rerun_is_unchanged_and_a_corrupt_wheel_is_refetched(workspace: Workspace, shared_cache: Path) -> None:
