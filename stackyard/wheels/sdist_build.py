@@ -24,12 +24,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from stackyard.errors import ToolError
-from stackyard.runner import RUNNER, Runner
+from stackyard.runner import RUNNER, Env, Runner
 from stackyard.target import Target
 from stackyard.wheels.pip import pip_env
 
 BUILD_TIMEOUT = 3 * 3600.0  # one wheel; the slowest OpenStack dependencies take minutes
 PREPARE_TIMEOUT = 1800.0
+LOAD_CHECK_TIMEOUT = 300.0
 
 
 def build_requirements(sdist: Path) -> list[str]:
@@ -153,7 +154,9 @@ class BuildEnv:
 
         A local sdist whose build requirements this environment satisfies goes
         straight to its PEP 517 backend; anything else goes through pip (with
-        an isolated build environment if needed).
+        an isolated build environment if needed). Every shared object the
+        wheel holds must then load (``load_check.py``): a bad link fails the
+        build, not an import on an installed host.
         """
         self.ensure()
         out = Path(tempfile.mkdtemp(prefix="stackyard-wheel-", dir=SCRATCH))
@@ -174,7 +177,23 @@ class BuildEnv:
             wheels = list(out.glob("*.whl"))
             if len(wheels) != 1:
                 raise ToolError(f"building a wheel from {Path(source).name} made {len(wheels)} wheels, not one (log: {log})")
+            self.check_loads(wheels[0], Path(source).name, env, log)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
         return wheels[0]
+
+    def check_loads(self, wheel: Path, source: str, env: Env, log: Path) -> None:
+        """Every extension module of a wheel just built loads: no symbol is missing (``load_check.py``)."""
+        done = self.runner.run([str(self.python), str(Path(__file__).with_name("load_check.py")), str(wheel)],
+                               env=env, log=log, timeout=LOAD_CHECK_TIMEOUT, check=False,
+                               what=f"checking that the modules of {wheel.name} load")
+        if done.returncode != 0:
+            missing = [line.removeprefix("does not load: ") for line in done.stdout.splitlines()
+                       if line.startswith("does not load: ")]
+            raise ToolError(
+                f"{wheel.name}, built from {source}: "
+                + ("; ".join(missing) if missing else f"its load check exited {done.returncode}") + f" (log: {log})",
+                hint="the module was linked without the object that defines it (see the build log); the wheel was "
+                     "not kept, a re-run builds it again")
+

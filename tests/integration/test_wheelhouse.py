@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -214,3 +215,36 @@ def test_a_library_replaced_by_a_local_path_is_locked_and_built_from_it(workspac
     assert f"tinypure @ {patched.as_uri()}" in lock
     wheels = {w["name"]: w for w in manifest(workspace)["wheels"]}
     assert wheels["tinypure"]["version"] == "1.0.post1" and wheels["tinypure"]["origin"] == "built"
+
+
+def test_a_built_module_with_an_undefined_symbol_fails_the_wheel_naming_it(workspace: Workspace, tmp_path: Path) -> None:
+    """What a module linked against an empty object file looks like (libvirt-python's CI failure): it
+    links, and only the loader finds the symbol missing. The wheel stage loads every module it built."""
+    broken = tmp_path / "tinyext-broken"
+    (broken / "tinyext").mkdir(parents=True)
+    (broken / "tinyext" / "__init__.py").write_text("from tinyext._speed import add\n")
+    (broken / "tinyext" / "speed.c").write_text(textwrap.dedent("""\
+        #include <Python.h>
+        long tinyext_add(long a, long b);  /* its object file was empty when the module linked */
+        static PyObject *add(PyObject *self, PyObject *args) {
+            long a, b;
+            if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+            return PyLong_FromLong(tinyext_add(a, b));
+        }
+        static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "add"}, {NULL, NULL, 0, NULL}};
+        static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};
+        PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }
+        """))
+    (broken / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        "setup(name='tinyext', version='1.0.post1', packages=['tinyext'],\n"
+        "      ext_modules=[Extension('tinyext._speed', ['tinyext/speed.c'])])\n")
+    (broken / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+    recipe = workspace.root / "recipes" / "tinyapp.yaml"
+    recipe.write_text(recipe.read_text() + f"constraints:\n  replace:\n    tinyext: {broken}\n")
+    workspace.run("lock", "--release", "2025.1", "tinyapp")
+    r = workspace.run("wheels", "--release", "2025.1", "tinyapp", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "tinyext-1.0.post1-cp311-cp311-linux_x86_64.whl" in r.stdout + r.stderr
+    assert "tinyext/_speed.cpython-311-x86_64-linux-gnu.so: undefined symbol: tinyext_add" in r.stderr
+    assert not list((workspace.root / "var" / "wheelhouse").glob("2025.1/*/manifest.json"))  # no wheelhouse made

@@ -15,10 +15,13 @@ import pytest
 from stackyard.errors import ToolError
 from stackyard.runner import Call
 from stackyard.target import Target
+from stackyard.wheels import sdist_build
 from stackyard.wheels.sdist_build import BUILD_FLAGS, BuildEnv, build_requirements
 from tests.fakes import FakeRunner
 
 DEFAULT = ["setuptools>=40.8.0", "wheel"]
+BACKEND = str(Path(sdist_build.__file__).with_name("pep517_build.py"))
+LOAD_CHECK = str(Path(sdist_build.__file__).with_name("load_check.py"))
 
 
 def sdist(path: Path, files: dict[str, str]) -> Path:
@@ -110,17 +113,35 @@ def wheel_into(directory_flag: str | None):  # type: ignore[no-untyped-def]
 
 def test_a_local_sdist_the_environment_serves_goes_straight_to_its_backend(env: BuildEnv, tmp_path: Path) -> None:
     fake = ready(env, {})
-    fake.reply(str(env.python), effect=wheel_into(None))
+    fake.reply(str(env.python), BACKEND, effect=wheel_into(None))
     source = sdist(tmp_path / "demo-1.0.tar.gz", {"demo-1.0/setup.py": ""})
     log = tmp_path / "logs" / "demo.log"
     wheel = env.build(str(source), log, isolated=False)
     try:
         assert wheel.name == "demo-1.0-cp311-cp311-linux_x86_64.whl"
-        (call,) = fake.calls
+        call, check = fake.calls
         assert call.argv[1].endswith("stackyard/wheels/pep517_build.py") and call.argv[2] == str(source)
         assert {k: call.env[k] for k in BUILD_FLAGS} == BUILD_FLAGS and call.env["HOME"] == str(env.path / "home")
+        assert check.argv == (str(env.python), LOAD_CHECK, str(wheel))  # then its modules must load
     finally:
         shutil.rmtree(wheel.parent)
+
+
+def test_a_wheel_whose_module_misses_a_symbol_fails_naming_both_and_is_not_kept(env: BuildEnv, tmp_path: Path) -> None:
+    fake = ready(env, {})
+    fake.reply(str(env.python), "-m", "pip", "wheel", effect=wheel_into("-w"))
+    fake.reply(str(env.python), LOAD_CHECK, returncode=1, stdout=(
+        "not judged here, a library is missing: demo/_odbc.cpython-311-x86_64-linux-gnu.so: libodbc.so.2: cannot open\n"
+        "does not load: demo/_speed.cpython-311-x86_64-linux-gnu.so: undefined symbol: demo_add\n"
+        "2 extension modules, 1 with an undefined symbol\n"))
+    log = tmp_path / "demo.log"
+    with pytest.raises(ToolError) as info:
+        env.build("https://files.example/demo-1.0.tar.gz", log, isolated=True)
+    assert str(info.value).splitlines()[0] == (
+        "demo-1.0-cp311-cp311-linux_x86_64.whl, built from demo-1.0.tar.gz: "
+        f"demo/_speed.cpython-311-x86_64-linux-gnu.so: undefined symbol: demo_add (log: {log})")
+    assert "a re-run builds it again" in (info.value.hint or "")
+    assert not Path(fake.calls[-1].argv[-1]).parent.exists()  # the wheel went with its scratch directory
 
 
 @pytest.mark.parametrize("isolated", [True, False])
