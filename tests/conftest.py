@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,29 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+def stopping_handlers() -> dict[int, object]:
+    return {number: signal.getsignal(number) for number in STOPPING}
+
+
+def restore_handlers(handlers: dict[int, object]) -> None:
+    for number, handler in handlers.items():
+        signal.signal(number, handler)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _stays_interruptible() -> Iterator[None]:
+    """Every test leaves SIGINT and SIGTERM as it found them: Ctrl-C, or a CI job's timeout, must still stop
+    the session and run its teardown (engines stopped, mounts undone). Twisted's reactor, run by trial's
+    test cases, installs handlers of its own that do nothing once it has stopped."""
+    before = stopping_handlers()
+    yield
+    after = stopping_handlers()
+    if after != before:
+        restore_handlers(before)
+        pytest.fail(f"the test left handlers for SIGINT and SIGTERM: {list(after.values())} (was {list(before.values())})")
 
 
 @dataclass

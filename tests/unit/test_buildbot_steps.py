@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import types
+from typing import Iterator
 
+import pytest
 from buildbot.process.results import FAILURE, RETRY, SUCCESS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell, TestBuildStepMixin
@@ -13,10 +15,19 @@ from twisted.trial import unittest
 
 from builders import master
 from stackyard.errors import EXIT_CODES, ConflictError, FetchError
+from tests.conftest import restore_handlers, stopping_handlers
 
 COMMAND = ["stackyard", "pin-commit", "--release", "2025.1", "tinyapp", "--since", "c0ffee", "--json"]
 REFUSED = ("stackyard: error: stackyard/pins of origin changed requirements/2025.1/locks/tinyapp.txt after c0ffee "
            "(this build's checkout), otherwise than this build did; nothing was committed\n")
+
+
+@pytest.fixture(autouse=True)
+def _reactor_signal_handlers_undone() -> Iterator[None]:
+    """trial runs the global reactor, which takes SIGINT and SIGTERM for itself and keeps them once stopped."""
+    saved = stopping_handlers()
+    yield
+    restore_handlers(saved)
 
 
 class CommitStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
