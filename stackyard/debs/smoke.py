@@ -2,7 +2,9 @@
 
 In a fresh Debian root: apt installs the package from a signed local
 repository (its Depends from Debian), the recipe's smoke commands run (a
-``--version`` command must print the upstream version), the /usr/bin links,
+``--version`` command must print the upstream version), every extension
+module of the venv loads as the service user (``stackyard/load_check.py
+--strict``: no symbol and no library missing), the /usr/bin links,
 the service user and the unit files (``systemd-analyze verify``) are
 checked, and a purge must leave no file behind. The verdict is recorded next
 to the .deb; ``stackyard publish`` accepts only packages that passed.
@@ -16,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from stackyard import load_check
 from stackyard.config import Config, Release
 from stackyard.debs import record as deb_record
 from stackyard.debs.record import SmokeVerdict
@@ -100,6 +103,12 @@ def smoke_test(config: Config, release: Release, recipe: Recipe, deb: Path, *, r
             if "--version" in command.split() and upstream not in out:
                 raise SmokeTestError(f"smoke: {command!r} printed {out.strip()!r}, not the upstream version {upstream}",
                                      hint=f"see {log}")
+        checker = root.path / "tmp" / "stackyard-load-check.py"
+        checker.parent.mkdir(exist_ok=True)
+        shutil.copyfile(load_check.__file__, checker)
+        checker.chmod(0o644)
+        check("every extension module of the venv loads",
+              f"cd / && runuser -u {recipe.name} -- {venv}/bin/python /tmp/{checker.name} --strict {venv}")
         for script in recipe.console_scripts:
             check(f"/usr/bin/{script} -> {venv}/bin/{script}",
                    f"test \"$(readlink -f /usr/bin/{script})\" = \"$(readlink -f {venv}/bin/{script})\" && test -x /usr/bin/{script}")

@@ -23,6 +23,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from stackyard import load_check
 from stackyard.errors import ToolError
 from stackyard.runner import RUNNER, Env, Runner
 from stackyard.target import Target
@@ -30,6 +31,7 @@ from stackyard.wheels.pip import pip_env
 
 BUILD_TIMEOUT = 3 * 3600.0  # one wheel; the slowest OpenStack dependencies take minutes
 PREPARE_TIMEOUT = 1800.0
+LOAD_CHECK = Path(load_check.__file__)  # a script, run by the build environment's python
 LOAD_CHECK_TIMEOUT = 300.0
 
 
@@ -154,9 +156,9 @@ class BuildEnv:
 
         A local sdist whose build requirements this environment satisfies goes
         straight to its PEP 517 backend; anything else goes through pip (with
-        an isolated build environment if needed). Every shared object the
-        wheel holds must then load (``load_check.py``): a bad link fails the
-        build, not an import on an installed host.
+        an isolated build environment if needed). Every extension module the
+        wheel holds must then load (``stackyard/load_check.py``): a bad link
+        fails the build, not an import on an installed host.
         """
         self.ensure()
         out = Path(tempfile.mkdtemp(prefix="stackyard-wheel-", dir=SCRATCH))
@@ -184,8 +186,8 @@ class BuildEnv:
         return wheels[0]
 
     def check_loads(self, wheel: Path, source: str, env: Env, log: Path) -> None:
-        """Every extension module of a wheel just built loads: no symbol is missing (``load_check.py``)."""
-        done = self.runner.run([str(self.python), str(Path(__file__).with_name("load_check.py")), str(wheel)],
+        """Every extension module of a wheel just built loads: no symbol is missing."""
+        done = self.runner.run([str(self.python), str(LOAD_CHECK), str(wheel)],
                                env=env, log=log, timeout=LOAD_CHECK_TIMEOUT, check=False,
                                what=f"checking that the modules of {wheel.name} load")
         if done.returncode != 0:

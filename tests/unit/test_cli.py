@@ -309,7 +309,7 @@ def test_deb_builds_lints_and_smoke_tests_then_reports_a_table(config: Config, r
     file = debs_dir(config, release) / "venv-tiny_1.2.0-2025.1.1_amd64.deb"
     ((package, version, changelog, warnings, smoke, _, path),) = table_rows(out, "package")
     assert (package, version, changelog, warnings, path) == ("venv-tiny", "1.2.0-2025.1.1", "new", "3", str(file))
-    assert smoke == "passed (6 checks)"
+    assert smoke == "passed (7 checks)"
     assert "==> deb venv-tiny: build, 1.2.0-2025.1.1: New upstream release 1.2.0 for OpenStack 2025.1." in err
     assert "    deb: built venv-tiny_1.2.0-2025.1.1_amd64.deb in " in err and "    lintian: 3 warnings in " in err
     assert "    lintian: W: tag-a (2x)\n    lintian: W: tag-b (1x)\n" in err  # warnings counted by tag

@@ -21,7 +21,7 @@ from tests.fakes import FakeRunner
 
 DEFAULT = ["setuptools>=40.8.0", "wheel"]
 BACKEND = str(Path(sdist_build.__file__).with_name("pep517_build.py"))
-LOAD_CHECK = str(Path(sdist_build.__file__).with_name("load_check.py"))
+LOAD_CHECK = str(sdist_build.LOAD_CHECK)
 
 
 def sdist(path: Path, files: dict[str, str]) -> Path:

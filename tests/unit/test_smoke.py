@@ -11,6 +11,7 @@ from typing import Callable
 
 import pytest
 
+from stackyard import load_check
 from stackyard.config import Config, Release
 from stackyard.debs.record import DebRecord, write
 from stackyard.debs.record import smoke_passed as passed
@@ -80,13 +81,15 @@ def test_a_plain_project_is_installed_run_linked_and_purged(config: Config, rele
                                                            runner: RootRunner, make_recipe: Callable[..., Path]) -> None:
     runner.on("tiny-manage --version", stdout="tiny-manage 1.2.0\n")
     result = smoke_test(config, release, recipe(make_recipe), deb, runner=runner)
-    assert result.findings == ("apt installs it", "smoke: tiny-manage --version",
+    assert result.findings == ("apt installs it", "smoke: tiny-manage --version", "every extension module of the venv loads",
                              "/usr/bin/tiny-manage -> /opt/openstack/tiny/bin/tiny-manage", "system user tiny", "purge",
                              "purge leaves nothing behind")
     assert result.package == "venv-tiny" and result.version == "1.2.0-2025.1.1"
     commands = runner.commands()
     assert commands[:2] == ["apt-get update -q", "apt-get install -y -q --no-install-recommends venv-tiny"]
     assert commands[2] == "cd / && runuser -u tiny -- tiny-manage --version"  # as the service user
+    assert commands[3] == ("cd / && runuser -u tiny -- /opt/openstack/tiny/bin/python /tmp/stackyard-load-check.py "
+                           "--strict /opt/openstack/tiny")
     assert commands[-1] == "SUDO_FORCE_REMOVE=yes apt-get purge -y -q --autoremove venv-tiny"
     assert not any("systemd-analyze" in c or "visudo" in c for c in commands)
 
@@ -125,7 +128,7 @@ def test_services_apis_rootwrap_and_privsep_add_their_checks(config: Config, rel
           - {name: tiny-api, module: "tiny.wsgi:application", port: 8080, description: API}
         """
     result = smoke_test(config, release, recipe(make_recipe, body), deb, runner=runner)
-    assert result.findings[4:] == (
+    assert result.findings[5:] == (
         "unit tiny-worker.service", "unit tiny-api.service", "uwsgi ini /etc/tiny/tiny-api-uwsgi.ini",
         "visudo -c /etc/sudoers.d/tiny", "rootwrap.conf exec_dirs starts with the venv's bin", "purge",
         "purge leaves nothing behind")
@@ -170,6 +173,21 @@ def test_other_smoke_commands_are_judged_by_their_exit_status_only(config: Confi
     assert str(info.value).startswith("smoke: tiny-manage help: 'cd / && runuser -u tiny -- tiny-manage help' exited 2:\n"
                                       "Traceback: ImportError")
     assert info.value.hint is not None and info.value.hint.startswith("see ")
+
+
+def test_a_module_of_the_venv_that_does_not_load_fails_the_test(config: Config, release: Release, deb: Path,
+                                                                runner: RootRunner, make_recipe: Callable[..., Path]) -> None:
+    seen: list[str] = []
+    runner.on("--version", stdout="1.2.0").on("stackyard-load-check.py", returncode=1, stdout=(
+        "does not load: lib/python3.11/site-packages/ldap/_ldap.cpython-311-x86_64-linux-gnu.so: "
+        "libldap-2.5.so.0: cannot open shared object file\n1 extension modules, 1 that do not load\n"),
+        effect=lambda root: seen.append((root / "tmp/stackyard-load-check.py").read_text()))
+    with pytest.raises(SmokeTestError) as info:
+        smoke_test(config, release, recipe(make_recipe), deb, runner=runner)
+    assert str(info.value).startswith("every extension module of the venv loads: ")
+    assert "_ldap.cpython-311-x86_64-linux-gnu.so: libldap-2.5.so.0: cannot open shared object file" in str(info.value)
+    assert seen == [Path(load_check.__file__).read_text()]  # the checker the root ran is the project's
+    assert not passed(deb)
 
 
 def test_a_package_apt_cannot_install_fails_before_anything_runs(config: Config, release: Release, deb: Path,
