@@ -8,13 +8,14 @@ import json
 import os
 import re
 import subprocess
-import textwrap
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Workspace
+from tests.fixtures import projects
 from tests.fixtures.index_server import IndexServer
 
 pytestmark = pytest.mark.integration
@@ -218,28 +219,16 @@ def test_a_library_replaced_by_a_local_path_is_locked_and_built_from_it(workspac
 
 
 def test_a_built_module_with_an_undefined_symbol_fails_the_wheel_naming_it(workspace: Workspace, tmp_path: Path) -> None:
-    """What a module linked against an empty object file looks like (libvirt-python's CI failure): it
-    links, and only the loader finds the symbol missing. The wheel stage loads every module it built."""
-    broken = tmp_path / "tinyext-broken"
-    (broken / "tinyext").mkdir(parents=True)
-    (broken / "tinyext" / "__init__.py").write_text("from tinyext._speed import add\n")
-    (broken / "tinyext" / "speed.c").write_text(textwrap.dedent("""\
-        #include <Python.h>
-        long tinyext_add(long a, long b);  /* its object file was empty when the module linked */
-        static PyObject *add(PyObject *self, PyObject *args) {
-            long a, b;
-            if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
-            return PyLong_FromLong(tinyext_add(a, b));
-        }
-        static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "add"}, {NULL, NULL, 0, NULL}};
-        static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};
-        PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }
-        """))
-    (broken / "setup.py").write_text(
-        "from setuptools import Extension, setup\n"
-        "setup(name='tinyext', version='1.0.post1', packages=['tinyext'],\n"
-        "      ext_modules=[Extension('tinyext._speed', ['tinyext/speed.c'])])\n")
-    (broken / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+    """tinyext as a parallel build_ext can leave it (libvirt-python's CI failure): _speed linked without the
+    object that defines tinyext_add. It links; only the loader finds the symbol missing. The wheel stage
+    loads every module it built."""
+    with tarfile.open(projects.tinyext(tmp_path)) as tf:
+        tf.extractall(tmp_path)  # the fixture made it
+    broken = tmp_path / "tinyext-1.0"
+    setup = broken / "setup.py"
+    setup.write_text(setup.read_text().replace('["tinyext/speed.c", "tinyext/common.c"]', '["tinyext/speed.c"]')
+                     .replace('version="1.0"', 'version="1.0.post1"'))
+    (broken / "PKG-INFO").unlink()
     recipe = workspace.root / "recipes" / "tinyapp.yaml"
     recipe.write_text(recipe.read_text() + f"constraints:\n  replace:\n    tinyext: {broken}\n")
     workspace.run("lock", "--release", "2025.1", "tinyapp")
