@@ -38,7 +38,7 @@ def check(root: str, modules: list[str], strict: bool) -> list[str]:
         except OSError as exc:
             message = str(exc).replace(root + os.sep, "").removeprefix(f"{member}: ")
             judged = strict or "undefined symbol" in message
-            print(f"{'does not load' if judged else 'not judged here, a library is missing'}: {member}: {message}")
+            print(f"{'does not load' if judged else 'not judged here'}: {member}: {message}")
             if judged:
                 failures.append(member)
     return failures
