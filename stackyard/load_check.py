@@ -28,6 +28,7 @@ import tempfile
 import zipfile
 
 SUFFIXES = tuple(s for s in importlib.machinery.EXTENSION_SUFFIXES if s != ".so")
+FAILED = "does not load: "  # how a failing module's line starts; the wheel stage reads it
 
 
 def check(root: str, modules: list[str], strict: bool) -> list[str]:
@@ -38,7 +39,7 @@ def check(root: str, modules: list[str], strict: bool) -> list[str]:
         except OSError as exc:
             message = str(exc).replace(root + os.sep, "").removeprefix(f"{member}: ")
             judged = strict or "undefined symbol" in message
-            print(f"{'does not load' if judged else 'not judged here'}: {member}: {message}")
+            print(f"{FAILED if judged else 'not judged here: '}{member}: {message}")
             if judged:
                 failures.append(member)
     return failures

@@ -191,8 +191,8 @@ class BuildEnv:
                                env=env, log=log, timeout=LOAD_CHECK_TIMEOUT, check=False,
                                what=f"checking that the modules of {wheel.name} load")
         if done.returncode != 0:
-            missing = [line.removeprefix("does not load: ") for line in done.stdout.splitlines()
-                       if line.startswith("does not load: ")]
+            missing = [line.removeprefix(load_check.FAILED) for line in done.stdout.splitlines()
+                       if line.startswith(load_check.FAILED)]
             raise ToolError(
                 f"{wheel.name}, built from {source}: "
                 + ("; ".join(missing) if missing else f"its load check exited {done.returncode}") + f" (log: {log})",

@@ -133,7 +133,7 @@ def test_a_wheel_whose_module_misses_a_symbol_fails_naming_both_and_is_not_kept(
     fake.reply(str(env.python), LOAD_CHECK, returncode=1, stdout=(
         "not judged here: demo/_odbc.cpython-311-x86_64-linux-gnu.so: libodbc.so.2: cannot open\n"
         "does not load: demo/_speed.cpython-311-x86_64-linux-gnu.so: undefined symbol: demo_add\n"
-        "2 extension modules, 1 with an undefined symbol\n"))
+        "2 extension modules, 1 that do not load\n"))
     log = tmp_path / "demo.log"
     with pytest.raises(ToolError) as info:
         env.build("https://files.example/demo-1.0.tar.gz", log, isolated=True)
