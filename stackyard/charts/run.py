@@ -120,7 +120,8 @@ def clean(client: docker.DockerClient, run_id: str | None = None, report: Report
         except docker.errors.NotFound:
             return 0
 
-    containers = client.containers.list(all=True, filters=selector)
+    # a run's job containers go as they finish: one listed and gone before docker-py inspects it is not an error
+    containers = client.containers.list(all=True, filters=selector, ignore_removed=True)
     removed = 0
     if containers:  # on a vfs engine (the fallback) each removal deletes a whole copy of its image: at once
         with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:

@@ -75,7 +75,7 @@ def engine(ws: Workspace) -> docker.DockerClient:
 
 def leftovers(client: docker.DockerClient) -> list[str]:
     selector = {"label": LABEL}
-    return ([c.name for c in client.containers.list(all=True, filters=selector)]
+    return ([c.name for c in client.containers.list(all=True, filters=selector, ignore_removed=True)]
             + [n.name for n in client.networks.list(filters=selector)]
             + [v.name for v in client.volumes.list(filters=selector)])
 
@@ -170,7 +170,7 @@ def test_a_killed_run_is_cleaned_by_clean(pushed: Workspace) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while len(client.containers.list(all=True, filters={"label": LABEL})) < 3:
+        while len(client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)) < 3:  # jobs come and go
             assert proc.poll() is None, "the run ended before its servers started"
             assert time.monotonic() < deadline, "no container of the run within 300 s"
             time.sleep(0.5)
